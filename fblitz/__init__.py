@@ -1,0 +1,74 @@
+"""fblitz: functional Bayes by Backprop on ``torch.func``.
+
+Bayesian layers are pure functions over an explicit variational-parameter
+pytree; ``torch.func.vmap`` evaluates many weight draws at once and
+``torch.func.grad`` drives optax-shaped optimizers.
+"""
+
+from fblitz import (
+    datasets,
+    distributions,
+    errors,
+    kl,
+    layers,
+    likelihoods,
+    metrics,
+    objectives,
+    optim,
+    posterior,
+    predict,
+    priors,
+    random,
+    train,
+    tree,
+)
+from fblitz.errors import FblitzError, FblitzTypeError, FblitzValueError, NonFiniteError
+from fblitz.kl import kl_divergence
+from fblitz.layers import Layer, linear, relu, serial
+from fblitz.objectives import ElboTerms, elbo_samples, negative_elbo, sample_elbo
+from fblitz.predict import mfvi_forward, predict_mean_weights, predictive_mean_std
+from fblitz.random import Key, sample_eps, split
+from fblitz.train import fit, kl_weights, make_train_step, minibatch_weights
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ElboTerms",
+    "FblitzError",
+    "FblitzTypeError",
+    "FblitzValueError",
+    "Key",
+    "Layer",
+    "NonFiniteError",
+    "datasets",
+    "distributions",
+    "elbo_samples",
+    "errors",
+    "fit",
+    "kl",
+    "kl_divergence",
+    "kl_weights",
+    "layers",
+    "likelihoods",
+    "linear",
+    "make_train_step",
+    "metrics",
+    "mfvi_forward",
+    "minibatch_weights",
+    "negative_elbo",
+    "objectives",
+    "optim",
+    "posterior",
+    "predict",
+    "predict_mean_weights",
+    "predictive_mean_std",
+    "priors",
+    "random",
+    "relu",
+    "sample_elbo",
+    "sample_eps",
+    "serial",
+    "split",
+    "train",
+    "tree",
+]

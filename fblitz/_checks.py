@@ -1,0 +1,109 @@
+"""Argument checks shared by the public API (internal).
+
+Each helper raises :class:`~fblitz.errors.FblitzValueError` or
+:class:`~fblitz.errors.FblitzTypeError` naming the argument, the expectation
+and the value received.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import torch
+
+from fblitz.errors import FblitzTypeError, FblitzValueError, NonFiniteError
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"a {value.dtype} tensor of shape {tuple(value.shape)}"
+    return f"{value!r} ({type(value).__name__})"
+
+
+def real_number(name: str, value: object) -> float:
+    """``value`` as a finite Python float, or raise naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise FblitzTypeError(f"{name} must be a real number, got {_describe(value)}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise FblitzValueError(f"{name} must be finite, got {value}")
+    return value
+
+
+def positive(name: str, value: object) -> float:
+    """``value`` as a float > 0."""
+    value = real_number(name, value)
+    if value <= 0:
+        raise FblitzValueError(f"{name} must be > 0, got {value}")
+    return value
+
+
+def non_negative(name: str, value: object) -> float:
+    """``value`` as a float >= 0."""
+    value = real_number(name, value)
+    if value < 0:
+        raise FblitzValueError(f"{name} must be >= 0, got {value}")
+    return value
+
+
+def probability(name: str, value: object) -> float:
+    """``value`` as a float in [0, 1]."""
+    value = real_number(name, value)
+    if not 0.0 <= value <= 1.0:
+        raise FblitzValueError(f"{name} must lie in [0, 1], got {value}")
+    return value
+
+
+def integer(name: str, value: object, *, minimum: int | None = None) -> int:
+    """``value`` as an int (bools rejected), optionally >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise FblitzTypeError(f"{name} must be an int, got {_describe(value)}")
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise FblitzValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def one_of(name: str, value: object, choices: tuple) -> object:
+    """``value`` if it is one of ``choices``."""
+    if value not in choices:
+        raise FblitzValueError(f"{name} must be one of {choices}, got {value!r}")
+    return value
+
+
+def tensor(
+    name: str,
+    value: object,
+    *,
+    ndim: int | tuple[int, ...] | None = None,
+    floating: bool = False,
+    finite: bool = False,
+) -> torch.Tensor:
+    """Check that ``value`` is a tensor with the given rank and kind."""
+    if not isinstance(value, torch.Tensor):
+        raise FblitzTypeError(f"{name} must be a torch.Tensor, got {_describe(value)}")
+    if ndim is not None:
+        allowed = (ndim,) if isinstance(ndim, int) else ndim
+        if value.dim() not in allowed:
+            expected = " or ".join(str(n) for n in allowed)
+            raise FblitzValueError(f"{name} must have {expected} dimension(s), got shape {tuple(value.shape)}")
+    if floating and not value.is_floating_point():
+        raise FblitzTypeError(f"{name} must be a floating-point tensor, got dtype {value.dtype}")
+    if finite and value.is_floating_point() and not bool(torch.isfinite(value).all()):
+        raise NonFiniteError(f"{name} contains NaN or infinity")
+    return value
+
+
+def same_shape(name: str, value: torch.Tensor, expected: tuple[int, ...], what: str) -> None:
+    """Raise unless ``value.shape == expected`` (``what`` names the reference)."""
+    if tuple(value.shape) != tuple(expected):
+        raise FblitzValueError(f"{name} must have the shape of {what}, {tuple(expected)}, got {tuple(value.shape)}")
+
+
+def last_dim(name: str, value: torch.Tensor, size: int) -> None:
+    """Raise unless the last dimension of ``value`` has ``size`` entries."""
+    if value.dim() == 0 or value.shape[-1] != size:
+        raise FblitzValueError(
+            f"{name} must have {size} features in its last dimension, got shape {tuple(value.shape)}"
+        )

@@ -1,0 +1,97 @@
+"""Composition: ``serial``, parameter-free function layers, activations, ``freeze``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from fblitz import _checks
+from fblitz.errors import FblitzTypeError, FblitzValueError
+from fblitz.layers.base import Layer, no_params
+from fblitz.random import as_key
+
+
+def stateless(fn: Callable[[torch.Tensor], torch.Tensor], name: str | None = None) -> Layer:
+    """A parameter-free layer applying ``fn`` to its input (e.g. an activation).
+
+    Example:
+        >>> import torch
+        >>> stateless(torch.tanh).apply({}, torch.zeros(2)).tolist()
+        [0.0, 0.0]
+    """
+    if not callable(fn):
+        raise FblitzTypeError(f"fn must be callable, got {fn!r}")
+
+    def apply(params, x, eps=None):
+        return fn(x)
+
+    return Layer(no_params, apply, {}, name or getattr(fn, "__name__", "stateless"))
+
+
+relu = stateless(F.relu, "relu")
+tanh = stateless(torch.tanh, "tanh")
+sigmoid = stateless(torch.sigmoid, "sigmoid")
+gelu = stateless(F.gelu, "gelu")
+softplus = stateless(F.softplus, "softplus")
+elu = stateless(F.elu, "elu")
+silu = stateless(F.silu, "silu")
+identity = stateless(lambda x: x, "identity")
+
+
+def flatten(start_dim: int = 1) -> Layer:
+    """Flatten dimensions from ``start_dim`` on (as ``torch.flatten``)."""
+    start_dim = _checks.integer("start_dim", start_dim)
+    return stateless(lambda x: torch.flatten(x, start_dim), f"flatten({start_dim})")
+
+
+def _as_layer(index: int, layer: object) -> Layer:
+    if isinstance(layer, Layer):
+        return layer
+    if callable(layer):
+        return stateless(layer)
+    raise FblitzTypeError(f"layer {index} of serial must be a fblitz Layer or a callable, got {layer!r}")
+
+
+def serial(*layers: Layer | Callable) -> Layer:
+    """Chain layers; params, noise and priors are dicts keyed ``"0"``, ``"1"``, ...
+
+    Plain callables (``torch.relu``) are wrapped with :func:`stateless`.
+
+    Example:
+        >>> from fblitz.layers import linear
+        >>> model = serial(linear(13, 512), relu, linear(512, 1))
+        >>> from fblitz.tree import tree_map
+        >>> tree_map(lambda t: tuple(t.shape), model.init(0))["0"]
+        {'weight': {'mu': (512, 13), 'rho': (512, 13)}, 'bias': {'mu': (512,), 'rho': (512,)}}
+    """
+    if not layers:
+        raise FblitzValueError("serial needs at least one layer")
+    layers = tuple(_as_layer(i, layer) for i, layer in enumerate(layers))
+    names = tuple(str(i) for i in range(len(layers)))
+
+    def init(key, *, dtype=None, device=None):
+        keys = as_key(key).split(len(layers))
+        return {name: layer.init(k, dtype=dtype, device=device) for name, layer, k in zip(names, layers, keys)}
+
+    def apply(params, x, eps=None):
+        if not isinstance(params, dict) or params.keys() != set(names):
+            got = sorted(params) if isinstance(params, dict) else type(params).__name__
+            raise FblitzValueError(f"params of serial must be a dict with keys {list(names)}, got {got}")
+        for name, layer in zip(names, layers):
+            x = layer.apply(params[name], x, None if eps is None else eps[name])
+        return x
+
+    priors = {name: layer.priors for name, layer in zip(names, layers)}
+    return Layer(init, apply, priors, "serial(" + ", ".join(layer.name for layer in layers) + ")")
+
+
+def freeze(layer: Layer) -> Layer:
+    """``layer`` with its noise ignored: it always predicts with the posterior means."""
+    layer = _as_layer(0, layer)
+
+    def apply(params, x, eps=None):
+        return layer.apply(params, x, None)
+
+    return Layer(layer.init, apply, layer.priors, f"freeze({layer.name})")

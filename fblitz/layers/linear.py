@@ -1,0 +1,80 @@
+"""Bayesian fully connected layer (Bayes by Backprop, Blundell et al. 2015)."""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+
+from fblitz import _checks
+from fblitz.layers.base import Layer
+from fblitz.posterior import gaussian_init, sample
+from fblitz.priors import Prior, blitz_default, check_prior
+from fblitz.random import as_key
+
+
+def linear(
+    in_features: int,
+    out_features: int,
+    bias: bool = True,
+    prior_sigma_1: float = 0.1,
+    prior_sigma_2: float = 0.4,
+    prior_pi: float = 1.0,
+    posterior_mu_init: float = 0.0,
+    posterior_rho_init: float = -7.0,
+    freeze: bool = False,
+    prior: Prior | None = None,
+    *,
+    posterior_mu_std: float = 0.1,
+    posterior_rho_std: float = 0.1,
+) -> Layer:
+    """A Bayesian ``y = x @ W.T + b`` with W, b ~ q = N(mu, softplus(rho)^2).
+
+    Arguments and defaults are BLiTZ's ``BayesianLinear``: the prior is the
+    scale mixture (``prior_pi``, ``prior_sigma_1``, ``prior_sigma_2``) unless
+    ``prior`` is given; means start at N(posterior_mu_init, 0.1^2) and rho at
+    N(posterior_rho_init, 0.1^2). ``freeze=True`` always uses the means.
+
+    Params tree::
+
+        {"weight": {"mu": (out, in), "rho": (out, in)},
+         "bias":   {"mu": (out,),    "rho": (out,)}}     # absent when bias=False
+
+    ``apply(params, x, eps)`` maps ``x`` of shape (..., in_features) to
+    (..., out_features).
+
+    Example:
+        >>> import torch
+        >>> from fblitz.random import sample_eps
+        >>> layer = linear(3, 2)
+        >>> params = layer.init(0)
+        >>> layer.apply(params, torch.ones(5, 3), sample_eps(1, params)).shape
+        torch.Size([5, 2])
+    """
+    in_features = _checks.integer("in_features", in_features, minimum=1)
+    out_features = _checks.integer("out_features", out_features, minimum=1)
+    prior = blitz_default(prior_sigma_1, prior_sigma_2, prior_pi) if prior is None else check_prior("prior", prior)
+    posterior = gaussian_init(posterior_mu_init, posterior_mu_std, posterior_rho_init, posterior_rho_std)
+    shapes = {"weight": (out_features, in_features)}
+    has_bias = bool(bias)
+    if has_bias:
+        shapes["bias"] = (out_features,)
+
+    def init(key, *, dtype=None, device=None):
+        keys = as_key(key).split(len(shapes))
+        return {
+            name: posterior.node(k, shape, dtype=dtype, device=device) for k, (name, shape) in zip(keys, shapes.items())
+        }
+
+    def apply(params, x, eps=None):
+        _checks.tensor("x", x, floating=True)
+        _checks.last_dim("x", x, in_features)
+        if freeze or eps is None:
+            return F.linear(x, params["weight"]["mu"], params["bias"]["mu"] if has_bias else None)
+        weight = sample(params["weight"], eps["weight"])
+        return F.linear(x, weight, sample(params["bias"], eps["bias"]) if has_bias else None)
+
+    return Layer(
+        init,
+        apply,
+        {name: prior for name in shapes},
+        f"linear({in_features}, {out_features}{'' if bias else ', bias=False'})",
+    )

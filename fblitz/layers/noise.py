@@ -1,0 +1,39 @@
+"""A learned observation-noise scale, for regression with learned noise."""
+
+from __future__ import annotations
+
+import torch
+
+from fblitz import _checks
+from fblitz.distributions import inverse_softplus
+from fblitz.layers.base import Layer
+
+
+def learned_noise(features: int, init_sigma: float = 1.0) -> Layer:
+    """Append a learned, input-independent noise scale to a regression output.
+
+    Output ``[mean, raw_scale]`` of shape (..., 2 * features), where
+    ``softplus(raw_scale)`` is the noise standard deviation; train it with
+    :func:`fblitz.likelihoods.heteroscedastic_gaussian`. The scale is a
+    deterministic point estimate (params ``{"noise_rho": (features,)}``),
+    learned jointly with the Bayesian weights (homoscedastic noise).
+
+    Example:
+        >>> import torch
+        >>> layer = learned_noise(1, init_sigma=0.5)
+        >>> layer.apply(layer.init(0), torch.zeros(4, 1)).shape
+        torch.Size([4, 2])
+    """
+    features = _checks.integer("features", features, minimum=1)
+    init_sigma = _checks.positive("init_sigma", init_sigma)
+
+    def init(key=None, *, dtype=None, device=None):
+        dtype = torch.get_default_dtype() if dtype is None else dtype
+        sigma = torch.full((features,), init_sigma, dtype=dtype, device=device)
+        return {"noise_rho": inverse_softplus(sigma)}
+
+    def apply(params, x, eps=None):
+        _checks.last_dim("x", x, features)
+        return torch.cat([x, params["noise_rho"].expand(x.shape)], dim=-1)
+
+    return Layer(init, apply, {"noise_rho": None}, f"learned_noise({features})")

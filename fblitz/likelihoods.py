@@ -1,0 +1,159 @@
+"""Data terms of the ELBO: negative log-likelihoods per datum.
+
+A likelihood is called as ``likelihood(outputs, targets)`` with the network
+outputs for one weight draw and returns a 0-dim tensor: the negative
+log-likelihood **averaged over the batch** (dimension 0) and summed over the
+remaining dimensions of one datum. With that convention the KL term is
+weighted by ``1 / dataset_size`` (see :mod:`fblitz.objectives`).
+
+Shapes are checked exactly; nothing is broadcast.
+
+Example:
+    >>> import torch
+    >>> nll = gaussian(sigma=1.0)
+    >>> round(float(nll(torch.zeros(4, 1), torch.zeros(4, 1))), 4)  # 0.5 * log(2 pi)
+    0.9189
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from fblitz import _checks
+from fblitz.distributions import LOG_SQRT_2PI
+from fblitz.errors import FblitzTypeError, FblitzValueError
+
+
+class Likelihood:
+    """A named callable ``(outputs, targets) -> mean negative log-likelihood``."""
+
+    __slots__ = ("_fn", "name")
+
+    def __init__(self, fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], name: str):
+        self._fn, self.name = fn, name
+
+    def __call__(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return self._fn(outputs, targets)
+
+    def __repr__(self) -> str:
+        return f"Likelihood({self.name})"
+
+
+def _per_datum_mean(values: torch.Tensor) -> torch.Tensor:
+    """Sum over each datum's dimensions, mean over the batch dimension 0."""
+    if values.dim() == 0:
+        return values
+    return values.reshape(values.shape[0], -1).sum(dim=1).mean()
+
+
+def _same_shape(outputs: torch.Tensor, targets: torch.Tensor, what: str = "outputs") -> None:
+    _checks.tensor("outputs", outputs, floating=True)
+    _checks.tensor("targets", targets, floating=True)
+    _checks.same_shape("targets", targets, outputs.shape, what)
+
+
+def gaussian(sigma: float = 1.0) -> Likelihood:
+    """Gaussian observation noise of fixed standard deviation ``sigma``.
+
+    ``outputs`` are the predicted means; ``targets`` must have the same shape.
+    Its value is ``0.5 * mse / sigma^2 + log(sigma) + 0.5 * log(2 pi)`` per output.
+    """
+    sigma = _checks.positive("sigma", sigma)
+    log_norm = math.log(sigma) + LOG_SQRT_2PI
+
+    def nll(outputs, targets):
+        _same_shape(outputs, targets)
+        z = (targets - outputs) / sigma
+        return _per_datum_mean(0.5 * z * z + log_norm)
+
+    return Likelihood(nll, f"gaussian(sigma={sigma})")
+
+
+def heteroscedastic_gaussian(min_sigma: float = 1e-6) -> Likelihood:
+    """Gaussian noise whose scale the network predicts (or learns, see ``learned_noise``).
+
+    ``outputs`` has shape (..., 2 * D): means ``outputs[..., :D]`` and raw scales
+    ``outputs[..., D:]`` with sigma = softplus(raw) + ``min_sigma``;
+    ``targets`` has shape (..., D).
+    """
+    min_sigma = _checks.non_negative("min_sigma", min_sigma)
+
+    def nll(outputs, targets):
+        _checks.tensor("outputs", outputs, floating=True)
+        _checks.tensor("targets", targets, floating=True)
+        half = outputs.shape[-1] // 2 if outputs.dim() else 0
+        if outputs.dim() == 0 or outputs.shape[-1] % 2 or outputs.shape[:-1] + (half,) != targets.shape:
+            raise FblitzValueError(
+                "outputs must have shape (..., 2 * D) with means then raw scales for targets of shape "
+                f"(..., D); got outputs {tuple(outputs.shape)} and targets {tuple(targets.shape)}"
+            )
+        mean, raw = outputs.chunk(2, dim=-1)
+        sigma = F.softplus(raw) + min_sigma
+        z = (targets - mean) / sigma
+        return _per_datum_mean(0.5 * z * z + torch.log(sigma) + LOG_SQRT_2PI)
+
+    return Likelihood(nll, f"heteroscedastic_gaussian(min_sigma={min_sigma})")
+
+
+def categorical() -> Likelihood:
+    """Softmax classification: ``outputs`` are logits (B, C), ``targets`` class indices (B,)."""
+
+    def nll(outputs, targets):
+        _checks.tensor("outputs", outputs, ndim=2, floating=True)
+        _checks.tensor("targets", targets, ndim=1)
+        if targets.is_floating_point() or targets.dtype == torch.bool:
+            raise FblitzTypeError(f"targets must hold integer class indices, got dtype {targets.dtype}")
+        if targets.shape[0] != outputs.shape[0]:
+            raise FblitzValueError(
+                f"targets must have one class index per row of outputs ({outputs.shape[0]}), "
+                f"got shape {tuple(targets.shape)}"
+            )
+        return F.cross_entropy(outputs, targets)
+
+    return Likelihood(nll, "categorical")
+
+
+def bernoulli() -> Likelihood:
+    """Binary classification: ``outputs`` are logits, ``targets`` 0/1 floats of the same shape."""
+
+    def nll(outputs, targets):
+        _same_shape(outputs, targets)
+        return _per_datum_mean(F.binary_cross_entropy_with_logits(outputs, targets, reduction="none"))
+
+    return Likelihood(nll, "bernoulli")
+
+
+def criterion(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], name: str | None = None) -> Likelihood:
+    """Wrap a torch-style criterion ``fn(outputs, targets) -> scalar`` (e.g. ``F.mse_loss``).
+
+    The criterion's own reduction and scale are used as they are; BLiTZ's
+    examples use ``nn.MSELoss()``.
+    """
+    if not callable(fn):
+        raise FblitzTypeError(f"criterion must be callable (outputs, targets) -> scalar, got {fn!r}")
+
+    def nll(outputs, targets):
+        value = fn(outputs, targets)
+        if not isinstance(value, torch.Tensor) or value.dim() != 0:
+            raise FblitzValueError(
+                f"criterion {name or fn!r} must return a 0-dim tensor (use a mean or sum reduction), got "
+                f"{tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__}"
+            )
+        return value
+
+    return Likelihood(nll, name or getattr(fn, "__name__", type(fn).__name__))
+
+
+def as_likelihood(value: object) -> Likelihood:
+    """A :class:`Likelihood` from a likelihood or any criterion-like callable."""
+    if isinstance(value, Likelihood):
+        return value
+    if callable(value):
+        return criterion(value)
+    raise FblitzTypeError(
+        f"likelihood must be a fblitz Likelihood or a callable (outputs, targets) -> scalar, got {value!r}"
+    )

@@ -1,0 +1,74 @@
+"""Regression metrics: RMSE, Gaussian NLL and interval accuracy (the seed's "CI acc").
+
+Every function checks that its tensors have one shape; nothing is broadcast.
+
+Example:
+    >>> import torch
+    >>> y = torch.tensor([0.0, 1.0, 2.0])
+    >>> interval_accuracy(y, y - 1, y + 0.5).inside
+    1.0
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+from fblitz import _checks
+from fblitz.distributions import LOG_SQRT_2PI
+from fblitz.errors import FblitzValueError
+
+
+def _pair(pred: torch.Tensor, targets: torch.Tensor, name: str = "predictions") -> None:
+    _checks.tensor(name, pred, floating=True)
+    _checks.tensor("targets", targets, floating=True)
+    _checks.same_shape("targets", targets, pred.shape, name)
+
+
+def rmse(predictions: torch.Tensor, targets: torch.Tensor) -> float:
+    """Root mean squared error over all elements."""
+    _pair(predictions, targets)
+    return float(torch.sqrt(torch.mean((predictions - targets) ** 2)))
+
+
+def gaussian_nll(mean: torch.Tensor, std: torch.Tensor, targets: torch.Tensor) -> float:
+    """Average negative log-density of ``targets`` under N(mean, std^2), per element.
+
+    ``std`` must be positive everywhere.
+    """
+    _pair(mean, targets, "mean")
+    _checks.same_shape("std", std, mean.shape, "mean")
+    if not bool((std > 0).all()):
+        raise FblitzValueError("std must be > 0 everywhere for a Gaussian NLL")
+    z = (targets - mean) / std
+    return float(torch.mean(0.5 * z * z + torch.log(std) + LOG_SQRT_2PI))
+
+
+class IntervalAccuracy(NamedTuple):
+    """Fractions of targets inside an interval, below its upper and above its lower bound.
+
+    The seed example's "CI acc", "CI upper acc" and "CI lower acc".
+    """
+
+    inside: float
+    below_upper: float
+    above_lower: float
+
+
+def interval_accuracy(targets: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor) -> IntervalAccuracy:
+    """How often ``lower <= targets <= upper`` holds (and each side alone)."""
+    _pair(lower, targets, "lower")
+    _checks.same_shape("upper", upper, lower.shape, "lower")
+    below = targets <= upper
+    above = targets >= lower
+    return IntervalAccuracy(
+        float((below & above).float().mean()), float(below.float().mean()), float(above.float().mean())
+    )
+
+
+def mean_interval_width(lower: torch.Tensor, upper: torch.Tensor) -> float:
+    """Average ``upper - lower``."""
+    _checks.tensor("lower", lower, floating=True)
+    _checks.same_shape("upper", upper, lower.shape, "lower")
+    return float((upper - lower).mean())

@@ -1,0 +1,215 @@
+"""The Monte Carlo negative ELBO, vectorised over weight samples with ``vmap``.
+
+For one weight draw w_s = mu + sigma * eps_s the per-sample loss is
+
+    loss_s = likelihood(f(w_s, x), y) + complexity_cost_weight * KL_s
+
+and the estimate is the mean over the S draws (BLiTZ's ``sample_elbo``). The
+draws are evaluated in parallel by ``torch.func.vmap``, never by a Python loop.
+
+**The one convention for ``complexity_cost_weight``.** Likelihoods return the
+negative log-likelihood *averaged* over the batch, so the loss is the negative
+ELBO of the whole data set divided by its size N, and the KL must be weighted
+by ``1 / N`` -- for every minibatch, whatever its size. Then each minibatch
+loss is an unbiased estimate of ``-ELBO / N``. Blundell et al.'s scheme instead
+weights minibatch i of M by pi_i = 2^(M-i) / (2^M - 1); in this convention that
+is ``complexity_cost_weight = M * pi_i / N``
+(:func:`fblitz.train.kl_weights` computes both). A criterion that *sums* over
+the batch (``reduction="sum"``) needs ``batch_size / N`` instead.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch.func import vmap
+
+from fblitz import _checks
+from fblitz.errors import FblitzTypeError, FblitzValueError
+from fblitz.kl import KLPlan, closed_form_kl, make_plan, monte_carlo_kl
+from fblitz.layers.base import Layer
+from fblitz.likelihoods import Likelihood, as_likelihood
+from fblitz.random import KeyLike, sample_eps
+from fblitz.tree import PyTree, gaussian_items
+
+
+class ElboTerms(NamedTuple):
+    """The negative ELBO and its two parts.
+
+    Attributes:
+        loss: ``data + complexity_cost_weight * kl``, the quantity to minimise.
+        data: the likelihood term (mean negative log-likelihood per datum).
+        kl: the unweighted KL(q || p) estimate.
+    """
+
+    loss: torch.Tensor
+    data: torch.Tensor
+    kl: torch.Tensor
+
+
+def _check_model(model: object) -> Layer:
+    if not isinstance(model, Layer):
+        raise FblitzTypeError(f"model must be a fblitz Layer (e.g. built with serial), got {model!r}")
+    return model
+
+
+def sample_count(params: PyTree, eps: PyTree) -> int:
+    """The leading sample axis S shared by every noise leaf of ``eps``."""
+    counts = set()
+    for path, node, noise in gaussian_items(params, eps, names=("eps",)):
+        if not isinstance(noise, torch.Tensor):
+            raise FblitzTypeError(f"eps at '{path}' must be a tensor, got {noise!r}")
+        if tuple(noise.shape[1:]) != tuple(node["mu"].shape) or noise.dim() != node["mu"].dim() + 1:
+            raise FblitzValueError(
+                f"eps at '{path}' must have shape (S, *{tuple(node['mu'].shape)}) with a leading "
+                f"sample axis, got {tuple(noise.shape)}"
+            )
+        counts.add(noise.shape[0])
+    if len(counts) != 1:
+        raise FblitzValueError(f"eps leaves must share one sample count S >= 1, got {sorted(counts)}")
+    return counts.pop()
+
+
+def elbo_terms(
+    model: Layer,
+    plan: KLPlan,
+    likelihood: Likelihood,
+    params: PyTree,
+    eps: PyTree,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    complexity_cost_weight: float | torch.Tensor,
+) -> ElboTerms:
+    """The unchecked core of :func:`elbo_samples` for a resolved KL ``plan``.
+
+    No tree traversal happens here, so training steps can call it every step
+    (and ``torch.compile`` can trace it); arguments are trusted.
+    """
+    closed = closed_form_kl(plan, params)
+
+    # params are captured rather than passed so vmap does not flatten them each call.
+    def one_sample(e):
+        data = likelihood(model.apply(params, inputs, e), targets)
+        kl = monte_carlo_kl(plan, params, e) + closed if plan.needs_noise else closed
+        return data, kl
+
+    data, kl = vmap(one_sample)(eps)
+    return ElboTerms(data + complexity_cost_weight * kl, data, kl)
+
+
+def elbo_samples(
+    model: Layer,
+    params: PyTree,
+    eps: PyTree,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    likelihood,
+    complexity_cost_weight: float | torch.Tensor = 1.0,
+    kl_mode: str = "auto",
+) -> ElboTerms:
+    """Per-sample negative-ELBO terms, each of shape (S,).
+
+    Args:
+        model: a :class:`~fblitz.layers.Layer`.
+        params: its variational parameters.
+        eps: noise with a leading sample axis S (``sample_eps(key, params, S)``).
+        inputs: a batch for ``model.apply``.
+        targets: the matching labels, as the likelihood expects them.
+        likelihood: a :mod:`fblitz.likelihoods` likelihood or a criterion
+            callable ``(outputs, targets) -> scalar``.
+        complexity_cost_weight: the KL weight (see the module docstring).
+        kl_mode: ``"auto"``, ``"closed_form"`` or ``"monte_carlo"``.
+    """
+    model = _check_model(model)
+    likelihood = as_likelihood(likelihood)
+    _checks.tensor("inputs", inputs)
+    _checks.tensor("targets", targets)
+    if not isinstance(complexity_cost_weight, torch.Tensor):
+        complexity_cost_weight = _checks.non_negative("complexity_cost_weight", complexity_cost_weight)
+    sample_count(params, eps)
+    plan = make_plan(params, model.priors, kl_mode)
+    return elbo_terms(model, plan, likelihood, params, eps, inputs, targets, complexity_cost_weight)
+
+
+def negative_elbo(
+    model: Layer,
+    params: PyTree,
+    eps: PyTree,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    likelihood,
+    complexity_cost_weight: float | torch.Tensor = 1.0,
+    kl_mode: str = "auto",
+) -> ElboTerms:
+    """The negative ELBO averaged over the S draws in ``eps`` (0-dim terms).
+
+    Same arguments as :func:`elbo_samples`. Differentiate ``.loss`` with
+    ``torch.func.grad``::
+
+        grads = torch.func.grad(lambda p: negative_elbo(model, p, eps, x, y,
+                                likelihood=nll).loss)(params)
+    """
+    terms = elbo_samples(
+        model,
+        params,
+        eps,
+        inputs,
+        targets,
+        likelihood=likelihood,
+        complexity_cost_weight=complexity_cost_weight,
+        kl_mode=kl_mode,
+    )
+    return ElboTerms(*(t.mean() for t in terms))
+
+
+def resolve_sample_count(n_samples: int | None, sample_nbr: int | None, default: int = 1) -> int:
+    """``n_samples``, or BLiTZ's alias ``sample_nbr``; giving both is an error."""
+    if n_samples is not None and sample_nbr is not None:
+        raise FblitzValueError("give n_samples or its BLiTZ alias sample_nbr, not both")
+    value = n_samples if n_samples is not None else sample_nbr
+    return _checks.integer("n_samples", default if value is None else value, minimum=1)
+
+
+def sample_elbo(
+    model: Layer,
+    params: PyTree,
+    key: KeyLike,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    likelihood,
+    n_samples: int | None = None,
+    sample_nbr: int | None = None,
+    complexity_cost_weight: float | torch.Tensor = 1.0,
+    kl_mode: str = "auto",
+) -> ElboTerms:
+    """BLiTZ's ``sample_elbo``, functional: draw S noise samples from ``key`` and
+    return the mean negative ELBO terms.
+
+    Example:
+        >>> import torch
+        >>> from fblitz.layers import linear
+        >>> from fblitz.likelihoods import gaussian
+        >>> model = linear(3, 1)
+        >>> params = model.init(0)
+        >>> x, y = torch.randn(8, 3), torch.randn(8, 1)
+        >>> terms = sample_elbo(model, params, 1, x, y, likelihood=gaussian(),
+        ...                     n_samples=4, complexity_cost_weight=1 / 8)
+        >>> terms.loss.shape
+        torch.Size([])
+    """
+    count = resolve_sample_count(n_samples, sample_nbr)
+    eps = sample_eps(key, params, count)
+    return negative_elbo(
+        model,
+        params,
+        eps,
+        inputs,
+        targets,
+        likelihood=likelihood,
+        complexity_cost_weight=complexity_cost_weight,
+        kl_mode=kl_mode,
+    )

@@ -1,0 +1,114 @@
+"""The mean-field Gaussian posterior over a params tree: init, samples, means.
+
+A Gaussian node ``{"mu": Tensor, "rho": Tensor}`` stands for
+q(w) = N(mu, softplus(rho)^2) elementwise. Deterministic leaves (plain tensors)
+pass through every function here unchanged.
+
+Example:
+    >>> import torch
+    >>> node = gaussian_init(0.0, 0.1, -7.0, 0.1).node(0, (2, 3))
+    >>> tuple(node["mu"].shape), sorted(node)
+    ((2, 3), ['mu', 'rho'])
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+from fblitz import _checks
+from fblitz.distributions import inverse_softplus, reparameterize, sigma
+from fblitz.errors import FblitzTypeError, FblitzValueError
+from fblitz.random import KeyLike, as_key, normal
+from fblitz.tree import PyTree, map_gaussian
+
+
+class GaussianInit(NamedTuple):
+    """How to initialise a Gaussian node: mu ~ N(mu_init, mu_std^2), rho ~ N(rho_init, rho_std^2).
+
+    Build it with :func:`gaussian_init`, which validates the numbers.
+    """
+
+    mu_init: float
+    mu_std: float
+    rho_init: float
+    rho_std: float
+
+    def node(self, key: KeyLike, shape: tuple[int, ...], *, dtype=None, device=None) -> dict:
+        """A new ``{"mu", "rho"}`` node of ``shape``."""
+        k_mu, k_rho = as_key(key).split()
+        dtype = torch.get_default_dtype() if dtype is None else dtype
+        mu = self.mu_init + self.mu_std * normal(k_mu, shape, dtype=dtype, device=device)
+        rho = self.rho_init + self.rho_std * normal(k_rho, shape, dtype=dtype, device=device)
+        return {"mu": mu, "rho": rho}
+
+
+def gaussian_init(mu_init: float, mu_std: float, rho_init: float, rho_std: float) -> GaussianInit:
+    """A validated :class:`GaussianInit` (names follow BLiTZ's ``posterior_*`` arguments)."""
+    return GaussianInit(
+        _checks.real_number("posterior_mu_init", mu_init),
+        _checks.non_negative("posterior_mu_std", mu_std),
+        _checks.real_number("posterior_rho_init", rho_init),
+        _checks.non_negative("posterior_rho_std", rho_std),
+    )
+
+
+def from_mean_std(mean: torch.Tensor, std: torch.Tensor | float) -> dict:
+    """A Gaussian node with the given mean and (positive) standard deviation."""
+    _checks.tensor("mean", mean, floating=True)
+    std = torch.as_tensor(std, dtype=mean.dtype, device=mean.device)
+    if std.shape != mean.shape:
+        std = std.expand(mean.shape) if std.dim() == 0 else std
+        _checks.same_shape("std", std, mean.shape, "mean")
+    return {"mu": mean.clone(), "rho": inverse_softplus(std).clone()}
+
+
+def sample(node: dict, noise: torch.Tensor | None) -> torch.Tensor:
+    """One weight tensor from one Gaussian node: ``mu + softplus(rho) * noise``, or ``mu`` for None.
+
+    The per-tensor form of :func:`sample_weights` that layers call on their
+    own nodes (cheap: no tree traversal in the hot path).
+    """
+    if noise is None:
+        return node["mu"]
+    if noise.shape != node["mu"].shape:
+        raise FblitzValueError(f"eps must match mu's shape {tuple(node['mu'].shape)}, got {tuple(noise.shape)}")
+    return reparameterize(node["mu"], node["rho"], noise)
+
+
+def sample_weights(params: PyTree, eps: PyTree | None) -> PyTree:
+    """Weights ``mu + softplus(rho) * eps`` at Gaussian nodes, or the means when ``eps`` is None.
+
+    Deterministic leaves are returned as they are. ``eps`` must follow
+    :func:`fblitz.random.sample_eps`'s layout without a sample axis (inside
+    ``vmap``, the sample axis is already mapped away).
+    """
+    if eps is None:
+        return mean_weights(params)
+
+    def draw(node, noise):
+        if not isinstance(noise, torch.Tensor):
+            raise FblitzTypeError(f"eps must hold a tensor at each Gaussian node, got {noise!r}")
+        if noise.shape != node["mu"].shape:
+            raise FblitzValueError(
+                f"eps must match mu's shape {tuple(node['mu'].shape)} at each Gaussian node, got {tuple(noise.shape)}"
+            )
+        return reparameterize(node["mu"], node["rho"], noise)
+
+    try:
+        return map_gaussian(draw, params, eps, otherwise=lambda leaf, _: leaf)
+    except (ValueError, TypeError) as error:
+        if isinstance(error, (FblitzValueError, FblitzTypeError)):
+            raise
+        raise FblitzValueError(f"eps must follow the structure of params: {error}") from None
+
+
+def mean_weights(params: PyTree) -> PyTree:
+    """The posterior means (BLiTZ's "frozen" weights), deterministic leaves unchanged."""
+    return map_gaussian(lambda node: node["mu"], params, otherwise=lambda leaf: leaf)
+
+
+def stddevs(params: PyTree) -> PyTree:
+    """``softplus(rho)`` at every Gaussian node (``()`` at deterministic leaves)."""
+    return map_gaussian(lambda node: sigma(node["rho"]), params)

@@ -1,0 +1,112 @@
+"""Predictive sampling: S weight draws evaluated in parallel, and intervals.
+
+Example:
+    >>> import torch
+    >>> from fblitz.layers import linear
+    >>> model = linear(3, 1)
+    >>> params = model.init(0)
+    >>> samples = predict(model, params, torch.randn(10, 3), key=1, n_samples=25)
+    >>> samples.shape
+    torch.Size([25, 10, 1])
+    >>> lower, upper = mean_std_interval(*predictive_mean_std(samples), k=3.0)
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.func import vmap
+
+from fblitz import _checks
+from fblitz.errors import FblitzValueError
+from fblitz.layers.base import Layer
+from fblitz.objectives import _check_model, resolve_sample_count
+from fblitz.random import KeyLike, sample_eps
+from fblitz.tree import PyTree
+
+
+def predict_with_eps(
+    model: Layer, params: PyTree, inputs: torch.Tensor, eps: PyTree, *, batch_size: int | None = None
+) -> torch.Tensor:
+    """Model outputs for each draw in ``eps`` (leading sample axis S): shape (S, B, ...).
+
+    With ``batch_size``, rows of ``inputs`` are processed in chunks of that
+    many (same weight draws for every chunk) to bound memory.
+    """
+    model = _check_model(model)
+    _checks.tensor("inputs", inputs)
+    mapped = vmap(model.apply, in_dims=(None, None, 0))
+    if batch_size is None:
+        return mapped(params, inputs, eps)
+    batch_size = _checks.integer("batch_size", batch_size, minimum=1)
+    chunks = [mapped(params, part, eps) for part in inputs.split(batch_size)]
+    return torch.cat(chunks, dim=1)
+
+
+def predict(
+    model: Layer,
+    params: PyTree,
+    inputs: torch.Tensor,
+    *,
+    key: KeyLike,
+    n_samples: int | None = None,
+    sample_nbr: int | None = None,
+    batch_size: int | None = None,
+) -> torch.Tensor:
+    """Predictive samples: ``n_samples`` weight draws from ``key``, output (S, B, ...)."""
+    count = resolve_sample_count(n_samples, sample_nbr, default=10)
+    return predict_with_eps(model, params, inputs, sample_eps(key, params, count), batch_size=batch_size)
+
+
+def predict_mean_weights(model: Layer, params: PyTree, inputs: torch.Tensor) -> torch.Tensor:
+    """The output of the network with the posterior means (BLiTZ's frozen model)."""
+    return _check_model(model).apply(params, inputs, None)
+
+
+def predictive_mean_std(samples: torch.Tensor, *, unbiased: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and standard deviation over the sample axis 0 of ``samples``."""
+    _checks.tensor("samples", samples, floating=True)
+    if samples.shape[0] < 2:
+        raise FblitzValueError(f"samples needs at least 2 draws along axis 0 for a std, got {samples.shape[0]}")
+    return samples.mean(dim=0), samples.std(dim=0, unbiased=unbiased)
+
+
+def mfvi_forward(
+    model: Layer, params: PyTree, inputs: torch.Tensor, *, key: KeyLike, sample_nbr: int = 10
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """BLiTZ's ``mfvi_forward``: mean and std of ``sample_nbr`` predictions."""
+    return predictive_mean_std(predict(model, params, inputs, key=key, n_samples=sample_nbr))
+
+
+def gaussian_mixture_mean_std(samples: torch.Tensor, min_sigma: float = 1e-6) -> tuple[torch.Tensor, torch.Tensor]:
+    """Predictive mean/std of samples of ``[mean, raw_scale]`` outputs (last dim 2 * D).
+
+    For models trained with :func:`fblitz.likelihoods.heteroscedastic_gaussian`:
+    the variance adds the spread of the means (epistemic) to the average noise
+    variance (aleatoric).
+    """
+    _checks.tensor("samples", samples, floating=True)
+    if samples.dim() < 2 or samples.shape[-1] % 2:
+        raise FblitzValueError(f"samples must have shape (S, ..., 2 * D), got {tuple(samples.shape)}")
+    means, raw = samples.chunk(2, dim=-1)
+    noise_var = (torch.nn.functional.softplus(raw) + min_sigma).pow(2)
+    mean = means.mean(dim=0)
+    var = means.var(dim=0, unbiased=False) + noise_var.mean(dim=0)
+    return mean, var.sqrt()
+
+
+def mean_std_interval(mean: torch.Tensor, std: torch.Tensor, k: float = 2.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(mean - k * std, mean + k * std)``; the seed example uses k = 3."""
+    k = _checks.positive("k", k)
+    _checks.same_shape("std", std, mean.shape, "mean")
+    return mean - k * std, mean + k * std
+
+
+def quantile_interval(samples: torch.Tensor, level: float = 0.9) -> tuple[torch.Tensor, torch.Tensor]:
+    """Central ``level`` interval from the empirical quantiles over sample axis 0."""
+    _checks.tensor("samples", samples, floating=True)
+    level = _checks.probability("level", level)
+    if not 0 < level < 1:
+        raise FblitzValueError(f"level must lie strictly between 0 and 1, got {level}")
+    tail = (1 - level) / 2
+    bounds = torch.quantile(samples, torch.tensor([tail, 1 - tail], dtype=samples.dtype, device=samples.device), dim=0)
+    return bounds[0], bounds[1]

@@ -1,0 +1,88 @@
+import math
+
+import pytest
+import torch
+
+from fblitz import metrics
+from fblitz.errors import FblitzValueError
+from fblitz.predict import (
+    gaussian_mixture_mean_std,
+    mean_std_interval,
+    mfvi_forward,
+    predict,
+    predict_mean_weights,
+    predict_with_eps,
+    predictive_mean_std,
+    quantile_interval,
+)
+from fblitz.random import sample_eps
+from fblitz.tree import tree_leaves, tree_structure, tree_unflatten
+from tests.helpers import mlp, randn
+
+
+def test_predict_shapes_reproducibility_and_chunking():
+    model = mlp(3, 8, 2, posterior_rho_init=-2.0)
+    params = model.init(0)
+    x = randn(1, 10, 3)
+    samples = predict(model, params, x, key=4, n_samples=7)
+    assert samples.shape == (7, 10, 2)
+    assert torch.equal(samples, predict(model, params, x, key=4, n_samples=7))
+    chunked = predict(model, params, x, key=4, n_samples=7, batch_size=3)
+    assert torch.allclose(samples, chunked, rtol=1e-6, atol=1e-7)
+    eps = sample_eps(4, params, 7)
+    first = tree_unflatten(tree_structure(eps), [leaf[0] for leaf in tree_leaves(eps)])
+    assert torch.allclose(predict_with_eps(model, params, x, eps)[0], model.apply(params, x, first), atol=1e-6)
+
+
+def test_mean_prediction_and_mfvi_forward():
+    model = mlp(3, 4, 1)
+    params = model.init(0)
+    x = randn(1, 5, 3)
+    assert torch.equal(predict_mean_weights(model, params, x), model.apply(params, x, None))
+    mean, std = mfvi_forward(model, params, x, key=0, sample_nbr=10)
+    samples = predict(model, params, x, key=0, n_samples=10)
+    assert torch.equal(mean, samples.mean(0)) and torch.equal(std, samples.std(0))
+
+
+def test_predictive_mean_std_needs_two_draws():
+    with pytest.raises(FblitzValueError, match="at least 2 draws"):
+        predictive_mean_std(torch.zeros(1, 3))
+
+
+def test_intervals():
+    mean, std = torch.tensor([0.0, 1.0]), torch.tensor([1.0, 2.0])
+    lower, upper = mean_std_interval(mean, std, k=3.0)
+    assert torch.equal(lower, torch.tensor([-3.0, -5.0])) and torch.equal(upper, torch.tensor([3.0, 7.0]))
+    samples = torch.arange(101, dtype=torch.float64).unsqueeze(1)
+    lo, hi = quantile_interval(samples, 0.9)
+    assert float(lo) == pytest.approx(5.0) and float(hi) == pytest.approx(95.0)
+    with pytest.raises(FblitzValueError, match="strictly between"):
+        quantile_interval(samples, 1.0)
+    with pytest.raises(FblitzValueError, match="std must have the shape of mean"):
+        mean_std_interval(mean, std[:1])
+
+
+def test_gaussian_mixture_mean_std_adds_epistemic_and_aleatoric_variance():
+    means = torch.tensor([[1.0], [3.0]])
+    raw = torch.log(torch.expm1(torch.tensor([[1.0], [1.0]])))  # softplus(raw) = 1
+    mean, std = gaussian_mixture_mean_std(torch.cat([means, raw], dim=-1).unsqueeze(1))
+    assert torch.allclose(mean, torch.tensor([[2.0]]))
+    assert torch.allclose(std, torch.tensor([[math.sqrt(1.0 + 1.0)]]), atol=1e-5)
+
+
+def test_metrics_against_hand_computed_values():
+    y = torch.tensor([1.0, 2.0, 3.0, 4.0])
+    pred = torch.tensor([1.0, 2.5, 2.0, 4.0])
+    assert metrics.rmse(pred, y) == pytest.approx(math.sqrt((0.25 + 1.0) / 4))
+    lower = torch.tensor([0.0, 2.5, 2.0, 4.5])
+    upper = torch.tensor([2.0, 3.0, 2.5, 5.0])
+    acc = metrics.interval_accuracy(y, lower, upper)
+    assert acc == (0.25, 0.75, 0.5)  # inside: only y[0]; below upper: 0,1,3; above lower: 0,2
+    assert metrics.mean_interval_width(lower, upper) == pytest.approx((2 + 0.5 + 0.5 + 0.5) / 4)
+    std = torch.tensor([1.0, 0.5, 2.0, 1.0])
+    expected = -torch.distributions.Normal(pred, std).log_prob(y).mean()
+    assert metrics.gaussian_nll(pred, std, y) == pytest.approx(float(expected), rel=1e-6)
+    with pytest.raises(FblitzValueError, match="std must be > 0"):
+        metrics.gaussian_nll(pred, torch.zeros(4), y)
+    with pytest.raises(FblitzValueError, match="targets must have the shape of predictions"):
+        metrics.rmse(pred, y[:2])

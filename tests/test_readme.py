@@ -1,0 +1,27 @@
+"""The README's Python examples run, and its quickstart commands match CI."""
+
+import pathlib
+import re
+
+README = pathlib.Path(__file__).resolve().parent.parent / "README.md"
+
+
+def python_blocks():
+    return re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+
+
+def test_readme_python_examples_run(capsys):
+    blocks = python_blocks()
+    assert blocks, "README.md has no python example"
+    for block in blocks:
+        exec(compile(block, str(README), "exec"), {})
+    assert "{'weight': {'mu': (64, 13)" in capsys.readouterr().out
+
+
+def test_quickstart_has_exactly_two_commands_pinning_torch():
+    text = README.read_text()
+    for name in ("main", "test"):
+        block = re.search(rf"<!-- quickstart:{name} -->\n```bash\n(.*?)```", text, flags=re.S)
+        assert block, name
+        command = block.group(1).strip()
+        assert "\n" not in command and 'pip install "torch==2.13.0"' in command
