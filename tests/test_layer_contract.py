@@ -1,0 +1,116 @@
+"""One contract, every layer: shapes, purity, vmap == loop, zero noise == torch, gradients.
+
+The cases live in tests/layer_registry.py; a new layer is added there.
+"""
+
+import pytest
+import torch
+from torch.func import grad, vmap
+
+from fblitz import layers
+from fblitz.posterior import mean_weights
+from fblitz.random import sample_eps
+from fblitz.tree import tree_flatten, tree_leaves, tree_map, tree_structure, tree_unflatten
+from tests.helpers import assert_trees_equal, clone_tree
+from tests.layer_registry import CASES, EXEMPT
+
+DTYPES = [torch.float32, torch.float64]
+IDS = [case.name for case in CASES]
+
+
+def _with_dtype(x, dtype):
+    return x if not isinstance(x, torch.Tensor) or not x.is_floating_point() else x.to(dtype)
+
+
+def _build(case, dtype, seed=0):
+    layer = case.make()
+    params = layer.init(seed, dtype=dtype)
+    return layer, params, case.inputs(dtype)
+
+
+def _close(a, b, dtype):
+    tol = {"rtol": 1e-5, "atol": 1e-6} if dtype == torch.float32 else {"rtol": 1e-10, "atol": 1e-12}
+    leaves_a, leaves_b = tree_leaves(a), tree_leaves(b)
+    assert len(leaves_a) == len(leaves_b)
+    for u, v in zip(leaves_a, leaves_b):
+        torch.testing.assert_close(u, v, **tol)
+
+
+def test_every_public_layer_constructor_is_registered():
+    covered = {case.constructor for case in CASES}
+    missing = set(layers.__all__) - covered - EXEMPT
+    assert not missing, f"add these layers to tests/layer_registry.py: {sorted(missing)}"
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_output_shape_dtype_and_inputs_untouched(case, dtype):
+    layer, params, x = _build(case, dtype)
+    eps = sample_eps(1, params)
+    before = (clone_tree(params), clone_tree(eps), clone_tree(x))
+    out = layer.apply(params, x, eps)
+    assert tuple(tuple(leaf.shape) for leaf in tree_leaves(out)) == case.output_shape
+    assert all(leaf.dtype == dtype for leaf in tree_leaves(out))
+    assert all(bool(torch.isfinite(leaf).all()) for leaf in tree_leaves(out))
+    assert_trees_equal((params, eps, x), before)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_vmap_sample_i_equals_the_layer_on_eps_i(case, dtype):
+    layer, params, x = _build(case, dtype)
+    n = 3
+    eps = sample_eps(2, params, n)
+    batched = vmap(layer.apply, in_dims=(None, None, 0))(params, x, eps)
+    for i in range(n):
+        alone = layer.apply(params, x, tree_map_index(eps, i))
+        _close(tree_map_index(batched, i), alone, dtype)
+    # the samples differ: the noise is used
+    assert not torch.equal(tree_leaves(tree_map_index(batched, 0))[0], tree_leaves(tree_map_index(batched, 1))[0])
+
+
+def tree_map_index(tree, i):
+    leaves, structure = tree_flatten(tree)
+    return tree_unflatten(structure, [leaf[i] for leaf in leaves])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", [c for c in CASES if c.reference is not None], ids=lambda c: c.name)
+def test_zero_noise_equals_torch_layer_with_the_means(case, dtype):
+    layer, params, x = _build(case, dtype)
+    zero = tree_map(torch.zeros_like, sample_eps(3, params))
+    expected = case.reference(mean_weights(params), x)
+    _close(layer.apply(params, x, zero), expected, dtype)
+    _close(layer.apply(params, x, None), expected, dtype)
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_gradients_are_finite_and_shaped_like_params(case):
+    layer, params, x = _build(case, torch.float32)
+    eps = sample_eps(4, params)
+
+    def loss(p):
+        return sum(leaf.float().square().sum() for leaf in tree_leaves(layer.apply(p, x, eps)))
+
+    grads = grad(loss)(params)
+    assert tree_structure(grads) == tree_structure(params)
+    for g, p in zip(tree_leaves(grads), tree_leaves(params)):
+        assert g.shape == p.shape and bool(torch.isfinite(g).all())
+    assert any(bool(g.ne(0).any()) for g in tree_leaves(grads))
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.gradcheck], ids=lambda c: c.name)
+def test_gradcheck_float64(case):
+    layer, params, x = _build(case, torch.float64)
+    eps = sample_eps(5, params)
+    leaves, structure = tree_flatten(params)
+    trainable = [i for i, leaf in enumerate(leaves) if leaf.is_floating_point()]
+    inputs = tuple(leaves[i].detach().clone().requires_grad_(True) for i in trainable)
+
+    def fn(*values):
+        current = list(leaves)
+        for i, v in zip(trainable, values):
+            current[i] = v
+        return tuple(tree_leaves(layer.apply(tree_unflatten(structure, current), x, eps)))
+
+    assert torch.autograd.gradcheck(fn, inputs, eps=1e-6, atol=1e-6)
