@@ -26,7 +26,7 @@ import torch
 from fblitz import _checks
 from fblitz.distributions import posterior_log_prob, reparameterize
 from fblitz.errors import FblitzTypeError, FblitzValueError
-from fblitz.tree import PyTree, gaussian_items, get_path, path_name, tree_leaves
+from fblitz.tree import PyTree, find_path, gaussian_items, get_path, path_name, tree_leaves
 
 KL_MODES = ("auto", "closed_form", "monte_carlo")
 
@@ -105,7 +105,13 @@ def monte_carlo_kl(plan: KLPlan, params: PyTree, eps: PyTree) -> torch.Tensor:
     """
     terms = []
     for keys, prior in plan.monte_carlo:
-        node, noise = get_path(params, keys), get_path(eps, keys)
+        node, noise = get_path(params, keys), find_path(eps, keys)
+        if noise is None:
+            raise FblitzValueError(
+                f"kl_mode='monte_carlo' needs a weight sample at '{path_name(keys)}', but eps has no weight "
+                "noise there (local reparameterization and similar estimators draw none); use "
+                "kl_mode='closed_form' with a Gaussian prior"
+            )
         if not isinstance(noise, torch.Tensor) or noise.shape != node["mu"].shape:
             got = tuple(noise.shape) if isinstance(noise, torch.Tensor) else repr(noise)
             raise FblitzValueError(

@@ -28,10 +28,10 @@ from torch.func import vmap
 from fblitz import _checks
 from fblitz.errors import FblitzTypeError, FblitzValueError
 from fblitz.kl import KLPlan, closed_form_kl, make_plan, monte_carlo_kl
-from fblitz.layers.base import Layer
+from fblitz.layers.base import Layer, sample_noise
 from fblitz.likelihoods import Likelihood, as_likelihood
-from fblitz.random import KeyLike, sample_eps
-from fblitz.tree import PyTree, gaussian_items
+from fblitz.random import KeyLike
+from fblitz.tree import PyTree, path_name, tree_flatten
 
 
 class ElboTerms(NamedTuple):
@@ -54,20 +54,31 @@ def _check_model(model: object) -> Layer:
     return model
 
 
-def sample_count(params: PyTree, eps: PyTree) -> int:
-    """The leading sample axis S shared by every noise leaf of ``eps``."""
-    counts = set()
-    for path, node, noise in gaussian_items(params, eps, names=("eps",)):
-        if not isinstance(noise, torch.Tensor):
-            raise FblitzTypeError(f"eps at '{path}' must be a tensor, got {noise!r}")
-        if tuple(noise.shape[1:]) != tuple(node["mu"].shape) or noise.dim() != node["mu"].dim() + 1:
+def sample_count(model: Layer, params: PyTree, eps: PyTree) -> int:
+    """Check ``eps`` against the noise ``model`` draws and return its sample count S.
+
+    ``eps`` must have the structure of ``sample_noise(model, key, params, S)``:
+    each leaf that tree's shape with one shared leading sample axis S.
+    """
+    expected, structure = tree_flatten(sample_noise(model, 0, params, 1))
+    try:
+        leaves = structure.flatten_up_to(eps)
+    except (ValueError, TypeError) as error:
+        raise FblitzValueError(
+            f"eps must follow the structure of sample_noise(model, key, params, S): {error}"
+        ) from None
+    for path, leaf, like in zip(structure.paths(), leaves, expected):
+        if not isinstance(leaf, torch.Tensor) or leaf.dtype != like.dtype or leaf.shape[1:] != like.shape[1:]:
+            got = f"{tuple(leaf.shape)} {leaf.dtype}" if isinstance(leaf, torch.Tensor) else repr(leaf)
             raise FblitzValueError(
-                f"eps at '{path}' must have shape (S, *{tuple(node['mu'].shape)}) with a leading "
-                f"sample axis, got {tuple(noise.shape)}"
+                f"eps at '{path_name(path)}' must be a {like.dtype} tensor of shape (S, *{tuple(like.shape[1:])}) "
+                f"with a leading sample axis, got {got}"
             )
-        counts.add(noise.shape[0])
+    counts = {leaf.shape[0] for leaf in leaves}
+    if not counts:
+        raise FblitzValueError("model draws no noise (no Gaussian node, no seed): there are no samples")
     if len(counts) != 1:
-        raise FblitzValueError(f"eps leaves must share one sample count S >= 1, got {sorted(counts)}")
+        raise FblitzValueError(f"eps leaves must share one leading sample count S, got {sorted(counts)}")
     return counts.pop()
 
 
@@ -114,7 +125,7 @@ def elbo_samples(
     Args:
         model: a :class:`~fblitz.layers.Layer`.
         params: its variational parameters.
-        eps: noise with a leading sample axis S (``sample_eps(key, params, S)``).
+        eps: noise with a leading sample axis S (``sample_noise(model, key, params, S)``).
         inputs: a batch for ``model.apply``.
         targets: the matching labels, as the likelihood expects them.
         likelihood: a :mod:`fblitz.likelihoods` likelihood or a criterion
@@ -128,7 +139,7 @@ def elbo_samples(
     _checks.tensor("targets", targets)
     if not isinstance(complexity_cost_weight, torch.Tensor):
         complexity_cost_weight = _checks.non_negative("complexity_cost_weight", complexity_cost_weight)
-    sample_count(params, eps)
+    sample_count(model, params, eps)
     plan = make_plan(params, model.priors, kl_mode)
     return elbo_terms(model, plan, likelihood, params, eps, inputs, targets, complexity_cost_weight)
 
@@ -202,7 +213,7 @@ def sample_elbo(
         torch.Size([])
     """
     count = resolve_sample_count(n_samples, sample_nbr)
-    eps = sample_eps(key, params, count)
+    eps = sample_noise(_check_model(model), key, params, count)
     return negative_elbo(
         model,
         params,

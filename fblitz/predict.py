@@ -18,9 +18,9 @@ from torch.func import vmap
 
 from fblitz import _checks
 from fblitz.errors import FblitzValueError
-from fblitz.layers.base import Layer
+from fblitz.layers.base import Layer, sample_noise
 from fblitz.objectives import _check_model, resolve_sample_count
-from fblitz.random import KeyLike, sample_eps
+from fblitz.random import KeyLike
 from fblitz.tree import PyTree
 
 
@@ -54,7 +54,8 @@ def predict(
 ) -> torch.Tensor:
     """Predictive samples: ``n_samples`` weight draws from ``key``, output (S, B, ...)."""
     count = resolve_sample_count(n_samples, sample_nbr, default=10)
-    return predict_with_eps(model, params, inputs, sample_eps(key, params, count), batch_size=batch_size)
+    eps = sample_noise(_check_model(model), key, params, count)
+    return predict_with_eps(model, params, inputs, eps, batch_size=batch_size)
 
 
 def predict_mean_weights(model: Layer, params: PyTree, inputs: torch.Tensor) -> torch.Tensor:

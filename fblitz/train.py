@@ -25,11 +25,11 @@ from torch.func import grad_and_value
 from fblitz import _checks
 from fblitz.errors import FblitzTypeError, FblitzValueError, NonFiniteError
 from fblitz.kl import KL_MODES, make_plan
-from fblitz.layers.base import Layer
+from fblitz.layers.base import Layer, sample_noise
 from fblitz.likelihoods import as_likelihood
 from fblitz.objectives import ElboTerms, _check_model, elbo_terms, resolve_sample_count
 from fblitz.optim import GradientTransformation, OptState, apply_updates
-from fblitz.random import KeyLike, as_key, permutation, sample_eps
+from fblitz.random import KeyLike, as_key, permutation
 from fblitz.tree import PyTree, tree_leaves, tree_structure
 
 KL_WEIGHTINGS = ("uniform", "blundell")
@@ -127,10 +127,10 @@ def make_train_step(
         structure = tree_structure(params)
         if structure not in plans:
             plans[structure] = make_plan(params, model.priors, kl_mode)
-        eps = sample_eps(key, params, n_samples)
+        eps = sample_noise(model, key, params, n_samples)
         if not isinstance(weight, torch.Tensor):
             # a tensor, so a compiled step is not specialised to each weight value
-            like = next(leaf for leaf in tree_leaves(eps) if isinstance(leaf, torch.Tensor))
+            like = next(leaf for leaf in tree_leaves(params) if leaf.is_floating_point())
             weight = torch.tensor(
                 _checks.non_negative("complexity_cost_weight", weight), dtype=like.dtype, device=like.device
             )

@@ -159,6 +159,15 @@ def get_path(tree: PyTree, path: tuple) -> PyTree:
     return tree
 
 
+def find_path(tree: PyTree, path: tuple) -> PyTree | None:
+    """Like :func:`get_path`, but None when ``tree`` has nothing at ``path``."""
+    for key in path:
+        if not isinstance(tree, dict) or key not in tree:
+            return None
+        tree = tree[key]
+    return tree
+
+
 def path_name(path: tuple) -> str:
     """A dotted name for an optree path, e.g. ``("0", "weight") -> "0.weight"``."""
     return ".".join(str(part) for part in path) or "<root>"

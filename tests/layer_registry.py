@@ -73,6 +73,104 @@ CASES: list[LayerCase] = [
     ),
 ]
 
+
+def _batch_norm_reference(means, x):
+    return F.batch_norm(x, None, None, means.get("weight"), means.get("bias"), training=True)
+
+
+CASES += [
+    LayerCase(
+        "dropout",
+        "dropout",
+        lambda: layers.dropout(0.3),
+        lambda dtype: randn(13, 4, 6, dtype=dtype),
+        lambda m, x: x,
+        ((4, 6),),
+    ),
+    LayerCase(
+        "serial-dropout-mlp",
+        "dropout",
+        lambda: layers.serial(
+            layers.linear(3, 5, posterior_rho_init=-2.0), layers.relu, layers.dropout(0.5), layers.linear(5, 2)
+        ),
+        lambda dtype: randn(14, 6, 3, dtype=dtype),
+        lambda m, x: _linear_reference(m["3"], torch.relu(_linear_reference(m["0"], x))),
+        ((6, 2),),
+    ),
+    LayerCase(
+        "max_pool2d",
+        "max_pool",
+        lambda: layers.max_pool(2, 2, stride=1, padding=1),
+        lambda dtype: randn(15, 2, 3, 4, 5, dtype=dtype),
+        lambda m, x: F.max_pool2d(x, 2, stride=1, padding=1),
+        ((2, 3, 5, 6),),
+    ),
+    LayerCase(
+        "max_pool1d-unbatched",
+        "max_pool",
+        lambda: layers.max_pool(1, 3, dilation=2),
+        lambda dtype: randn(16, 2, 9, dtype=dtype),
+        lambda m, x: F.max_pool1d(x, 3, dilation=2),
+        ((2, 2),),
+    ),
+    LayerCase(
+        "avg_pool3d",
+        "avg_pool",
+        lambda: layers.avg_pool(3, (1, 2, 2)),
+        lambda dtype: randn(17, 1, 2, 2, 4, 4, dtype=dtype),
+        lambda m, x: F.avg_pool3d(x, (1, 2, 2)),
+        ((1, 2, 2, 2, 2),),
+    ),
+    LayerCase(
+        "adaptive_avg_pool2d",
+        "adaptive_avg_pool",
+        lambda: layers.adaptive_avg_pool(2, (2, 3)),
+        lambda dtype: randn(18, 2, 3, 5, 7, dtype=dtype),
+        lambda m, x: F.adaptive_avg_pool2d(x, (2, 3)),
+        ((2, 3, 2, 3),),
+    ),
+    LayerCase(
+        "batch_norm1d",
+        "batch_norm1d",
+        lambda: layers.batch_norm1d(3),
+        lambda dtype: randn(19, 6, 3, dtype=dtype),
+        _batch_norm_reference,
+        ((6, 3),),
+    ),
+    LayerCase(
+        "batch_norm2d",
+        "batch_norm2d",
+        lambda: layers.batch_norm2d(2),
+        lambda dtype: randn(20, 3, 2, 3, 3, dtype=dtype),
+        _batch_norm_reference,
+        ((3, 2, 3, 3),),
+    ),
+    LayerCase(
+        "batch_norm3d-no-affine",
+        "batch_norm3d",
+        lambda: layers.batch_norm3d(2, affine=False),
+        lambda dtype: randn(21, 2, 2, 2, 2, 3, dtype=dtype),
+        _batch_norm_reference,
+        ((2, 2, 2, 2, 3),),
+    ),
+    LayerCase(
+        "layer_norm",
+        "layer_norm",
+        lambda: layers.layer_norm((2, 3)),
+        lambda dtype: randn(22, 4, 2, 3, dtype=dtype),
+        lambda m, x: F.layer_norm(x, (2, 3), m["weight"], m["bias"]),
+        ((4, 2, 3),),
+    ),
+    LayerCase(
+        "serial-conv-free-bn-mlp",
+        "serial",
+        lambda: layers.serial(layers.linear(3, 4), layers.batch_norm1d(4), layers.tanh, layers.linear(4, 1)),
+        lambda dtype: randn(23, 8, 3, dtype=dtype),
+        lambda m, x: _linear_reference(m["3"], torch.tanh(_batch_norm_reference(m["1"], _linear_reference(m["0"], x)))),
+        ((8, 1),),
+    ),
+]
+
 # Constructors that are not layers with Bayesian weights, or that are covered
 # inside other cases (activations appear in serial cases).
 EXEMPT = {
@@ -89,4 +187,9 @@ EXEMPT = {
     "flatten",
     "freeze",
     "learned_noise",
+    "StateSpec",
+    "apply_with_state",
+    "init_state",
+    "is_stateful",
+    "sample_noise",
 }

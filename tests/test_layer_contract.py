@@ -8,8 +8,8 @@ import torch
 from torch.func import grad, vmap
 
 from fblitz import layers
+from fblitz.layers import sample_noise
 from fblitz.posterior import mean_weights
-from fblitz.random import sample_eps
 from fblitz.tree import tree_flatten, tree_leaves, tree_map, tree_structure, tree_unflatten
 from tests.helpers import assert_trees_equal, clone_tree
 from tests.layer_registry import CASES, EXEMPT
@@ -26,6 +26,10 @@ def _build(case, dtype, seed=0):
     layer = case.make()
     params = layer.init(seed, dtype=dtype)
     return layer, params, case.inputs(dtype)
+
+
+def _floats(tree):
+    return [leaf for leaf in tree_leaves(tree) if leaf.is_floating_point()]
 
 
 def _close(a, b, dtype):
@@ -46,11 +50,11 @@ def test_every_public_layer_constructor_is_registered():
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_output_shape_dtype_and_inputs_untouched(case, dtype):
     layer, params, x = _build(case, dtype)
-    eps = sample_eps(1, params)
+    eps = sample_noise(layer, 1, params)
     before = (clone_tree(params), clone_tree(eps), clone_tree(x))
     out = layer.apply(params, x, eps)
     assert tuple(tuple(leaf.shape) for leaf in tree_leaves(out)) == case.output_shape
-    assert all(leaf.dtype == dtype for leaf in tree_leaves(out))
+    assert all(leaf.dtype == dtype for leaf in _floats(out))
     assert all(bool(torch.isfinite(leaf).all()) for leaf in tree_leaves(out))
     assert_trees_equal((params, eps, x), before)
 
@@ -60,7 +64,9 @@ def test_output_shape_dtype_and_inputs_untouched(case, dtype):
 def test_vmap_sample_i_equals_the_layer_on_eps_i(case, dtype):
     layer, params, x = _build(case, dtype)
     n = 3
-    eps = sample_eps(2, params, n)
+    eps = sample_noise(layer, 2, params, n)
+    if not tree_leaves(eps):
+        pytest.skip("deterministic layer: no noise to map over")
     batched = vmap(layer.apply, in_dims=(None, None, 0))(params, x, eps)
     for i in range(n):
         alone = layer.apply(params, x, tree_map_index(eps, i))
@@ -78,39 +84,49 @@ def tree_map_index(tree, i):
 @pytest.mark.parametrize("case", [c for c in CASES if c.reference is not None], ids=lambda c: c.name)
 def test_zero_noise_equals_torch_layer_with_the_means(case, dtype):
     layer, params, x = _build(case, dtype)
-    zero = tree_map(torch.zeros_like, sample_eps(3, params))
+    eps = sample_noise(layer, 3, params)
     expected = case.reference(mean_weights(params), x)
-    _close(layer.apply(params, x, zero), expected, dtype)
     _close(layer.apply(params, x, None), expected, dtype)
+    if all(leaf.is_floating_point() for leaf in tree_leaves(eps)):  # weight noise only (no seeds)
+        _close(layer.apply(params, x, tree_map(torch.zeros_like, eps)), expected, dtype)
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_gradients_are_finite_and_shaped_like_params(case):
     layer, params, x = _build(case, torch.float32)
-    eps = sample_eps(4, params)
+    eps = sample_noise(layer, 4, params)
+    differentiable_x = isinstance(x, torch.Tensor) and x.is_floating_point()
 
-    def loss(p):
-        return sum(leaf.float().square().sum() for leaf in tree_leaves(layer.apply(p, x, eps)))
+    def loss(p, inputs):
+        # a non-symmetric weighting, so normalisation layers get non-zero gradients
+        outputs = tree_leaves(layer.apply(p, inputs, eps))
+        return sum((leaf * torch.linspace(-1, 2, leaf.numel()).view(leaf.shape)).sum() for leaf in outputs)
 
-    grads = grad(loss)(params)
+    grads, x_grad = grad(loss, argnums=(0, 1))(params, x) if differentiable_x else (grad(loss)(params, x), None)
     assert tree_structure(grads) == tree_structure(params)
     for g, p in zip(tree_leaves(grads), tree_leaves(params)):
         assert g.shape == p.shape and bool(torch.isfinite(g).all())
-    assert any(bool(g.ne(0).any()) for g in tree_leaves(grads))
+    if x_grad is not None:
+        assert x_grad.shape == x.shape and bool(torch.isfinite(x_grad).all())
+    assert any(bool(g.ne(0).any()) for g in tree_leaves((grads, x_grad)) if g is not None)
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.gradcheck], ids=lambda c: c.name)
 def test_gradcheck_float64(case):
     layer, params, x = _build(case, torch.float64)
-    eps = sample_eps(5, params)
+    eps = sample_noise(layer, 5, params)
     leaves, structure = tree_flatten(params)
     trainable = [i for i, leaf in enumerate(leaves) if leaf.is_floating_point()]
+    differentiable_x = isinstance(x, torch.Tensor) and x.is_floating_point()
     inputs = tuple(leaves[i].detach().clone().requires_grad_(True) for i in trainable)
+    if differentiable_x:
+        inputs += (x.detach().clone().requires_grad_(True),)
 
     def fn(*values):
         current = list(leaves)
         for i, v in zip(trainable, values):
             current[i] = v
-        return tuple(tree_leaves(layer.apply(tree_unflatten(structure, current), x, eps)))
+        inputs_x = values[-1] if differentiable_x else x
+        return tuple(tree_leaves(layer.apply(tree_unflatten(structure, current), inputs_x, eps)))
 
     assert torch.autograd.gradcheck(fn, inputs, eps=1e-6, atol=1e-6)

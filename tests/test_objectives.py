@@ -103,7 +103,7 @@ def test_eps_must_carry_a_shared_sample_axis():
     model, params, x, y = setup()
     with pytest.raises(FblitzValueError, match="leading sample axis"):
         negative_elbo(model, params, sample_eps(0, params), x, y, likelihood=likelihoods.gaussian())
-    with pytest.raises(FblitzValueError, match="eps must follow the structure"):
+    with pytest.raises(FblitzValueError, match="eps must follow the structure of sample_noise"):
         negative_elbo(model, params, {"0": {}}, x, y, likelihood=likelihoods.gaussian())
     with pytest.raises(FblitzTypeError, match="model must be a fblitz Layer"):
         negative_elbo(lambda p, x, e: x, params, sample_eps(0, params, 1), x, y, likelihood=likelihoods.gaussian())

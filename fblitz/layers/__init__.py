@@ -1,6 +1,13 @@
 """Functional Bayesian layers and combinators."""
 
-from fblitz.layers.base import Layer
+from fblitz.layers.base import (
+    Layer,
+    StateSpec,
+    apply_with_state,
+    init_state,
+    is_stateful,
+    sample_noise,
+)
 from fblitz.layers.combinators import (
     elu,
     flatten,
@@ -15,19 +22,35 @@ from fblitz.layers.combinators import (
     stateless,
     tanh,
 )
+from fblitz.layers.dropout import dropout
 from fblitz.layers.linear import linear
 from fblitz.layers.noise import learned_noise
+from fblitz.layers.normalization import batch_norm1d, batch_norm2d, batch_norm3d, layer_norm
+from fblitz.layers.pooling import adaptive_avg_pool, avg_pool, max_pool
 
 __all__ = [
     "Layer",
+    "StateSpec",
+    "adaptive_avg_pool",
+    "apply_with_state",
+    "avg_pool",
+    "batch_norm1d",
+    "batch_norm2d",
+    "batch_norm3d",
+    "dropout",
     "elu",
     "flatten",
     "freeze",
     "gelu",
     "identity",
+    "init_state",
+    "is_stateful",
+    "layer_norm",
     "learned_noise",
     "linear",
+    "max_pool",
     "relu",
+    "sample_noise",
     "serial",
     "sigmoid",
     "silu",

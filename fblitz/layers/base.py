@@ -4,11 +4,24 @@ A layer is an immutable value holding pure functions (stax-style):
 
 * ``init(key, *, dtype=None, device=None) -> params`` -- a fresh params tree;
 * ``apply(params, x, eps=None) -> y`` -- the forward pass for ONE weight draw;
-  ``eps`` is the noise tree for ``params`` (see
-  :func:`fblitz.random.sample_eps`) and ``None`` means "use the posterior
-  means" (BLiTZ's frozen mode). Sample axes come from ``torch.func.vmap``;
+  ``eps`` is the layer's noise tree and ``None`` means "use the posterior
+  means" (BLiTZ's frozen mode; dropout is then off). Sample axes come from
+  ``torch.func.vmap`` over ``eps``;
 * ``priors`` -- a tree with a prior at each Gaussian node of ``params`` and
   None at deterministic leaves, used by the KL term.
+
+Two optional parts:
+
+* ``noise(key, params, n_samples) -> eps`` -- how to draw the layer's noise.
+  ``None`` (most layers) means standard-normal weight noise at every Gaussian
+  node (:func:`fblitz.random.sample_eps`). Layers whose noise shape depends
+  on the input (dropout, local reparameterization, Flipout) put int64 seeds in
+  their noise tree (:mod:`fblitz.seeded`). Always draw a model's noise with
+  :func:`sample_noise`.
+* ``state`` -- a :class:`StateSpec` for layers with running statistics
+  (batch norm). Their plain ``apply`` normalises with the batch's own
+  statistics; :func:`apply_with_state` also returns the updated state, or
+  uses the stored statistics when ``train=False``.
 """
 
 from __future__ import annotations
@@ -18,7 +31,23 @@ from typing import NamedTuple
 
 import torch
 
-from fblitz.tree import PyTree
+from fblitz.random import KeyLike, as_key, sample_eps
+from fblitz.tree import PyTree, flatten_gaussian, is_gaussian, map_gaussian
+
+
+class StateSpec(NamedTuple):
+    """The stateful half of a layer.
+
+    Attributes:
+        init: ``(*, dtype=None, device=None) -> state``, the initial state tree.
+        apply: ``(params, state, x, eps, train) -> (y, new_state)``; with
+            ``train=True`` the layer uses batch statistics and returns updated
+            running statistics, with ``train=False`` it uses ``state`` and
+            returns it unchanged.
+    """
+
+    init: Callable[..., PyTree]
+    apply: Callable[..., tuple]
 
 
 class Layer(NamedTuple):
@@ -28,6 +57,8 @@ class Layer(NamedTuple):
     apply: Callable[[PyTree, torch.Tensor, PyTree | None], torch.Tensor]
     priors: PyTree
     name: str = "layer"
+    noise: Callable[[KeyLike, PyTree, int | None], PyTree] | None = None
+    state: StateSpec | None = None
 
     def __repr__(self) -> str:
         return f"Layer({self.name})"
@@ -36,3 +67,62 @@ class Layer(NamedTuple):
 def no_params(key=None, *, dtype=None, device=None) -> dict:
     """``init`` of a parameter-free layer: the empty tree."""
     return {}
+
+
+def has_gaussian(params: PyTree) -> bool:
+    """True when ``params`` holds at least one ``{"mu", "rho"}`` node."""
+    return any(is_gaussian(node) for node in flatten_gaussian(params)[0])
+
+
+def sample_noise(model: Layer, key: KeyLike, params: PyTree, n_samples: int | None = None) -> PyTree:
+    """Draw the noise tree ``model.apply`` expects, for S samples at once.
+
+    Args:
+        model: the layer or model.
+        key: random key or int seed.
+        params: its parameters (noise takes their shapes, dtypes and devices).
+        n_samples: S for a leading sample axis on every noise leaf (for
+            ``vmap``), or None for one draw without that axis.
+
+    For models without custom-noise layers this is exactly
+    ``sample_eps(key, params, n_samples)``.
+
+    Example:
+        >>> from fblitz.layers import linear, dropout, serial
+        >>> model = serial(linear(3, 4), dropout(0.5), linear(4, 1))
+        >>> eps = sample_noise(model, 0, model.init(0), 8)
+        >>> eps["0"]["weight"].shape, eps["1"]["seed"].shape
+        (torch.Size([8, 4, 3]), torch.Size([8]))
+    """
+    if model.noise is not None:
+        return model.noise(as_key(key), params, n_samples)
+    return weight_noise(key, params, n_samples)
+
+
+def weight_noise(key: KeyLike, params: PyTree, n_samples: int | None = None) -> PyTree:
+    """Standard-normal noise at each Gaussian node; ``()`` everywhere else."""
+    if has_gaussian(params):
+        return sample_eps(key, params, n_samples)
+    return map_gaussian(lambda node: (), params)  # nothing to draw
+
+
+def init_state(model: Layer, *, dtype=None, device=None) -> PyTree:
+    """The initial state tree of ``model`` (``{}`` for stateless layers)."""
+    return {} if model.state is None else model.state.init(dtype=dtype, device=device)
+
+
+def apply_with_state(
+    model: Layer, params: PyTree, state: PyTree, x, eps: PyTree | None = None, *, train: bool
+) -> tuple[object, PyTree]:
+    """``(y, new_state)``: the forward pass threading ``model``'s state.
+
+    Stateless layers return ``state`` unchanged; see :class:`StateSpec`.
+    """
+    if model.state is None:
+        return model.apply(params, x, eps), state
+    return model.state.apply(params, state, x, eps, bool(train))
+
+
+def is_stateful(model: Layer) -> bool:
+    """True when ``model`` (or a layer inside it) keeps running statistics."""
+    return model.state is not None

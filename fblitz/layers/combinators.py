@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from fblitz import _checks
 from fblitz.errors import FblitzTypeError, FblitzValueError
-from fblitz.layers.base import Layer, no_params
+from fblitz.layers.base import Layer, StateSpec, apply_with_state, init_state, no_params, weight_noise
 from fblitz.random import as_key
 
 
@@ -75,16 +75,56 @@ def serial(*layers: Layer | Callable) -> Layer:
         keys = as_key(key).split(len(layers))
         return {name: layer.init(k, dtype=dtype, device=device) for name, layer, k in zip(names, layers, keys)}
 
-    def apply(params, x, eps=None):
+    def check(params):
         if not isinstance(params, dict) or params.keys() != set(names):
             got = sorted(params) if isinstance(params, dict) else type(params).__name__
             raise FblitzValueError(f"params of serial must be a dict with keys {list(names)}, got {got}")
+
+    def apply(params, x, eps=None):
+        check(params)
         for name, layer in zip(names, layers):
             x = layer.apply(params[name], x, None if eps is None else eps[name])
         return x
 
     priors = {name: layer.priors for name, layer in zip(names, layers)}
-    return Layer(init, apply, priors, "serial(" + ", ".join(layer.name for layer in layers) + ")")
+    noise = _serial_noise(names, layers) if any(layer.noise is not None for layer in layers) else None
+    state = None
+    if any(layer.state is not None for layer in layers):
+
+        def state_init(*, dtype=None, device=None):
+            return {name: init_state(layer, dtype=dtype, device=device) for name, layer in zip(names, layers)}
+
+        def state_apply(params, state, x, eps, train):
+            check(params)
+            new_state = {}
+            for name, layer in zip(names, layers):
+                part = None if eps is None else eps[name]
+                x, new_state[name] = apply_with_state(layer, params[name], state[name], x, part, train=train)
+            return x, new_state
+
+        state = StateSpec(state_init, state_apply)
+    name = "serial(" + ", ".join(layer.name for layer in layers) + ")"
+    return Layer(init, apply, priors, name, noise, state)
+
+
+def _serial_noise(names: tuple[str, ...], layers: tuple[Layer, ...]):
+    """``noise`` of a serial model with custom-noise layers inside.
+
+    Weight noise of all ordinary children is drawn in one call (as
+    ``sample_eps`` would for the whole tree); each custom child draws its own
+    from a key folded with its position.
+    """
+
+    def noise(key, params, n_samples=None):
+        weight_key, custom_key = as_key(key).split(2)
+        plain = {name: params[name] for name, layer in zip(names, layers) if layer.noise is None}
+        eps = weight_noise(weight_key, plain, n_samples)
+        for index, (name, layer) in enumerate(zip(names, layers)):
+            if layer.noise is not None:
+                eps[name] = layer.noise(custom_key.fold_in(index), params[name], n_samples)
+        return {name: eps[name] for name in names}
+
+    return noise
 
 
 def freeze(layer: Layer) -> Layer:
@@ -94,4 +134,9 @@ def freeze(layer: Layer) -> Layer:
     def apply(params, x, eps=None):
         return layer.apply(params, x, None)
 
-    return Layer(layer.init, apply, layer.priors, f"freeze({layer.name})")
+    state = None
+    if layer.state is not None:
+        state = StateSpec(
+            layer.state.init, lambda params, st, x, eps, train: layer.state.apply(params, st, x, None, train)
+        )
+    return Layer(layer.init, apply, layer.priors, f"freeze({layer.name})", layer.noise, state)

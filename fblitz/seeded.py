@@ -1,0 +1,99 @@
+"""Noise of any shape from a seed tensor, as pure tensor arithmetic.
+
+Weight noise has the weights' shapes and is drawn up front
+(:func:`fblitz.random.sample_eps`). Some noise has a shape known only inside
+the forward pass: dropout masks and the per-example noise of local
+reparameterization and Flipout depend on the input's batch shape. Layers that
+need it receive an int64 *seed* in their noise tree (one per weight sample,
+drawn by :func:`seeds`) and expand it here with a counter-based hash
+(splitmix64 applied to ``seed`` and the element index).
+
+Everything is ordinary int64/float tensor arithmetic, so it runs under
+``torch.func.vmap`` (a batch of seeds gives a batch of independent streams),
+under ``torch.compile``, and never touches a ``torch.Generator`` or the global
+RNG. The same seed always gives the same numbers on every device.
+
+Example:
+    >>> s = seeds(0, 3)            # three weight samples
+    >>> s.shape, s.dtype
+    (torch.Size([3]), torch.int64)
+    >>> normal(s[0], (2, 4)).shape
+    torch.Size([2, 4])
+    >>> bool(normal(s[0], (5,)).equal(normal(s[0], (5,))))
+    True
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from fblitz import _checks
+from fblitz.errors import FblitzTypeError
+from fblitz.random import KeyLike, as_key
+
+_GOLDEN = 0x9E3779B97F4A7C15 - (1 << 64)  # int64 views of the splitmix64 constants
+_MUL_1 = 0xBF58476D1CE4E5B9 - (1 << 64)
+_MUL_2 = 0x94D049BB133111EB - (1 << 64)
+_STREAM = 0xD1B54A32D192ED03 - (1 << 64)
+
+
+def seeds(key: KeyLike, n_samples: int | None = None) -> torch.Tensor:
+    """Random int64 seeds from ``key``: shape (S,) with ``n_samples=S``, else ()."""
+    key = as_key(key)
+    count = 1 if n_samples is None else _checks.integer("n_samples", n_samples, minimum=1)
+    unsigned = (key.fold_in(i).seed for i in range(count))
+    out = torch.tensor([v - (1 << 64) if v >= 1 << 63 else v for v in unsigned], dtype=torch.int64)
+    return out[0] if n_samples is None else out
+
+
+def _shift_right(z: torch.Tensor, bits: int) -> torch.Tensor:
+    """Logical (unsigned) right shift of int64 values."""
+    return (z >> bits) & ((1 << (64 - bits)) - 1)
+
+
+def _mix(z: torch.Tensor) -> torch.Tensor:
+    # int64 products wrap modulo 2**64, which is the arithmetic splitmix64 needs.
+    z = (z ^ _shift_right(z, 30)) * _MUL_1
+    z = (z ^ _shift_right(z, 27)) * _MUL_2
+    return z ^ _shift_right(z, 31)
+
+
+def _check_seed(seed: torch.Tensor) -> None:
+    if not isinstance(seed, torch.Tensor) or seed.dtype != torch.int64 or seed.dim() != 0:
+        got = f"{tuple(seed.shape)} {seed.dtype}" if isinstance(seed, torch.Tensor) else repr(seed)
+        raise FblitzTypeError(f"seed must be a 0-dim int64 tensor (see fblitz.seeded.seeds), got {got}")
+
+
+def stream(seed: torch.Tensor, index: int) -> torch.Tensor:
+    """An independent seed derived from ``seed`` for sub-stream ``index``."""
+    _check_seed(seed)
+    return _mix(seed + (_checks.integer("index", index, minimum=0) + 1) * _STREAM)
+
+
+def bits(seed: torch.Tensor, shape) -> torch.Tensor:
+    """Uniformly random int64 words of ``shape``, a pure function of ``seed``."""
+    _check_seed(seed)
+    numel = math.prod(shape)
+    counter = torch.arange(1, numel + 1, dtype=torch.int64, device=seed.device)
+    return _mix(_mix(seed) + counter * _GOLDEN).reshape(tuple(shape))
+
+
+def uniform(seed: torch.Tensor, shape, *, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Uniform draws on the open interval (0, 1) of ``shape``."""
+    # the top 53 bits, centred in their cell: never exactly 0 or 1
+    return ((_shift_right(bits(seed, shape), 11).to(torch.float64) + 0.5) * 2.0**-53).to(dtype)
+
+
+def normal(seed: torch.Tensor, shape, *, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Standard-normal draws of ``shape`` (Box-Muller on two uniform streams)."""
+    u1 = uniform(stream(seed, 0), shape, dtype=torch.float64)
+    u2 = uniform(stream(seed, 1), shape, dtype=torch.float64)
+    return (torch.sqrt(-2.0 * torch.log(u1)) * torch.cos(2.0 * math.pi * u2)).to(dtype)
+
+
+def rademacher(seed: torch.Tensor, shape, *, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Random signs (+1 or -1 with probability 1/2 each) of ``shape``."""
+    top = _shift_right(bits(seed, shape), 63)
+    return (1 - 2 * top).to(dtype)
