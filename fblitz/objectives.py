@@ -28,10 +28,10 @@ from torch.func import vmap
 from fblitz import _checks
 from fblitz.errors import FblitzTypeError, FblitzValueError
 from fblitz.kl import KLPlan, closed_form_kl, make_plan, monte_carlo_kl
-from fblitz.layers.base import Layer, sample_noise
+from fblitz.layers.base import Layer, apply_with_state, sample_noise
 from fblitz.likelihoods import Likelihood, as_likelihood
 from fblitz.random import KeyLike
-from fblitz.tree import PyTree, path_name, tree_flatten
+from fblitz.tree import PyTree, path_name, tree_flatten, tree_map
 
 
 class ElboTerms(NamedTuple):
@@ -97,16 +97,44 @@ def elbo_terms(
     No tree traversal happens here, so training steps can call it every step
     (and ``torch.compile`` can trace it); arguments are trusted.
     """
+    return elbo_terms_with_state(model, plan, likelihood, params, None, eps, inputs, targets, complexity_cost_weight)[0]
+
+
+def elbo_terms_with_state(
+    model: Layer,
+    plan: KLPlan,
+    likelihood: Likelihood,
+    params: PyTree,
+    state: PyTree | None,
+    eps: PyTree,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    complexity_cost_weight: float | torch.Tensor,
+) -> tuple[ElboTerms, PyTree | None]:
+    """:func:`elbo_terms` that also updates running statistics (batch norm).
+
+    With a ``state`` tree, every sample runs the training-mode forward pass
+    (:func:`fblitz.layers.apply_with_state`) and the returned state is the
+    average of the S updated states (integer counters are the same for every
+    sample). With ``state=None`` the state is None.
+    """
     closed = closed_form_kl(plan, params)
 
     # params are captured rather than passed so vmap does not flatten them each call.
     def one_sample(e):
-        data = likelihood(model.apply(params, inputs, e), targets)
+        if state is None:
+            outputs, new_state = model.apply(params, inputs, e), ()
+        else:
+            outputs, new_state = apply_with_state(model, params, state, inputs, e, train=True)
+        data = likelihood(outputs, targets)
         kl = monte_carlo_kl(plan, params, e) + closed if plan.needs_noise else closed
-        return data, kl
+        return data, kl, new_state
 
-    data, kl = vmap(one_sample)(eps)
-    return ElboTerms(data + complexity_cost_weight * kl, data, kl)
+    data, kl, new_states = vmap(one_sample)(eps)
+    terms = ElboTerms(data + complexity_cost_weight * kl, data, kl)
+    if state is None:
+        return terms, None
+    return terms, tree_map(lambda t: t.mean(dim=0) if t.is_floating_point() else t[0], new_states)
 
 
 def elbo_samples(

@@ -18,23 +18,42 @@ from torch.func import vmap
 
 from fblitz import _checks
 from fblitz.errors import FblitzValueError
-from fblitz.layers.base import Layer, sample_noise
+from fblitz.layers.base import Layer, apply_with_state, sample_noise
 from fblitz.objectives import _check_model, resolve_sample_count
 from fblitz.random import KeyLike
 from fblitz.tree import PyTree
 
 
+def evaluation_forward(model: Layer, state: PyTree | None = None):
+    """``(params, x, eps) -> y`` for prediction.
+
+    With ``state`` (running statistics from :func:`fblitz.train.fit`), layers
+    such as batch norm use the stored statistics (``train=False``); without
+    it, ``model.apply`` as it is.
+    """
+    model = _check_model(model)
+    if state is None:
+        return model.apply
+    return lambda params, x, eps: apply_with_state(model, params, state, x, eps, train=False)[0]
+
+
 def predict_with_eps(
-    model: Layer, params: PyTree, inputs: torch.Tensor, eps: PyTree, *, batch_size: int | None = None
+    model: Layer,
+    params: PyTree,
+    inputs: torch.Tensor,
+    eps: PyTree,
+    *,
+    batch_size: int | None = None,
+    state: PyTree | None = None,
 ) -> torch.Tensor:
     """Model outputs for each draw in ``eps`` (leading sample axis S): shape (S, B, ...).
 
     With ``batch_size``, rows of ``inputs`` are processed in chunks of that
-    many (same weight draws for every chunk) to bound memory.
+    many (same weight draws for every chunk) to bound memory. ``state``: see
+    :func:`evaluation_forward`.
     """
-    model = _check_model(model)
     _checks.tensor("inputs", inputs)
-    mapped = vmap(model.apply, in_dims=(None, None, 0))
+    mapped = vmap(evaluation_forward(model, state), in_dims=(None, None, 0))
     if batch_size is None:
         return mapped(params, inputs, eps)
     batch_size = _checks.integer("batch_size", batch_size, minimum=1)
@@ -51,16 +70,23 @@ def predict(
     n_samples: int | None = None,
     sample_nbr: int | None = None,
     batch_size: int | None = None,
+    state: PyTree | None = None,
 ) -> torch.Tensor:
-    """Predictive samples: ``n_samples`` weight draws from ``key``, output (S, B, ...)."""
+    """Predictive samples: ``n_samples`` weight draws from ``key``, output (S, B, ...).
+
+    ``state``: running statistics for models with batch norm (see
+    :func:`evaluation_forward`).
+    """
     count = resolve_sample_count(n_samples, sample_nbr, default=10)
     eps = sample_noise(_check_model(model), key, params, count)
-    return predict_with_eps(model, params, inputs, eps, batch_size=batch_size)
+    return predict_with_eps(model, params, inputs, eps, batch_size=batch_size, state=state)
 
 
-def predict_mean_weights(model: Layer, params: PyTree, inputs: torch.Tensor) -> torch.Tensor:
+def predict_mean_weights(
+    model: Layer, params: PyTree, inputs: torch.Tensor, *, state: PyTree | None = None
+) -> torch.Tensor:
     """The output of the network with the posterior means (BLiTZ's frozen model)."""
-    return _check_model(model).apply(params, inputs, None)
+    return evaluation_forward(model, state)(params, inputs, None)
 
 
 def predictive_mean_std(samples: torch.Tensor, *, unbiased: bool = True) -> tuple[torch.Tensor, torch.Tensor]:

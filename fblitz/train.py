@@ -25,9 +25,9 @@ from torch.func import grad_and_value
 from fblitz import _checks
 from fblitz.errors import FblitzTypeError, FblitzValueError, NonFiniteError
 from fblitz.kl import KL_MODES, make_plan
-from fblitz.layers.base import Layer, sample_noise
+from fblitz.layers.base import Layer, init_state, is_stateful, sample_noise
 from fblitz.likelihoods import as_likelihood
-from fblitz.objectives import ElboTerms, _check_model, elbo_terms, resolve_sample_count
+from fblitz.objectives import ElboTerms, _check_model, elbo_terms_with_state, resolve_sample_count
 from fblitz.optim import GradientTransformation, OptState, apply_updates
 from fblitz.random import KeyLike, as_key, permutation
 from fblitz.tree import PyTree, tree_leaves, tree_structure
@@ -73,13 +73,23 @@ def kl_weights(
 class TrainStep(NamedTuple):
     """A pure training step; call it as ``step(params, opt_state, key, inputs, targets, weight)``.
 
-    Returns ``(params, opt_state, ElboTerms)`` with fresh tensors.
+    Returns ``(params, opt_state, ElboTerms)`` with fresh tensors. Models with
+    running statistics (batch norm) use :meth:`with_state`.
     """
 
     fn: Callable
 
     def __call__(self, params, opt_state, key, inputs, targets, complexity_cost_weight=1.0):
-        return self.fn(params, opt_state, key, inputs, targets, complexity_cost_weight)
+        params, opt_state, terms, _ = self.fn(params, opt_state, None, key, inputs, targets, complexity_cost_weight)
+        return params, opt_state, terms
+
+    def with_state(self, params, opt_state, state, key, inputs, targets, complexity_cost_weight=1.0):
+        """The step threading a state tree: returns ``(params, opt_state, ElboTerms, state)``.
+
+        The new running statistics are the average over the S weight samples
+        (see :func:`fblitz.objectives.elbo_terms_with_state`).
+        """
+        return self.fn(params, opt_state, state, key, inputs, targets, complexity_cost_weight)
 
 
 def make_train_step(
@@ -108,22 +118,22 @@ def make_train_step(
     _checks.one_of("kl_mode", kl_mode, KL_MODES)
     plans: dict = {}
 
-    def loss(params, eps, inputs, targets, weight, plan):
-        terms = elbo_terms(model, plan, likelihood, params, eps, inputs, targets, weight)
+    def loss(params, state, eps, inputs, targets, weight, plan):
+        terms, state = elbo_terms_with_state(model, plan, likelihood, params, state, eps, inputs, targets, weight)
         terms = ElboTerms(*(t.mean() for t in terms))
-        return terms.loss, terms
+        return terms.loss, (terms, () if state is None else state)  # grad's aux takes no None
 
     loss_grad = grad_and_value(loss, has_aux=True)
 
-    def update(params, opt_state, eps, inputs, targets, weight, plan):
-        grads, (_, terms) = loss_grad(params, eps, inputs, targets, weight, plan)
+    def update(params, opt_state, state, eps, inputs, targets, weight, plan):
+        grads, (_, (terms, state)) = loss_grad(params, state, eps, inputs, targets, weight, plan)
         updates, opt_state = optimizer.update(grads, opt_state, params)
-        return apply_updates(params, updates), opt_state, terms
+        return apply_updates(params, updates), opt_state, terms, state
 
     if compile:
         update = torch.compile(update)
 
-    def step(params, opt_state, key, inputs, targets, weight):
+    def step(params, opt_state, state, key, inputs, targets, weight):
         structure = tree_structure(params)
         if structure not in plans:
             plans[structure] = make_plan(params, model.priors, kl_mode)
@@ -138,7 +148,10 @@ def make_train_step(
             # one compiled graph for every batch size (e.g. a smaller last batch)
             torch._dynamo.maybe_mark_dynamic(inputs, 0)
             torch._dynamo.maybe_mark_dynamic(targets, 0)
-        return update(params, opt_state, eps, inputs, targets, weight, plans[structure])
+        params, opt_state, terms, state = update(
+            params, opt_state, state, eps, inputs, targets, weight, plans[structure]
+        )
+        return params, opt_state, terms, None if state == () else state
 
     return TrainStep(step)
 
@@ -158,12 +171,15 @@ class FitResult(NamedTuple):
     """Outcome of :func:`fit`: final params and optimizer state, per-epoch history.
 
     ``history`` maps ``"loss"``, ``"data"``, ``"kl"`` to per-epoch means over
-    the minibatch steps, and ``"seconds"`` to the total wall time.
+    the minibatch steps, and ``"seconds"`` to the total wall time. ``state``
+    holds the running statistics of models with batch norm (None otherwise);
+    pass it to :func:`fblitz.predict.predict` for evaluation.
     """
 
     params: PyTree
     opt_state: OptState
     history: dict
+    state: PyTree | None = None
 
 
 class _Progress:
@@ -218,6 +234,7 @@ def fit(
     kl_mode: str = "auto",
     shuffle: bool = True,
     opt_state: OptState | None = None,
+    state: PyTree | None = None,
     compile: bool = False,
     progress: bool | None = None,
     callback: Callable[[EpochInfo], bool | None] | None = None,
@@ -237,6 +254,8 @@ def fit(
         kl_mode: ``"auto"``, ``"closed_form"`` or ``"monte_carlo"``.
         shuffle: reshuffle the rows every epoch.
         opt_state: resume from this optimizer state instead of ``optimizer.init``.
+        state: running statistics to start from, for models with batch norm
+            (default :func:`fblitz.layers.init_state`); ignored otherwise.
         compile: compile the gradient step with ``torch.compile`` (see
             :func:`make_train_step`).
         progress: show a progress line (default: only on a terminal).
@@ -259,6 +278,10 @@ def fit(
     ]
     step = make_train_step(model, likelihood, optimizer, n_samples=count, kl_mode=kl_mode, compile=compile)
     opt_state = optimizer.init(params) if opt_state is None else opt_state
+    if is_stateful(model) and state is None:
+        state = init_state(model, dtype=like.dtype, device=like.device)
+    elif not is_stateful(model):
+        state = None
     history = {"loss": [], "data": [], "kl": []}
     display = _Progress(progress, epochs)
     start = time.perf_counter()
@@ -270,8 +293,8 @@ def fit(
         epoch_terms = []
         for index in range(num_batches):
             rows = slice(index * batch_size, (index + 1) * batch_size)
-            params, opt_state, terms = step(
-                params, opt_state, epoch_key.fold_in(index + 1), x_epoch[rows], y_epoch[rows], weights[index]
+            params, opt_state, terms, state = step.with_state(
+                params, opt_state, state, epoch_key.fold_in(index + 1), x_epoch[rows], y_epoch[rows], weights[index]
             )
             epoch_terms.append(torch.stack(terms))
         loss, data, kl = torch.stack(epoch_terms).double().mean(dim=0).tolist()
@@ -283,4 +306,4 @@ def fit(
         if callback is not None and callback(EpochInfo(epoch, params, opt_state, loss, data, kl)):
             break
     history["seconds"] = time.perf_counter() - start
-    return FitResult(params, opt_state, history)
+    return FitResult(params, opt_state, history, state)

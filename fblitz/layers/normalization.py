@@ -39,11 +39,11 @@ def _batch_norm(dims: int, num_features, eps, momentum, affine, track_running_st
     # (N, C) or (N, C, L) for 1-d; (N, C, H, W) for 2-d; (N, C, D, H, W) for 3-d
     ranks = (2, 3) if dims == 1 else (dims + 2,)
 
-    def check(x):
+    def check(x, batch_statistics=True):
         _checks.tensor("x", x, ndim=ranks, floating=True)
         if x.shape[1] != features:
             raise FblitzValueError(f"x must have {features} channels in dimension 1, got shape {tuple(x.shape)}")
-        if x.numel() // features < 2:
+        if batch_statistics and x.numel() // features < 2:
             raise FblitzValueError(f"batch norm needs more than one value per channel, got shape {tuple(x.shape)}")
         return x
 
@@ -64,7 +64,7 @@ def _batch_norm(dims: int, num_features, eps, momentum, affine, track_running_st
         }
 
     def state_apply(params, state, x, noise, train):
-        x = check(x)
+        x = check(x, batch_statistics=train or not track_running_stats)
         if not track_running_stats:
             return normalise(params, x), state
         if not train:
