@@ -1,7 +1,7 @@
 """What the Bayesian layers share (internal): BLiTZ's arguments and the init/apply plumbing.
 
 Every weight layer is built the same way: validate BLiTZ's prior/posterior
-arguments with :func:`bayes_args`, describe the Gaussian tensors by shape,
+arguments with :func:`bayes_from`, describe the Gaussian tensors by shape,
 and hand a deterministic op ``op(x, weight, bias)`` to :func:`gaussian_layer`,
 which supplies ``init`` (one key per tensor) and ``apply`` (sample each
 tensor, or take its mean, then run the op). Keeping the op separate from the
@@ -10,7 +10,10 @@ sampling lets other estimators (local reparameterization, Flipout) reuse it.
 Example:
     >>> import torch
     >>> import torch.nn.functional as F
-    >>> layer = gaussian_layer("demo", {"weight": (2, 3)}, bayes_args(), lambda x, weight: F.linear(x, weight))
+    >>> from fblitz.posterior import gaussian_init
+    >>> from fblitz.priors import gaussian
+    >>> args = BayesArgs(gaussian(0.1), gaussian_init(0.0, 0.1, -7.0, 0.1), freeze=False)
+    >>> layer = gaussian_layer("demo", {"weight": (2, 3)}, args, lambda x, weight: F.linear(x, weight))
     >>> layer.apply(layer.init(0), torch.ones(4, 3)).shape
     torch.Size([4, 2])
 """
@@ -38,41 +41,22 @@ class BayesArgs(NamedTuple):
     freeze: bool
 
 
-def bayes_args(
-    prior_sigma_1: float = 0.1,
-    prior_sigma_2: float = 0.4,
-    prior_pi: float = 1.0,
-    posterior_mu_init: float = 0.0,
-    posterior_rho_init: float = -7.0,
-    freeze: bool = False,
-    prior: Prior | None = None,
-    posterior_mu_std: float = 0.1,
-    posterior_rho_std: float = 0.1,
-) -> BayesArgs:
-    """Validate BLiTZ's ``prior_*``/``posterior_*``/``freeze`` arguments (``prior`` wins over ``prior_*``)."""
+def bayes_from(arguments: dict) -> BayesArgs:
+    """Validate BLiTZ's arguments, read by name from a constructor's ``locals()``.
+
+    The names are ``prior_sigma_1``, ``prior_sigma_2``, ``prior_pi``,
+    ``posterior_mu_init``, ``posterior_rho_init``, ``posterior_mu_std``,
+    ``posterior_rho_std``, ``freeze`` and ``prior`` (which wins over ``prior_*``).
+    """
+    freeze, prior = arguments["freeze"], arguments["prior"]
     if not isinstance(freeze, bool):
         raise FblitzTypeError(f"freeze must be a bool, got {freeze!r}")
-    prior = blitz_default(prior_sigma_1, prior_sigma_2, prior_pi) if prior is None else check_prior("prior", prior)
-    posterior = gaussian_init(posterior_mu_init, posterior_mu_std, posterior_rho_init, posterior_rho_std)
-    return BayesArgs(prior, posterior, freeze)
-
-
-BLITZ_ARGS = (
-    "prior_sigma_1",
-    "prior_sigma_2",
-    "prior_pi",
-    "posterior_mu_init",
-    "posterior_rho_init",
-    "freeze",
-    "prior",
-    "posterior_mu_std",
-    "posterior_rho_std",
-)
-
-
-def bayes_from(arguments: dict) -> BayesArgs:
-    """:func:`bayes_args` from a constructor's ``locals()`` (which hold every name in ``BLITZ_ARGS``)."""
-    return bayes_args(**{name: arguments[name] for name in BLITZ_ARGS})
+    if prior is None:
+        prior = blitz_default(arguments["prior_sigma_1"], arguments["prior_sigma_2"], arguments["prior_pi"])
+    posterior = gaussian_init(
+        *(arguments[f"posterior_{part}"] for part in ("mu_init", "mu_std", "rho_init", "rho_std"))
+    )
+    return BayesArgs(check_prior("prior", prior), posterior, freeze)
 
 
 def ntuple(name: str, value: object, n: int, *, minimum: int) -> tuple[int, ...]:
@@ -104,7 +88,7 @@ def gaussian_layer(
     Args:
         name: the layer's name (its repr).
         shapes: tensor name -> shape, e.g. ``{"weight": (out, in), "bias": (out,)}``.
-        args: the validated prior, posterior init and ``freeze`` (:func:`bayes_args`).
+        args: the validated prior, posterior init and ``freeze`` (:func:`bayes_from`).
         op: the deterministic forward, called as ``op(x, **tensors)`` with one
             tensor per name in ``shapes`` (weight samples, or the means).
         check: validates the input ``x`` before anything runs.
