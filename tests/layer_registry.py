@@ -8,6 +8,7 @@ constructor must appear here at least once (checked by the contract test).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -46,6 +47,126 @@ def _linear_reference(means, x):
     return F.linear(x, means["weight"], means.get("bias"))
 
 
+def _torch_module(cls, *args, **kwargs):
+    """A reference running torch's ``cls(*args, **kwargs)`` with the means (no RNG use: skip_init)."""
+
+    def reference(means, x):
+        module = torch.nn.utils.skip_init(cls, *args, **kwargs)
+        with warnings.catch_warnings():  # torch's own "same" padding warns for even kernels
+            warnings.filterwarnings("ignore", "Using padding='same' with even kernel", UserWarning)
+            return torch.func.functional_call(module, means, (x,))
+
+    return reference
+
+
+def _embedding_reference(padding_idx=None, max_norm=None, norm_type=2.0):
+    def reference(means, x):  # torch renormalises in place: give it a copy
+        return F.embedding(x, means["weight"].clone(), padding_idx, max_norm, norm_type)
+
+    return reference
+
+
+def _conv_case(name, constructor, args, kwargs, x_shape, output_shape, seed=20, gradcheck=True):
+    """A conv or conv_transpose case with torch's ``nn.Conv*``/``nn.ConvTranspose*`` as reference."""
+    dims = constructor[-2]
+    cls = getattr(torch.nn, ("ConvTranspose" if "transpose" in constructor else "Conv") + dims + "d")
+    return LayerCase(
+        name,
+        constructor,
+        lambda: getattr(layers, constructor)(*args, **kwargs, posterior_rho_init=-2.0),
+        lambda dtype: randn(seed, *x_shape, dtype=dtype),
+        _torch_module(cls, *args, **kwargs),
+        (output_shape,),
+        gradcheck,
+    )
+
+
+def _indices(seed, shape, high):
+    return (torch.rand(shape, generator=torch.Generator().manual_seed(seed)) * high).long()
+
+
+def _embedding_case(name, kwargs, x, output_shape):
+    return LayerCase(
+        name,
+        "embedding",
+        lambda: layers.embedding(7, 4, **kwargs, posterior_rho_init=-2.0),
+        lambda dtype: x,
+        _embedding_reference(**kwargs),
+        (output_shape,),
+    )
+
+
+CONV_CASES = [
+    _conv_case("conv1d-stride-padding", "conv1d", (2, 3, 3), {"stride": 2, "padding": 1}, (2, 2, 7), (2, 3, 4)),
+    _conv_case("conv1d-unbatched-valid", "conv1d", (2, 3, 2), {"padding": "valid"}, (2, 5), (3, 4)),
+    _conv_case(
+        "conv1d-same-even-kernel-circular",
+        "conv1d",
+        (2, 2, 4),
+        {"padding": "same", "padding_mode": "circular", "dilation": 2},
+        (2, 2, 9),
+        (2, 2, 9),
+    ),
+    _conv_case(
+        "conv2d-same-dilation-groups",
+        "conv2d",
+        (4, 6, (3, 2)),
+        {"padding": "same", "dilation": (2, 1), "groups": 2},
+        (2, 4, 6, 5),
+        (2, 6, 6, 5),
+    ),
+    _conv_case(
+        "conv2d-no-bias-stride-reflect",
+        "conv2d",
+        (2, 3, 3),
+        {"stride": (2, 1), "padding": (1, 2), "bias": False, "padding_mode": "reflect"},
+        (2, 2, 5, 4),
+        (2, 3, 3, 6),
+    ),
+    _conv_case("conv2d-unbatched", "conv2d", (3, 2, 2), {}, (3, 4, 3), (2, 3, 2)),
+    _conv_case(
+        "conv3d-replicate",
+        "conv3d",
+        (2, 2, 2),
+        {"padding": 1, "padding_mode": "replicate"},
+        (2, 2, 3, 2, 2),
+        (2, 2, 4, 3, 3),
+    ),
+    _conv_case(
+        "conv_transpose1d-output-padding",
+        "conv_transpose1d",
+        (2, 3, 3),
+        {"stride": 2, "padding": 1, "output_padding": 1},
+        (2, 2, 4),
+        (2, 3, 8),
+    ),
+    _conv_case(
+        "conv_transpose2d-groups-dilation",
+        "conv_transpose2d",
+        (4, 2, (2, 3)),
+        {"stride": (2, 1), "output_padding": (1, 0), "dilation": (1, 2), "groups": 2},
+        (2, 4, 3, 3),
+        (2, 2, 7, 7),
+    ),
+    _conv_case(
+        "conv_transpose2d-unbatched-no-bias", "conv_transpose2d", (2, 3, 2), {"bias": False}, (2, 3, 2), (3, 4, 3)
+    ),
+    _conv_case("conv_transpose3d", "conv_transpose3d", (2, 2, 2), {"stride": 2}, (2, 2, 2, 1, 2), (2, 2, 4, 2, 4)),
+]
+
+EMBEDDING_CASES = [
+    _embedding_case("embedding", {}, _indices(30, (3, 5), 7), (3, 5, 4)),
+    _embedding_case("embedding-padding-idx", {"padding_idx": 2}, torch.tensor([[2, 0, 6], [2, 2, 3]]), (2, 3, 4)),
+    _embedding_case("embedding-max-norm", {"max_norm": 0.15}, torch.tensor([1, 3, 3, 5, 6, 0]), (6, 4)),
+    _embedding_case(
+        "embedding-max-norm-l1-padding",
+        {"max_norm": 0.2, "norm_type": 1.0, "padding_idx": -1},
+        torch.tensor([6, 1, 4]),
+        (3, 4),
+    ),
+]
+
+
 CASES: list[LayerCase] = [
     LayerCase(
         "linear",
@@ -71,6 +192,8 @@ CASES: list[LayerCase] = [
         lambda m, x: _linear_reference(m["2"], torch.tanh(_linear_reference(m["0"], x))),
         ((5, 2),),
     ),
+    *CONV_CASES,
+    *EMBEDDING_CASES,
 ]
 
 

@@ -22,7 +22,10 @@ from fblitz.layers.combinators import (
     stateless,
     tanh,
 )
+from fblitz.layers.conv import conv1d, conv2d, conv3d
+from fblitz.layers.conv_transpose import conv_transpose1d, conv_transpose2d, conv_transpose3d
 from fblitz.layers.dropout import dropout
+from fblitz.layers.embedding import embedding
 from fblitz.layers.linear import linear
 from fblitz.layers.noise import learned_noise
 from fblitz.layers.normalization import batch_norm1d, batch_norm2d, batch_norm3d, layer_norm
@@ -38,7 +41,14 @@ __all__ = [
     "batch_norm2d",
     "batch_norm3d",
     "dropout",
+    "conv1d",
+    "conv2d",
+    "conv3d",
+    "conv_transpose1d",
+    "conv_transpose2d",
+    "conv_transpose3d",
     "elu",
+    "embedding",
     "flatten",
     "freeze",
     "gelu",

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 
 from fblitz import _checks
+from fblitz.layers._spec import bayes_from, gaussian_layer
 from fblitz.layers.base import Layer
-from fblitz.posterior import gaussian_init, sample
-from fblitz.priors import Prior, blitz_default, check_prior
-from fblitz.random import as_key
+from fblitz.priors import Prior
 
 
 def linear(
@@ -51,30 +51,19 @@ def linear(
     """
     in_features = _checks.integer("in_features", in_features, minimum=1)
     out_features = _checks.integer("out_features", out_features, minimum=1)
-    prior = blitz_default(prior_sigma_1, prior_sigma_2, prior_pi) if prior is None else check_prior("prior", prior)
-    posterior = gaussian_init(posterior_mu_init, posterior_mu_std, posterior_rho_init, posterior_rho_std)
+    args = bayes_from(locals())
     shapes = {"weight": (out_features, in_features)}
-    has_bias = bool(bias)
-    if has_bias:
+    if bias:
         shapes["bias"] = (out_features,)
 
-    def init(key, *, dtype=None, device=None):
-        keys = as_key(key).split(len(shapes))
-        return {
-            name: posterior.node(k, shape, dtype=dtype, device=device) for k, (name, shape) in zip(keys, shapes.items())
-        }
-
-    def apply(params, x, eps=None):
+    def check(x):
         _checks.tensor("x", x, floating=True)
         _checks.last_dim("x", x, in_features)
-        if freeze or eps is None:
-            return F.linear(x, params["weight"]["mu"], params["bias"]["mu"] if has_bias else None)
-        weight = sample(params["weight"], eps["weight"])
-        return F.linear(x, weight, sample(params["bias"], eps["bias"]) if has_bias else None)
 
-    return Layer(
-        init,
-        apply,
-        {name: prior for name in shapes},
-        f"linear({in_features}, {out_features}{'' if bias else ', bias=False'})",
-    )
+    name = f"linear({in_features}, {out_features}{'' if bias else ', bias=False'})"
+    return gaussian_layer(name, shapes, args, linear_op, check)
+
+
+def linear_op(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """The deterministic op of :func:`linear`: ``x @ weight.T + bias`` (``F.linear``)."""
+    return F.linear(x, weight, bias)

@@ -1,0 +1,113 @@
+"""What the Bayesian layers share (internal): BLiTZ's arguments and the init/apply plumbing.
+
+Every weight layer is built the same way: validate BLiTZ's prior/posterior
+arguments with :func:`bayes_from`, describe the Gaussian tensors by shape,
+and hand a deterministic op ``op(x, weight, bias)`` to :func:`gaussian_layer`,
+which supplies ``init`` (one key per tensor) and ``apply`` (sample each
+tensor, or take its mean, then run the op). Keeping the op separate from the
+sampling lets other estimators (local reparameterization, Flipout) reuse it.
+
+Example:
+    >>> import torch
+    >>> import torch.nn.functional as F
+    >>> from fblitz.posterior import gaussian_init
+    >>> from fblitz.priors import gaussian
+    >>> args = BayesArgs(gaussian(0.1), gaussian_init(0.0, 0.1, -7.0, 0.1), freeze=False)
+    >>> layer = gaussian_layer("demo", {"weight": (2, 3)}, args, lambda x, weight: F.linear(x, weight))
+    >>> layer.apply(layer.init(0), torch.ones(4, 3)).shape
+    torch.Size([4, 2])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import torch
+
+from fblitz import _checks
+from fblitz.errors import FblitzTypeError, FblitzValueError
+from fblitz.layers.base import Layer
+from fblitz.posterior import GaussianInit, gaussian_init, sample
+from fblitz.priors import Prior, blitz_default, check_prior
+from fblitz.random import as_key
+
+
+class BayesArgs(NamedTuple):
+    """The validated BLiTZ arguments of a layer: its prior, posterior init and ``freeze``."""
+
+    prior: Prior
+    posterior: GaussianInit
+    freeze: bool
+
+
+def bayes_from(arguments: dict) -> BayesArgs:
+    """Validate BLiTZ's arguments, read by name from a constructor's ``locals()``.
+
+    The names are ``prior_sigma_1``, ``prior_sigma_2``, ``prior_pi``,
+    ``posterior_mu_init``, ``posterior_rho_init``, ``posterior_mu_std``,
+    ``posterior_rho_std``, ``freeze`` and ``prior`` (which wins over ``prior_*``).
+    """
+    freeze, prior = arguments["freeze"], arguments["prior"]
+    if not isinstance(freeze, bool):
+        raise FblitzTypeError(f"freeze must be a bool, got {freeze!r}")
+    if prior is None:
+        prior = blitz_default(arguments["prior_sigma_1"], arguments["prior_sigma_2"], arguments["prior_pi"])
+    posterior = gaussian_init(
+        *(arguments[f"posterior_{part}"] for part in ("mu_init", "mu_std", "rho_init", "rho_std"))
+    )
+    return BayesArgs(check_prior("prior", prior), posterior, freeze)
+
+
+def ntuple(name: str, value: object, n: int, *, minimum: int) -> tuple[int, ...]:
+    """An int or a length-``n`` sequence of ints (each >= ``minimum``) as an ``n``-tuple.
+
+    Example:
+        >>> ntuple("stride", 2, 3, minimum=1), ntuple("kernel_size", (1, 3), 2, minimum=1)
+        ((2, 2, 2), (1, 3))
+    """
+    if isinstance(value, (tuple, list)):
+        if len(value) != n:
+            raise FblitzValueError(f"{name} must be an int or a sequence of {n} ints, got {value!r}")
+        return tuple(_checks.integer(name, v, minimum=minimum) for v in value)
+    try:
+        return (_checks.integer(name, value, minimum=minimum),) * n
+    except FblitzTypeError:
+        raise FblitzTypeError(f"{name} must be an int or a sequence of {n} ints, got {value!r}") from None
+
+
+def gaussian_layer(
+    name: str,
+    shapes: dict[str, tuple[int, ...]],
+    args: BayesArgs,
+    op: Callable[..., torch.Tensor],
+    check: Callable[[torch.Tensor], None] | None = None,
+) -> Layer:
+    """A layer whose params are one Gaussian node per entry of ``shapes``.
+
+    Args:
+        name: the layer's name (its repr).
+        shapes: tensor name -> shape, e.g. ``{"weight": (out, in), "bias": (out,)}``.
+        args: the validated prior, posterior init and ``freeze`` (:func:`bayes_from`).
+        op: the deterministic forward, called as ``op(x, **tensors)`` with one
+            tensor per name in ``shapes`` (weight samples, or the means).
+        check: validates the input ``x`` before anything runs.
+
+    Returns:
+        A :class:`Layer` with ``init(key, dtype=, device=)`` drawing each node from
+        ``args.posterior`` and the same prior on every node.
+    """
+    names = tuple(shapes)
+
+    def init(key, *, dtype=None, device=None):
+        keys = as_key(key).split(len(names))
+        return {n: args.posterior.node(k, shapes[n], dtype=dtype, device=device) for n, k in zip(names, keys)}
+
+    def apply(params, x, eps=None):
+        if check is not None:
+            check(x)
+        if args.freeze or eps is None:
+            return op(x, **{n: params[n]["mu"] for n in names})
+        return op(x, **{n: sample(params[n], eps[n]) for n in names})
+
+    return Layer(init, apply, {n: args.prior for n in names}, name)
