@@ -1,4 +1,4 @@
-"""Offline data sets used by the examples (no downloads at run time)."""
+"""Offline data sets used by the examples and experiments (no downloads at run time)."""
 
 from __future__ import annotations
 
@@ -27,3 +27,20 @@ def load_boston() -> tuple[np.ndarray, np.ndarray]:
     if tuple(header[:-1]) != BOSTON_FEATURES or table.shape != (506, 14):
         raise FblitzError(f"unexpected Boston CSV layout: header {header}, shape {table.shape}")
     return table[:, :-1], table[:, -1]
+
+
+def load_diabetes() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's diabetes table (442 x 10 raw features, target: disease progression) as float64.
+
+    The unscaled features (``load_diabetes(scaled=False)``) and the target in
+    its original units; bundled with scikit-learn, never downloaded.
+    """
+    try:
+        from sklearn.datasets import load_diabetes as sklearn_load_diabetes
+    except ModuleNotFoundError:
+        raise FblitzError("the diabetes data set needs scikit-learn: pip install 'fblitz[examples]'") from None
+    features, target = sklearn_load_diabetes(return_X_y=True, scaled=False)
+    features, target = np.asarray(features, dtype=np.float64), np.asarray(target, dtype=np.float64)
+    if features.shape != (442, 10) or target.shape != (442,):
+        raise FblitzError(f"unexpected diabetes data shapes {features.shape} and {target.shape}")
+    return features, target

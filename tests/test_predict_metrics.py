@@ -86,3 +86,22 @@ def test_metrics_against_hand_computed_values():
         metrics.gaussian_nll(pred, torch.zeros(4), y)
     with pytest.raises(FblitzValueError, match="targets must have the shape of predictions"):
         metrics.rmse(pred, y[:2])
+
+
+def test_gaussian_mixture_log_likelihood():
+    means = torch.tensor([[0.0, 1.0], [2.0, 1.0], [4.0, -1.0]], dtype=torch.float64)  # (S=3, N=2)
+    stds = torch.tensor([[1.0, 0.5], [2.0, 0.5], [1.0, 3.0]], dtype=torch.float64)
+    y = torch.tensor([1.0, 0.0], dtype=torch.float64)
+    density = torch.distributions.Normal(means, stds).log_prob(y).exp().mean(dim=0)
+    expected = float(torch.log(density).mean())
+    assert metrics.gaussian_mixture_log_likelihood(means, stds, y) == pytest.approx(expected, rel=1e-12)
+    # one component is the Gaussian log-likelihood; far-off targets stay finite (log-sum-exp)
+    assert metrics.gaussian_mixture_log_likelihood(means[:1], stds[:1], y) == pytest.approx(
+        -metrics.gaussian_nll(means[0], stds[0], y)
+    )
+    far = metrics.gaussian_mixture_log_likelihood(means, stds * 1e-3, torch.tensor([1e3, -1e3], dtype=torch.float64))
+    assert math.isfinite(far)
+    with pytest.raises(FblitzValueError, match="targets must have the shape of means without its sample axis"):
+        metrics.gaussian_mixture_log_likelihood(means, stds, y.unsqueeze(0))
+    with pytest.raises(FblitzValueError, match="stds must be > 0"):
+        metrics.gaussian_mixture_log_likelihood(means, -stds, y)

@@ -1,0 +1,1 @@
+"""Reproducible experiments: the UCI regression protocol (``python -m fblitz.experiments.uci``)."""
