@@ -17,6 +17,7 @@ from fblitz.layers.combinators import (
 )
 from fblitz.layers.linear import linear
 from fblitz.layers.noise import learned_noise
+from fblitz.layers.recurrent import gru, lstm
 
 __all__ = [
     "Layer",
@@ -24,9 +25,11 @@ __all__ = [
     "flatten",
     "freeze",
     "gelu",
+    "gru",
     "identity",
     "learned_noise",
     "linear",
+    "lstm",
     "relu",
     "serial",
     "sigmoid",
