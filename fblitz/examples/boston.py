@@ -86,8 +86,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=0.01, help="Adam learning rate")
     parser.add_argument("--seed", type=int, default=0, help="seed of the key for init, shuffling and noise")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch intra-op threads (1 is fastest for this small network)")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch intra-op threads (1 is fastest for this small network)"
+    )
     parser.add_argument("--report-every", type=int, default=100, help="epochs between progress reports (0: none)")
     parser.add_argument(
         "--compile",
