@@ -76,6 +76,10 @@ def test_gru_state_is_one_tensor_and_params_must_match():
     eps["weight_hh_l1"] = eps["weight_hh_l1"][:, :1]
     with pytest.raises(FblitzValueError, match="eps must match mu's shape"):
         layer.apply(params, x, eps)
+    with pytest.raises(FblitzValueError, match="eps of gru must be a dict with keys"):
+        layer.apply(params, x, sample_eps(1, layers.gru(3, 2).init(0)))
+    assert repr(layer) == "Layer(gru(3, 2, num_layers=2))"
+    assert layers.lstm(3, 2, bias=False, peephole=True).name == "lstm(3, 2, bias=False, peephole=True)"
 
 
 def test_param_names_and_shapes_follow_torch():

@@ -91,8 +91,7 @@ def _recurrent(kind: str, input_size, hidden_size, options: dict) -> Layer:
         }
 
     def initial_state(state, xs, batched):
-        n = xs.shape[1]
-        full = (num_layers * directions, n, hidden_size)
+        full = (num_layers * directions, xs.shape[1], hidden_size)
         shape = full if batched else (full[0], hidden_size)
         if state is None:
             zeros = xs.new_zeros(full)
@@ -102,7 +101,7 @@ def _recurrent(kind: str, input_size, hidden_size, options: dict) -> Layer:
             return h0 if batched else h0.unsqueeze(1)
         if not isinstance(state, tuple) or len(state) != 2:
             raise FblitzTypeError(f"state of an LSTM must be a tuple (h0, c0), got {type(state).__name__}")
-        h0, c0 = (_validate_state(n, s, shape, xs) for n, s in zip(("state[0] (h0)", "state[1] (c0)"), state))
+        h0, c0 = (_validate_state(f"state[{i}] ({'hc'[i]}0)", s, shape, xs) for i, s in enumerate(state))
         return (h0, c0) if batched else (h0.unsqueeze(1), c0.unsqueeze(1))
 
     def weights(params, eps):
@@ -111,6 +110,9 @@ def _recurrent(kind: str, input_size, hidden_size, options: dict) -> Layer:
             raise FblitzValueError(f"params of {kind} must be a dict with keys {sorted(shapes)}, got {got}")
         if freeze or eps is None:
             return {name: params[name]["mu"] for name in shapes}
+        if not isinstance(eps, dict) or eps.keys() != shapes.keys():
+            got = sorted(eps) if isinstance(eps, dict) else type(eps).__name__
+            raise FblitzValueError(f"eps of {kind} must be a dict with keys {sorted(shapes)}, got {got}")
         return {name: sample(params[name], eps[name]) for name in shapes}
 
     def apply(params, x, eps=None, state=None):
@@ -140,13 +142,12 @@ def _recurrent(kind: str, input_size, hidden_size, options: dict) -> Layer:
             return output, (h_n, unbatch(torch.stack([c for _, c in finals])))
         return output, unbatch(torch.stack(finals))
 
-    flags = [f"num_layers={num_layers}"] * (num_layers > 1) + ["bias=False"] * (not has_bias)
-    flags += ["batch_first=True"] * batch_first + ["bidirectional=True"] * (directions == 2)
-    name = "lstm" if is_lstm else "gru"
-    flags += ["peephole=True"] * (kind == "peephole")
-    return Layer(
-        init, apply, {n: prior for n in shapes}, f"{name}({', '.join([str(input_size), str(hidden_size)] + flags)})"
-    )
+    options = {"num_layers": num_layers, "bias": has_bias, "batch_first": batch_first}
+    options |= {"bidirectional": directions == 2, "peephole": kind == "peephole"}
+    defaults = {"num_layers": 1, "bias": True, "batch_first": False, "bidirectional": False, "peephole": False}
+    flags = "".join(f", {key}={value}" for key, value in options.items() if value != defaults[key])
+    name = f"{'lstm' if is_lstm else 'gru'}({input_size}, {hidden_size}{flags})"
+    return Layer(init, apply, {n: prior for n in shapes}, name)
 
 
 def lstm(
