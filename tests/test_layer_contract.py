@@ -12,7 +12,7 @@ from fblitz.layers import sample_noise
 from fblitz.posterior import mean_weights
 from fblitz.tree import tree_flatten, tree_leaves, tree_map, tree_structure, tree_unflatten
 from tests.helpers import assert_trees_equal, clone_tree
-from tests.layer_registry import CASES, EXEMPT
+from tests.layer_registry import CASES, EXEMPT, Inputs
 
 DTYPES = [torch.float32, torch.float64]
 IDS = [case.name for case in CASES]
@@ -20,6 +20,13 @@ IDS = [case.name for case in CASES]
 
 def _with_dtype(x, dtype):
     return x if not isinstance(x, torch.Tensor) or not x.is_floating_point() else x.to(dtype)
+
+
+def _apply(layer, params, x, eps):
+    """``layer.apply`` on a case input: a bare ``x``, or ``Inputs(x, extra)`` for ``apply(params, x, eps, *extra)``."""
+    if isinstance(x, Inputs):
+        return layer.apply(params, x.x, eps, *x.extra)
+    return layer.apply(params, x, eps)
 
 
 def _build(case, dtype, seed=0):
@@ -52,7 +59,7 @@ def test_output_shape_dtype_and_inputs_untouched(case, dtype):
     layer, params, x = _build(case, dtype)
     eps = sample_noise(layer, 1, params)
     before = (clone_tree(params), clone_tree(eps), clone_tree(x))
-    out = layer.apply(params, x, eps)
+    out = _apply(layer, params, x, eps)
     assert tuple(tuple(leaf.shape) for leaf in tree_leaves(out)) == case.output_shape
     assert all(leaf.dtype == dtype for leaf in _floats(out))
     assert all(bool(torch.isfinite(leaf).all()) for leaf in tree_leaves(out))
@@ -67,9 +74,9 @@ def test_vmap_sample_i_equals_the_layer_on_eps_i(case, dtype):
     eps = sample_noise(layer, 2, params, n)
     if not tree_leaves(eps):
         pytest.skip("deterministic layer: no noise to map over")
-    batched = vmap(layer.apply, in_dims=(None, None, 0))(params, x, eps)
+    batched = vmap(lambda p, e: _apply(layer, p, x, e), in_dims=(None, 0))(params, eps)
     for i in range(n):
-        alone = layer.apply(params, x, tree_map_index(eps, i))
+        alone = _apply(layer, params, x, tree_map_index(eps, i))
         _close(tree_map_index(batched, i), alone, dtype)
     # the samples differ: the noise is used
     assert not torch.equal(tree_leaves(tree_map_index(batched, 0))[0], tree_leaves(tree_map_index(batched, 1))[0])
@@ -86,9 +93,9 @@ def test_zero_noise_equals_torch_layer_with_the_means(case, dtype):
     layer, params, x = _build(case, dtype)
     eps = sample_noise(layer, 3, params)
     expected = case.reference(mean_weights(params), x)
-    _close(layer.apply(params, x, None), expected, dtype)
+    _close(_apply(layer, params, x, None), expected, dtype)
     if all(leaf.is_floating_point() for leaf in tree_leaves(eps)):  # weight noise only (no seeds)
-        _close(layer.apply(params, x, tree_map(torch.zeros_like, eps)), expected, dtype)
+        _close(_apply(layer, params, x, tree_map(torch.zeros_like, eps)), expected, dtype)
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
@@ -99,7 +106,7 @@ def test_gradients_are_finite_and_shaped_like_params(case):
 
     def loss(p, inputs):
         # a non-symmetric weighting, so normalisation layers get non-zero gradients
-        outputs = tree_leaves(layer.apply(p, inputs, eps))
+        outputs = tree_leaves(_apply(layer, p, inputs, eps))
         return sum((leaf * torch.linspace(-1, 2, leaf.numel()).view(leaf.shape)).sum() for leaf in outputs)
 
     grads, x_grad = grad(loss, argnums=(0, 1))(params, x) if differentiable_x else (grad(loss)(params, x), None)
@@ -127,6 +134,6 @@ def test_gradcheck_float64(case):
         for i, v in zip(trainable, values):
             current[i] = v
         inputs_x = values[-1] if differentiable_x else x
-        return tuple(tree_leaves(layer.apply(tree_unflatten(structure, current), inputs_x, eps)))
+        return tuple(tree_leaves(_apply(layer, tree_unflatten(structure, current), inputs_x, eps)))
 
     assert torch.autograd.gradcheck(fn, inputs, eps=1e-6, atol=1e-6)

@@ -30,6 +30,7 @@ from fblitz.layers.linear import linear
 from fblitz.layers.noise import learned_noise
 from fblitz.layers.normalization import batch_norm1d, batch_norm2d, batch_norm3d, layer_norm
 from fblitz.layers.pooling import adaptive_avg_pool, avg_pool, max_pool
+from fblitz.layers.recurrent import gru, lstm
 
 __all__ = [
     "Layer",
@@ -52,6 +53,7 @@ __all__ = [
     "flatten",
     "freeze",
     "gelu",
+    "gru",
     "identity",
     "init_state",
     "is_stateful",
@@ -59,6 +61,7 @@ __all__ = [
     "learned_noise",
     "linear",
     "max_pool",
+    "lstm",
     "relu",
     "sample_noise",
     "serial",

@@ -1,0 +1,221 @@
+"""Bayesian LSTM and GRU layers (stacked, optionally bidirectional), torch's conventions.
+
+The params tree uses ``torch.nn.LSTM``/``nn.GRU`` names, one Gaussian node per
+tensor, so a model with zero noise loaded into torch's module computes the same
+outputs (for the means ``m``: ``getattr(module, name).copy_(m[name])``)::
+
+    {"weight_ih_l0": {"mu": (G*H, H_in), "rho": ...}, "weight_hh_l0": (G*H, H),
+     "bias_ih_l0": (G*H,), "bias_hh_l0": (G*H,),       # absent when bias=False
+     "weight_ih_l0_reverse": ..., "weight_ih_l1": (G*H, D*H), ...}
+
+with G = 4 for LSTM (gates i, f, g, o) and 3 for GRU (r, z, n), D = 2 when
+bidirectional. The cell math lives in :mod:`fblitz.layers.cells`.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from fblitz import _checks
+from fblitz.errors import FblitzTypeError, FblitzValueError
+from fblitz.layers.base import Layer
+from fblitz.layers.cells import CellWeights, gru_step, lstm_step, peephole_step, scan
+from fblitz.posterior import gaussian_init, sample
+from fblitz.priors import Prior, blitz_default, check_prior
+from fblitz.random import as_key
+
+_DOC_ARGS = """
+    Args:
+        input_size, hidden_size: features of the input and of the hidden state.
+        num_layers: stacked recurrent layers (no dropout between them).
+        bias: learn ``bias_ih``/``bias_hh`` (torch's two biases per layer).
+        batch_first: inputs and outputs are (N, L, ...) instead of (L, N, ...);
+            the states keep torch's (num_layers * D, N, H) either way.
+        bidirectional: add a reverse-direction layer (``..._reverse`` params);
+            outputs concatenate both directions, D = 2.
+        prior_sigma_1, prior_sigma_2, prior_pi, posterior_mu_init,
+            posterior_rho_init, freeze, prior: BLiTZ's arguments and defaults
+            for its recurrent layers (sigma_2 = 0.002, rho_init = -6), as in
+            :func:`fblitz.layers.linear`; mu starts at N(posterior_mu_init, 0.1^2).
+
+    ``apply(params, x, eps=None, state=None)`` takes ``x`` of shape (L, N, H_in),
+    (N, L, H_in) with ``batch_first``, or unbatched (L, H_in). The weights are
+    sampled ONCE per call from ``eps`` and shared by every time step (Blundell
+    et al.; BLiTZ does the same); ``eps=None`` uses the means.
+"""
+
+
+def _validate_state(name: str, value: object, shape: tuple, like: torch.Tensor) -> torch.Tensor:
+    _checks.tensor(name, value, floating=True)
+    _checks.same_shape(name, value, shape, "(num_layers * num_directions, N, hidden_size) for this input")
+    if value.dtype != like.dtype:
+        raise FblitzTypeError(f"{name} must have the input's dtype {like.dtype}, got {value.dtype}")
+    return value
+
+
+def _recurrent(kind: str, input_size, hidden_size, options: dict) -> Layer:
+    input_size = _checks.integer("input_size", input_size, minimum=1)
+    hidden_size = _checks.integer("hidden_size", hidden_size, minimum=1)
+    num_layers = _checks.integer("num_layers", options["num_layers"], minimum=1)
+    has_bias, batch_first, freeze = bool(options["bias"]), bool(options["batch_first"]), bool(options["freeze"])
+    directions = 2 if options["bidirectional"] else 1
+    prior = options["prior"]
+    if prior is None:
+        prior = blitz_default(options["prior_sigma_1"], options["prior_sigma_2"], options["prior_pi"])
+    prior = check_prior("prior", prior)
+    posterior = gaussian_init(
+        options["posterior_mu_init"],
+        options["posterior_mu_std"],
+        options["posterior_rho_init"],
+        options["posterior_rho_std"],
+    )
+    step = {"lstm": lstm_step, "peephole": peephole_step, "gru": gru_step}[kind]
+    is_lstm = kind != "gru"
+    rows = (4 if is_lstm else 3) * hidden_size
+    cells = []  # (layer, direction, names of w_ih, w_hh, b_ih, b_hh)
+    shapes = {}
+    for layer in range(num_layers):
+        for direction in range(directions):
+            suffix = f"l{layer}" + ("_reverse" if direction else "")
+            names = tuple(f"{part}_{suffix}" for part in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+            shapes[names[0]] = (rows, input_size if layer == 0 else directions * hidden_size)
+            shapes[names[1]] = (rows, hidden_size)
+            if has_bias:
+                shapes[names[2]] = shapes[names[3]] = (rows,)
+            cells.append((layer, direction, names))
+
+    def init(key, *, dtype=None, device=None):
+        keys = as_key(key).split(len(shapes))
+        return {
+            name: posterior.node(k, shape, dtype=dtype, device=device) for k, (name, shape) in zip(keys, shapes.items())
+        }
+
+    def initial_state(state, xs, batched):
+        full = (num_layers * directions, xs.shape[1], hidden_size)
+        shape = full if batched else (full[0], hidden_size)
+        if state is None:
+            zeros = xs.new_zeros(full)
+            return (zeros, zeros) if is_lstm else zeros
+        if not is_lstm:
+            h0 = _validate_state("state", state, shape, xs)
+            return h0 if batched else h0.unsqueeze(1)
+        if not isinstance(state, tuple) or len(state) != 2:
+            raise FblitzTypeError(f"state of an LSTM must be a tuple (h0, c0), got {type(state).__name__}")
+        h0, c0 = (_validate_state(f"state[{i}] ({'hc'[i]}0)", s, shape, xs) for i, s in enumerate(state))
+        return (h0, c0) if batched else (h0.unsqueeze(1), c0.unsqueeze(1))
+
+    def weights(params, eps):
+        if not isinstance(params, dict) or params.keys() != shapes.keys():
+            got = sorted(params) if isinstance(params, dict) else type(params).__name__
+            raise FblitzValueError(f"params of {kind} must be a dict with keys {sorted(shapes)}, got {got}")
+        if freeze or eps is None:
+            return {name: params[name]["mu"] for name in shapes}
+        if not isinstance(eps, dict) or eps.keys() != shapes.keys():
+            got = sorted(eps) if isinstance(eps, dict) else type(eps).__name__
+            raise FblitzValueError(f"eps of {kind} must be a dict with keys {sorted(shapes)}, got {got}")
+        return {name: sample(params[name], eps[name]) for name in shapes}
+
+    def apply(params, x, eps=None, state=None):
+        _checks.tensor("x", x, ndim=(2, 3), floating=True)
+        _checks.last_dim("x", x, input_size)
+        batched = x.dim() == 3
+        xs = (x.transpose(0, 1) if batch_first else x) if batched else x.unsqueeze(1)
+        if xs.shape[0] == 0:
+            raise FblitzValueError(f"x must hold at least one time step, got shape {tuple(x.shape)}")
+        state = initial_state(state, xs, batched)
+        w = weights(params, eps)
+        finals, outputs = [], []
+        for layer, direction, names in cells:
+            index = layer * directions + direction
+            start = (state[0][index], state[1][index]) if is_lstm else state[index]
+            cell = CellWeights(*(w.get(name) for name in names))
+            out, final = scan(step, cell, xs, start, reverse=bool(direction))
+            finals.append(final)
+            outputs.append(out)
+            if direction == directions - 1:
+                xs = torch.cat(outputs, dim=-1) if directions == 2 else out
+                outputs = []
+        output = (xs.transpose(0, 1) if batch_first else xs) if batched else xs.squeeze(1)
+        unbatch = (lambda t: t) if batched else (lambda t: t.squeeze(1))
+        if is_lstm:
+            h_n = unbatch(torch.stack([h for h, _ in finals]))
+            return output, (h_n, unbatch(torch.stack([c for _, c in finals])))
+        return output, unbatch(torch.stack(finals))
+
+    options = {"num_layers": num_layers, "bias": has_bias, "batch_first": batch_first}
+    options |= {"bidirectional": directions == 2, "peephole": kind == "peephole"}
+    defaults = {"num_layers": 1, "bias": True, "batch_first": False, "bidirectional": False, "peephole": False}
+    flags = "".join(f", {key}={value}" for key, value in options.items() if value != defaults[key])
+    name = f"{'lstm' if is_lstm else 'gru'}({input_size}, {hidden_size}{flags})"
+    return Layer(init, apply, {n: prior for n in shapes}, name)
+
+
+def lstm(
+    input_size: int,
+    hidden_size: int,
+    *,
+    num_layers: int = 1,
+    bias: bool = True,
+    batch_first: bool = False,
+    bidirectional: bool = False,
+    peephole: bool = False,
+    prior_sigma_1: float = 0.1,
+    prior_sigma_2: float = 0.002,
+    prior_pi: float = 1.0,
+    posterior_mu_init: float = 0.0,
+    posterior_rho_init: float = -6.0,
+    freeze: bool = False,
+    prior: Prior | None = None,
+    posterior_mu_std: float = 0.1,
+    posterior_rho_std: float = 0.1,
+) -> Layer:
+    """A Bayesian LSTM with ``torch.nn.LSTM``'s arguments, layout and return values.
+
+    ``apply`` returns ``(output, (h_n, c_n))``: output (L, N, D * H) (or
+    batch-first, or (L, D * H) unbatched) and h_n, c_n (num_layers * D, N, H)
+    (or (num_layers * D, H) unbatched); ``state`` is an optional ``(h0, c0)``
+    of those shapes. ``peephole=True`` gives BLiTZ's peephole variant (see
+    :func:`fblitz.layers.cells.peephole_step`), which has no torch counterpart.
+    """
+    options = dict(locals())
+    return _recurrent("peephole" if peephole else "lstm", input_size, hidden_size, options)
+
+
+def gru(
+    input_size: int,
+    hidden_size: int,
+    *,
+    num_layers: int = 1,
+    bias: bool = True,
+    batch_first: bool = False,
+    bidirectional: bool = False,
+    prior_sigma_1: float = 0.1,
+    prior_sigma_2: float = 0.002,
+    prior_pi: float = 1.0,
+    posterior_mu_init: float = 0.0,
+    posterior_rho_init: float = -6.0,
+    freeze: bool = False,
+    prior: Prior | None = None,
+    posterior_mu_std: float = 0.1,
+    posterior_rho_std: float = 0.1,
+) -> Layer:
+    """A Bayesian GRU with ``torch.nn.GRU``'s arguments, layout and return values.
+
+    ``apply`` returns ``(output, h_n)`` with torch's shapes (see :func:`lstm`);
+    ``state`` is an optional ``h0`` of h_n's shape.
+    """
+    return _recurrent("gru", input_size, hidden_size, dict(locals()))
+
+
+_EXAMPLE = """
+    Example:
+        >>> import torch
+        >>> from fblitz.random import sample_eps
+        >>> layer = {name}(3, 5, num_layers=2, bidirectional=True)
+        >>> params = layer.init(0)
+        >>> output, _ = layer.apply(params, torch.ones(7, 4, 3), sample_eps(1, params))
+        >>> output.shape
+        torch.Size([7, 4, 10])
+"""
+lstm.__doc__ += _DOC_ARGS + _EXAMPLE.format(name="lstm")
+gru.__doc__ += _DOC_ARGS + _EXAMPLE.format(name="gru")
