@@ -27,6 +27,7 @@ from torch.func import vmap
 
 from fblitz import _checks
 from fblitz.errors import FblitzTypeError, FblitzValueError
+from fblitz.estimators import ESTIMATORS
 from fblitz.kl import KLPlan, closed_form_kl, make_plan, monte_carlo_kl
 from fblitz.layers.base import Layer, apply_with_state, sample_noise
 from fblitz.likelihoods import Likelihood, as_likelihood
@@ -57,16 +58,20 @@ def _check_model(model: object) -> Layer:
 def sample_count(model: Layer, params: PyTree, eps: PyTree) -> int:
     """Check ``eps`` against the noise ``model`` draws and return its sample count S.
 
-    ``eps`` must have the structure of ``sample_noise(model, key, params, S)``:
-    each leaf that tree's shape with one shared leading sample axis S.
+    ``eps`` must have the structure of ``sample_noise(model, key, params, S,
+    estimator=...)`` for some estimator: each leaf that tree's shape with one
+    shared leading sample axis S.
     """
-    expected, structure = tree_flatten(sample_noise(model, 0, params, 1))
-    try:
-        leaves = structure.flatten_up_to(eps)
-    except (ValueError, TypeError) as error:
-        raise FblitzValueError(
-            f"eps must follow the structure of sample_noise(model, key, params, S): {error}"
-        ) from None
+    error = None
+    for estimator in (None, *ESTIMATORS):  # each layer's own estimator, or one chosen per call
+        expected, structure = tree_flatten(sample_noise(model, 0, params, 1, estimator=estimator))
+        try:
+            leaves = structure.flatten_up_to(eps)
+            break
+        except (ValueError, TypeError) as mismatch:
+            error = error or mismatch
+    else:
+        raise FblitzValueError(f"eps must follow the structure of sample_noise(model, key, params, S): {error}")
     for path, leaf, like in zip(structure.paths(), leaves, expected):
         if not isinstance(leaf, torch.Tensor) or leaf.dtype != like.dtype or leaf.shape[1:] != like.shape[1:]:
             got = f"{tuple(leaf.shape)} {leaf.dtype}" if isinstance(leaf, torch.Tensor) else repr(leaf)
@@ -224,6 +229,7 @@ def sample_elbo(
     sample_nbr: int | None = None,
     complexity_cost_weight: float | torch.Tensor = 1.0,
     kl_mode: str = "auto",
+    estimator: str | None = None,
 ) -> ElboTerms:
     """BLiTZ's ``sample_elbo``, functional: draw S noise samples from ``key`` and
     return the mean negative ELBO terms.
@@ -241,7 +247,7 @@ def sample_elbo(
         torch.Size([])
     """
     count = resolve_sample_count(n_samples, sample_nbr)
-    eps = sample_noise(_check_model(model), key, params, count)
+    eps = sample_noise(_check_model(model), key, params, count, estimator=estimator)
     return negative_elbo(
         model,
         params,

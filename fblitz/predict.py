@@ -71,14 +71,18 @@ def predict(
     sample_nbr: int | None = None,
     batch_size: int | None = None,
     state: PyTree | None = None,
+    estimator: str | None = None,
 ) -> torch.Tensor:
     """Predictive samples: ``n_samples`` weight draws from ``key``, output (S, B, ...).
 
     ``state``: running statistics for models with batch norm (see
-    :func:`evaluation_forward`).
+    :func:`evaluation_forward`). ``estimator``: see :mod:`fblitz.estimators`
+    (with local reparameterization or Flipout and ``batch_size``, rows at the
+    same position of different chunks share their per-example noise; each
+    row's predictive distribution is unaffected).
     """
     count = resolve_sample_count(n_samples, sample_nbr, default=10)
-    eps = sample_noise(_check_model(model), key, params, count)
+    eps = sample_noise(_check_model(model), key, params, count, estimator=estimator)
     return predict_with_eps(model, params, inputs, eps, batch_size=batch_size, state=state)
 
 

@@ -24,6 +24,7 @@ from torch.func import grad_and_value
 
 from fblitz import _checks
 from fblitz.errors import FblitzTypeError, FblitzValueError, NonFiniteError
+from fblitz.estimators import check_estimator
 from fblitz.kl import KL_MODES, make_plan
 from fblitz.layers.base import Layer, init_state, is_stateful, sample_noise
 from fblitz.likelihoods import as_likelihood
@@ -99,6 +100,7 @@ def make_train_step(
     *,
     n_samples: int = 1,
     kl_mode: str = "auto",
+    estimator: str | None = None,
     compile: bool = False,
 ) -> TrainStep:
     """Build the step: draw S noise samples from the key, take ``torch.func.grad``
@@ -116,6 +118,8 @@ def make_train_step(
         raise FblitzTypeError(f"optimizer must be a fblitz.optim GradientTransformation, got {optimizer!r}")
     n_samples = _checks.integer("n_samples", n_samples, minimum=1)
     _checks.one_of("kl_mode", kl_mode, KL_MODES)
+    if estimator is not None:
+        check_estimator("estimator", estimator)
     plans: dict = {}
 
     def loss(params, state, eps, inputs, targets, weight, plan):
@@ -137,7 +141,7 @@ def make_train_step(
         structure = tree_structure(params)
         if structure not in plans:
             plans[structure] = make_plan(params, model.priors, kl_mode)
-        eps = sample_noise(model, key, params, n_samples)
+        eps = sample_noise(model, key, params, n_samples, estimator=estimator)
         if not isinstance(weight, torch.Tensor):
             # a tensor, so a compiled step is not specialised to each weight value
             like = next(leaf for leaf in tree_leaves(params) if leaf.is_floating_point())
@@ -232,6 +236,7 @@ def fit(
     complexity_cost_weight: float | None = None,
     kl_weighting: str = "uniform",
     kl_mode: str = "auto",
+    estimator: str | None = None,
     shuffle: bool = True,
     opt_state: OptState | None = None,
     state: PyTree | None = None,
@@ -252,6 +257,8 @@ def fit(
         complexity_cost_weight: base KL weight; default ``1 / len(inputs)``.
         kl_weighting: ``"uniform"`` or ``"blundell"`` (see :func:`kl_weights`).
         kl_mode: ``"auto"``, ``"closed_form"`` or ``"monte_carlo"``.
+        estimator: override every supporting layer's gradient estimator (see
+            :mod:`fblitz.estimators`); None keeps each layer's own.
         shuffle: reshuffle the rows every epoch.
         opt_state: resume from this optimizer state instead of ``optimizer.init``.
         state: running statistics to start from, for models with batch norm
@@ -276,7 +283,9 @@ def fit(
         torch.tensor(w, dtype=like.dtype, device=like.device)
         for w in kl_weights(n, num_batches, kl_weighting, complexity_cost_weight)
     ]
-    step = make_train_step(model, likelihood, optimizer, n_samples=count, kl_mode=kl_mode, compile=compile)
+    step = make_train_step(
+        model, likelihood, optimizer, n_samples=count, kl_mode=kl_mode, estimator=estimator, compile=compile
+    )
     opt_state = optimizer.init(params) if opt_state is None else opt_state
     if is_stateful(model) and state is None:
         state = init_state(model, dtype=like.dtype, device=like.device)

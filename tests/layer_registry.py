@@ -377,3 +377,35 @@ CASES += [
     _rnn_case("peephole-state", "lstm", ((4, 2, 2), (1, 2, 2)), peephole=True, state=True),
     _rnn_case("peephole-no-bias", "lstm", ((4, 2, 2), (1, 2, 2)), peephole=True, bias=False),
 ]
+
+
+# Local reparameterization and Flipout: the same contract (the zero-noise check
+# uses eps=None only, since these noise trees hold seeds).
+for _estimator in ("local_reparameterization", "flipout"):
+    _short = "lrt" if _estimator == "local_reparameterization" else "flipout"
+    CASES += [
+        LayerCase(
+            f"linear-{_short}",
+            "linear",
+            lambda e=_estimator: layers.linear(3, 2, posterior_rho_init=-2.0, estimator=e),
+            lambda dtype: randn(30, 4, 3, dtype=dtype),
+            _linear_reference,
+            ((4, 2),),
+        ),
+        LayerCase(
+            f"conv2d-{_short}",
+            "conv2d",
+            lambda e=_estimator: layers.conv2d(2, 3, 2, padding=1, posterior_rho_init=-2.0, estimator=e),
+            lambda dtype: randn(31, 2, 2, 3, 3, dtype=dtype),
+            lambda m, x: F.conv2d(x, m["weight"], m["bias"], padding=1),
+            ((2, 3, 4, 4),),
+        ),
+        LayerCase(
+            f"conv_transpose1d-{_short}",
+            "conv_transpose1d",
+            lambda e=_estimator: layers.conv_transpose1d(2, 3, 3, stride=2, posterior_rho_init=-2.0, estimator=e),
+            lambda dtype: randn(32, 2, 2, 4, dtype=dtype),
+            lambda m, x: F.conv_transpose1d(x, m["weight"], m["bias"], stride=2),
+            ((2, 3, 9),),
+        ),
+    ]

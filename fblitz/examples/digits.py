@@ -2,9 +2,14 @@
 
 The counterpart of BLiTZ's MNIST LeNet example, on data that ships with
 scikit-learn (1797 images, no download): pixel values scaled to [0, 1], a
-75/25 split with ``random_state=42``, every conv and linear layer Bayesian
-(BLiTZ's defaults), categorical likelihood, Adam, ``complexity_cost_weight =
-1 / len(X_train)``. Evaluation averages the class probabilities of
+75/25 split with ``random_state=42``, every conv and linear layer Bayesian,
+categorical likelihood, Adam, ``complexity_cost_weight = 1 / len(X_train)``.
+
+The prior is Blundell et al.'s scale mixture (pi 0.5, sigma_1 1, sigma_2
+e^-6). BLiTZ's default prior (a single N(0, 0.1^2)) is too tight for a data
+set this small: with 1347 images the KL term outweighs the likelihood, the
+posterior collapses onto the prior and accuracy stays at chance (measured:
+0.10 after 40 epochs); ``--prior blitz`` reproduces that. Evaluation averages the class probabilities of
 ``--eval-samples`` weight draws and reports accuracy, NLL, expected
 calibration error (15 equal-width bins), and the predictive entropy and
 mutual information (epistemic part) on the test digits and on
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 
@@ -26,6 +32,12 @@ from fblitz import likelihoods, metrics, models, optim
 from fblitz.predict import predict
 from fblitz.random import Key, uniform
 from fblitz.train import fit
+
+# Blundell et al. 2015 (sec. 3.3 and 5.1): a two-scale mixture; BLiTZ's default: N(0, 0.1^2)
+PRIORS = {
+    "mixture": {"prior_pi": 0.5, "prior_sigma_1": 1.0, "prior_sigma_2": math.exp(-6)},
+    "blitz": {"prior_pi": 1.0, "prior_sigma_1": 0.1, "prior_sigma_2": 0.4},
+}
 
 
 def load_data(dtype: torch.dtype = torch.float32):
@@ -73,14 +85,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
-    parser.add_argument("--epochs", type=int, default=40, help="passes over the training set")
-    parser.add_argument("--samples", type=int, default=2, help="weight samples per training step (sample_nbr)")
+    parser.add_argument("--epochs", type=int, default=30, help="passes over the training set")
+    parser.add_argument("--samples", type=int, default=1, help="weight samples per training step (sample_nbr)")
     parser.add_argument("--eval-samples", type=int, default=50, help="weight draws for the predictive")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=0.003, help="Adam learning rate")
     parser.add_argument("--train-rows", type=int, default=None, help="use only this many training rows (quick runs)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the key for init, shuffling and noise")
-    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
+    parser.add_argument("--prior", choices=sorted(PRIORS), default="mixture", help="prior on every weight")
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument(
         "--compile",
         action=argparse.BooleanOptionalAction,
@@ -97,7 +110,7 @@ def main(argv=None) -> dict:
     x_train, y_train, x_test, y_test = load_data()
     if args.train_rows is not None:
         x_train, y_train = x_train[: args.train_rows], y_train[: args.train_rows]
-    model = models.lenet(1, 10, input_size=8, padding=2)
+    model = models.lenet(1, 10, input_size=8, padding=2, **PRIORS[args.prior])
     k_init, k_fit, k_eval = Key(args.seed).split(3)
     start = time.perf_counter()
     result = fit(

@@ -25,12 +25,13 @@ from typing import NamedTuple
 
 import torch
 
-from fblitz import _checks
+from fblitz import _checks, seeded
 from fblitz.errors import FblitzTypeError, FblitzValueError
+from fblitz.estimators import check_estimator, flipout, kind_of, local_reparameterization
 from fblitz.layers.base import Layer
 from fblitz.posterior import GaussianInit, gaussian_init, sample
 from fblitz.priors import Prior, blitz_default, check_prior
-from fblitz.random import as_key
+from fblitz.random import as_key, sample_eps
 
 
 class BayesArgs(NamedTuple):
@@ -39,6 +40,7 @@ class BayesArgs(NamedTuple):
     prior: Prior
     posterior: GaussianInit
     freeze: bool
+    estimator: str = "reparameterization"
 
 
 def bayes_from(arguments: dict) -> BayesArgs:
@@ -46,7 +48,8 @@ def bayes_from(arguments: dict) -> BayesArgs:
 
     The names are ``prior_sigma_1``, ``prior_sigma_2``, ``prior_pi``,
     ``posterior_mu_init``, ``posterior_rho_init``, ``posterior_mu_std``,
-    ``posterior_rho_std``, ``freeze`` and ``prior`` (which wins over ``prior_*``).
+    ``posterior_rho_std``, ``freeze``, ``prior`` (which wins over ``prior_*``)
+    and, where the layer offers a choice, ``estimator``.
     """
     freeze, prior = arguments["freeze"], arguments["prior"]
     if not isinstance(freeze, bool):
@@ -56,7 +59,8 @@ def bayes_from(arguments: dict) -> BayesArgs:
     posterior = gaussian_init(
         *(arguments[f"posterior_{part}"] for part in ("mu_init", "mu_std", "rho_init", "rho_std"))
     )
-    return BayesArgs(check_prior("prior", prior), posterior, freeze)
+    estimator = check_estimator("estimator", arguments.get("estimator", "reparameterization"))
+    return BayesArgs(check_prior("prior", prior), posterior, freeze, estimator)
 
 
 def ntuple(name: str, value: object, n: int, *, minimum: int) -> tuple[int, ...]:
@@ -82,22 +86,32 @@ def gaussian_layer(
     args: BayesArgs,
     op: Callable[..., torch.Tensor],
     check: Callable[[torch.Tensor], None] | None = None,
+    *,
+    estimators: tuple[str, ...] = ("reparameterization",),
+    sign_shape: Callable[[torch.Tensor], tuple[int, ...]] | None = None,
 ) -> Layer:
     """A layer whose params are one Gaussian node per entry of ``shapes``.
 
     Args:
         name: the layer's name (its repr).
         shapes: tensor name -> shape, e.g. ``{"weight": (out, in), "bias": (out,)}``.
-        args: the validated prior, posterior init and ``freeze`` (:func:`bayes_from`).
+        args: the validated prior, posterior init, ``freeze`` and default
+            estimator (:func:`bayes_from`).
         op: the deterministic forward, called as ``op(x, **tensors)`` with one
             tensor per name in ``shapes`` (weight samples, or the means).
         check: validates the input ``x`` before anything runs.
+        estimators: the estimators the layer supports (see
+            :mod:`fblitz.estimators`); local reparameterization and Flipout
+            need ``op`` linear in its tensors.
+        sign_shape: Flipout's per-example sign shape for an input or output.
 
     Returns:
         A :class:`Layer` with ``init(key, dtype=, device=)`` drawing each node from
         ``args.posterior`` and the same prior on every node.
     """
     names = tuple(shapes)
+    if args.estimator not in estimators:
+        raise FblitzValueError(f"estimator must be one of {list(estimators)} for {name}, got {args.estimator!r}")
 
     def init(key, *, dtype=None, device=None):
         keys = as_key(key).split(len(names))
@@ -108,6 +122,24 @@ def gaussian_layer(
             check(x)
         if args.freeze or eps is None:
             return op(x, **{n: params[n]["mu"] for n in names})
+        kind = kind_of(eps)
+        if kind not in estimators:
+            raise FblitzValueError(f"{name} does not support the {kind} estimator its noise was drawn for")
+        if kind == "local_reparameterization":
+            return local_reparameterization(op, {n: params[n] for n in names}, x, eps["seed"])
+        if kind == "flipout":
+            return flipout(op, {n: params[n] for n in names}, x, eps, sign_shape)
         return op(x, **{n: sample(params[n], eps[n]) for n in names})
 
-    return Layer(init, apply, {n: args.prior for n in names}, name)
+    noise = None
+    if len(estimators) > 1:
+
+        def noise(key, params, n_samples=None, estimator=None):
+            chosen = estimator if estimator in estimators else args.estimator
+            if chosen == "reparameterization":
+                return None  # plain weight noise, drawn together with the rest of the model
+            weight_key, seed_key = as_key(key).split(2)
+            eps = {} if chosen == "local_reparameterization" else sample_eps(weight_key, params, n_samples)
+            return {**eps, "seed": seeded.seeds(seed_key, n_samples)}
+
+    return Layer(init, apply, {n: args.prior for n in names}, name, noise)

@@ -12,12 +12,15 @@ A layer is an immutable value holding pure functions (stax-style):
 
 Two optional parts:
 
-* ``noise(key, params, n_samples) -> eps`` -- how to draw the layer's noise.
-  ``None`` (most layers) means standard-normal weight noise at every Gaussian
-  node (:func:`fblitz.random.sample_eps`). Layers whose noise shape depends
-  on the input (dropout, local reparameterization, Flipout) put int64 seeds in
-  their noise tree (:mod:`fblitz.seeded`). Always draw a model's noise with
-  :func:`sample_noise`.
+* ``noise(key, params, n_samples, estimator=None) -> eps or None`` -- how to
+  draw the layer's noise. ``None`` (the field, or the function's result)
+  means standard-normal weight noise at every Gaussian node
+  (:func:`fblitz.random.sample_eps`), which containers draw in one call for
+  all such layers. Layers whose noise shape depends on the input (dropout,
+  local reparameterization, Flipout) put int64 seeds in their noise tree
+  (:mod:`fblitz.seeded`). ``estimator`` is a per-call choice from
+  :data:`fblitz.estimators.ESTIMATORS` that layers supporting it follow and
+  the others ignore. Always draw a model's noise with :func:`sample_noise`.
 * ``state`` -- a :class:`StateSpec` for layers with running statistics
   (batch norm). Their plain ``apply`` normalises with the batch's own
   statistics; :func:`apply_with_state` also returns the updated state, or
@@ -31,6 +34,7 @@ from typing import NamedTuple
 
 import torch
 
+from fblitz.estimators import check_estimator
 from fblitz.random import KeyLike, as_key, sample_eps
 from fblitz.tree import PyTree, flatten_gaussian, is_gaussian, map_gaussian
 
@@ -57,7 +61,7 @@ class Layer(NamedTuple):
     apply: Callable[[PyTree, torch.Tensor, PyTree | None], torch.Tensor]
     priors: PyTree
     name: str = "layer"
-    noise: Callable[[KeyLike, PyTree, int | None], PyTree] | None = None
+    noise: Callable[..., PyTree | None] | None = None
     state: StateSpec | None = None
 
     def __repr__(self) -> str:
@@ -74,7 +78,9 @@ def has_gaussian(params: PyTree) -> bool:
     return any(is_gaussian(node) for node in flatten_gaussian(params)[0])
 
 
-def sample_noise(model: Layer, key: KeyLike, params: PyTree, n_samples: int | None = None) -> PyTree:
+def sample_noise(
+    model: Layer, key: KeyLike, params: PyTree, n_samples: int | None = None, *, estimator: str | None = None
+) -> PyTree:
     """Draw the noise tree ``model.apply`` expects, for S samples at once.
 
     Args:
@@ -83,6 +89,8 @@ def sample_noise(model: Layer, key: KeyLike, params: PyTree, n_samples: int | No
         params: its parameters (noise takes their shapes, dtypes and devices).
         n_samples: S for a leading sample axis on every noise leaf (for
             ``vmap``), or None for one draw without that axis.
+        estimator: overrides the estimator of every layer that supports it
+            (see :mod:`fblitz.estimators`); None keeps each layer's own.
 
     For models without custom-noise layers this is exactly
     ``sample_eps(key, params, n_samples)``.
@@ -94,9 +102,10 @@ def sample_noise(model: Layer, key: KeyLike, params: PyTree, n_samples: int | No
         >>> eps["0"]["weight"].shape, eps["1"]["seed"].shape
         (torch.Size([8, 4, 3]), torch.Size([8]))
     """
-    if model.noise is not None:
-        return model.noise(as_key(key), params, n_samples)
-    return weight_noise(key, params, n_samples)
+    if estimator is not None:
+        check_estimator("estimator", estimator)
+    eps = None if model.noise is None else model.noise(as_key(key), params, n_samples, estimator)
+    return weight_noise(key, params, n_samples) if eps is None else eps
 
 
 def weight_noise(key: KeyLike, params: PyTree, n_samples: int | None = None) -> PyTree:

@@ -112,17 +112,22 @@ def _serial_noise(names: tuple[str, ...], layers: tuple[Layer, ...]):
 
     Weight noise of all ordinary children is drawn in one call (as
     ``sample_eps`` would for the whole tree); each custom child draws its own
-    from a key folded with its position.
+    from a key folded with its position. When no child needs custom noise
+    this time, the result is None (plain weight noise for the whole tree).
     """
 
-    def noise(key, params, n_samples=None):
+    def noise(key, params, n_samples=None, estimator=None):
         weight_key, custom_key = as_key(key).split(2)
-        plain = {name: params[name] for name, layer in zip(names, layers) if layer.noise is None}
-        eps = weight_noise(weight_key, plain, n_samples)
+        custom = {}
         for index, (name, layer) in enumerate(zip(names, layers)):
             if layer.noise is not None:
-                eps[name] = layer.noise(custom_key.fold_in(index), params[name], n_samples)
-        return {name: eps[name] for name in names}
+                eps = layer.noise(custom_key.fold_in(index), params[name], n_samples, estimator)
+                if eps is not None:
+                    custom[name] = eps
+        if not custom:
+            return None
+        plain = weight_noise(weight_key, {name: params[name] for name in names if name not in custom}, n_samples)
+        return {name: custom[name] if name in custom else plain[name] for name in names}
 
     return noise
 

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from fblitz import _checks
 from fblitz.errors import FblitzTypeError, FblitzValueError
+from fblitz.estimators import ESTIMATORS
 from fblitz.layers._spec import bayes_from, gaussian_layer, ntuple
 from fblitz.layers.base import Layer
 from fblitz.priors import Prior
@@ -91,7 +92,20 @@ def conv_layer(kind, in_channels, out_channels, weight_shape, bias, spec, args) 
     if bias:
         shapes["bias"] = (out_channels,)
     name = f"{kind}({in_channels}, {out_channels}, kernel_size={spec.kernel_size}{'' if bias else ', bias=False'})"
-    return gaussian_layer(name, shapes, args, spec.op, lambda x: spec.check(x, in_channels))
+    return gaussian_layer(
+        name,
+        shapes,
+        args,
+        spec.op,
+        lambda x: spec.check(x, in_channels),
+        estimators=ESTIMATORS,
+        sign_shape=lambda t: channel_signs(t, spec.dims),
+    )
+
+
+def channel_signs(t: torch.Tensor, dims: int) -> tuple[int, ...]:
+    """Flipout signs for a convolution: one per example and channel, shared over the ``dims`` spatial axes."""
+    return (*t.shape[: t.dim() - dims], *([1] * dims))
 
 
 def conv_spec(dims, kernel_size, stride, padding, dilation, groups, padding_mode) -> ConvSpec:
@@ -130,7 +144,8 @@ _DOC = """A Bayesian {dims}-d convolution (BLiTZ's ``BayesianConv{dims}d``, torc
     the scale mixture (``prior_pi``, ``prior_sigma_1``, ``prior_sigma_2``)
     unless ``prior`` is given; means start at N(posterior_mu_init, 0.1^2), rho
     at N(posterior_rho_init, 0.1^2) (BLiTZ: {rho}). ``freeze=True`` always uses
-    the means.
+    the means. ``estimator``: ``"reparameterization"`` (BLiTZ's),
+    ``"local_reparameterization"`` or ``"flipout"`` (see :mod:`fblitz.estimators`).
 
     Params tree::
 
@@ -171,6 +186,7 @@ def _conv_constructor(dims: int, rho_init: float):
         prior: Prior | None = None,
         posterior_mu_std: float = 0.1,
         posterior_rho_std: float = 0.1,
+        estimator: str = "reparameterization",
     ) -> Layer:
         in_channels, out_channels, groups = check_channels(in_channels, out_channels, groups)
         spec = conv_spec(dims, kernel_size, stride, padding, dilation, groups, padding_mode)

@@ -77,7 +77,9 @@ _DOC = """A Bayesian {dims}-d transposed convolution (torch's ``nn.ConvTranspose
     keyword-only. ``kernel_size``, ``stride``, ``padding``, ``output_padding``
     and ``dilation`` take an int or a {dims}-tuple; ``output_padding`` must be
     smaller than ``stride`` or ``dilation`` in each dimension.
-    ``padding_mode`` must be ``"zeros"`` (as in torch).
+    ``padding_mode`` must be ``"zeros"`` (as in torch). ``estimator``:
+    ``"reparameterization"``, ``"local_reparameterization"`` or ``"flipout"``
+    (see :mod:`fblitz.estimators`).
 
     Params tree::
 
@@ -118,6 +120,7 @@ def _conv_transpose_constructor(dims: int):
         prior: Prior | None = None,
         posterior_mu_std: float = 0.1,
         posterior_rho_std: float = 0.1,
+        estimator: str = "reparameterization",
     ) -> Layer:
         in_channels, out_channels, groups = check_channels(in_channels, out_channels, groups)
         if padding_mode != "zeros":

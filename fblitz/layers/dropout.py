@@ -40,7 +40,7 @@ def dropout(p: float = 0.5) -> Layer:
         keep = seeded.uniform(eps["seed"], x.shape, dtype=x.dtype) >= p
         return x * keep / (1.0 - p)
 
-    def noise(key, params, n_samples=None):
+    def noise(key, params, n_samples=None, estimator=None):
         return {"seed": seeded.seeds(key, n_samples)}
 
     return Layer(no_params, apply, {}, f"dropout({p})", noise)

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from fblitz import _checks
+from fblitz.estimators import ESTIMATORS
 from fblitz.layers._spec import bayes_from, gaussian_layer
 from fblitz.layers.base import Layer
 from fblitz.priors import Prior
@@ -25,6 +26,7 @@ def linear(
     *,
     posterior_mu_std: float = 0.1,
     posterior_rho_std: float = 0.1,
+    estimator: str = "reparameterization",
 ) -> Layer:
     """A Bayesian ``y = x @ W.T + b`` with W, b ~ q = N(mu, softplus(rho)^2).
 
@@ -32,6 +34,8 @@ def linear(
     scale mixture (``prior_pi``, ``prior_sigma_1``, ``prior_sigma_2``) unless
     ``prior`` is given; means start at N(posterior_mu_init, 0.1^2) and rho at
     N(posterior_rho_init, 0.1^2). ``freeze=True`` always uses the means.
+    ``estimator``: ``"reparameterization"`` (BLiTZ's), ``"local_reparameterization"``
+    or ``"flipout"`` (see :mod:`fblitz.estimators`).
 
     Params tree::
 
@@ -61,7 +65,12 @@ def linear(
         _checks.last_dim("x", x, in_features)
 
     name = f"linear({in_features}, {out_features}{'' if bias else ', bias=False'})"
-    return gaussian_layer(name, shapes, args, linear_op, check)
+    return gaussian_layer(name, shapes, args, linear_op, check, estimators=ESTIMATORS, sign_shape=_feature_signs)
+
+
+def _feature_signs(t: torch.Tensor) -> tuple[int, ...]:
+    """Flipout signs for a linear layer: one per example and feature."""
+    return tuple(t.shape)
 
 
 def linear_op(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
