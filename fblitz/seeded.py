@@ -43,8 +43,7 @@ def seeds(key: KeyLike, n_samples: int | None = None) -> torch.Tensor:
     """Random int64 seeds from ``key``: shape (S,) with ``n_samples=S``, else ()."""
     key = as_key(key)
     count = 1 if n_samples is None else _checks.integer("n_samples", n_samples, minimum=1)
-    unsigned = (key.fold_in(i).seed for i in range(count))
-    out = torch.tensor([v - (1 << 64) if v >= 1 << 63 else v for v in unsigned], dtype=torch.int64)
+    out = torch.tensor([_signed(key.fold_in(i).seed) for i in range(count)], dtype=torch.int64)
     return out[0] if n_samples is None else out
 
 
@@ -69,7 +68,13 @@ def _check_seed(seed: torch.Tensor) -> None:
 def stream(seed: torch.Tensor, index: int) -> torch.Tensor:
     """An independent seed derived from ``seed`` for sub-stream ``index``."""
     _check_seed(seed)
-    return _mix(seed + (_checks.integer("index", index, minimum=0) + 1) * _STREAM)
+    offset = ((_checks.integer("index", index, minimum=0) + 1) * _STREAM) % (1 << 64)
+    return _mix(seed + _signed(offset))
+
+
+def _signed(value: int) -> int:
+    """An unsigned 64-bit Python int as the int64 with the same bits."""
+    return value - (1 << 64) if value >= 1 << 63 else value
 
 
 def bits(seed: torch.Tensor, shape) -> torch.Tensor:

@@ -335,6 +335,7 @@ def _rnn_case(name, kind, shapes, *, state=False, peephole=False, **kwargs):
     from tests.rnn_reference import peephole_loop, torch_rnn
 
     unbatched = kwargs.pop("unbatched", False)
+    estimator = kwargs.pop("estimator", "reparameterization")
     x_shape = (4, 3) if unbatched else (2, 4, 3) if kwargs.get("batch_first") else (4, 2, 3)
     h_shape = (kwargs.get("num_layers", 1) * (1 + kwargs.get("bidirectional", False)),) + (() if unbatched else (2,))
     h_shape += (2,)
@@ -348,9 +349,9 @@ def _rnn_case(name, kind, shapes, *, state=False, peephole=False, **kwargs):
 
     reference = peephole_loop if peephole else torch_rnn(kind, 3, 2, **kwargs)
     make = (
-        (lambda: layers.lstm(3, 2, peephole=True, **kwargs))
+        (lambda: layers.lstm(3, 2, peephole=True, estimator=estimator, **kwargs))
         if peephole
-        else lambda: getattr(layers, kind)(3, 2, **kwargs)
+        else lambda: getattr(layers, kind)(3, 2, estimator=estimator, **kwargs)
     )
     return LayerCase(
         f"{kind}-{name}",
@@ -409,3 +410,18 @@ for _estimator in ("local_reparameterization", "flipout"):
             ((2, 3, 9),),
         ),
     ]
+
+# Flipout in the recurrent layers (signs per example and feature, fixed along the sequence).
+CASES += [
+    _rnn_case("flipout", "lstm", ((4, 2, 2), (1, 2, 2)), estimator="flipout"),
+    _rnn_case(
+        "flipout-bidirectional-state",
+        "gru",
+        ((4, 2, 4), (2, 2, 2)),
+        estimator="flipout",
+        state=True,
+        bidirectional=True,
+    ),
+    _rnn_case("flipout-unbatched", "gru", ((4, 2), (1, 2)), estimator="flipout", unbatched=True),
+    _rnn_case("flipout-peephole", "lstm", ((4, 2, 2), (1, 2, 2)), estimator="flipout", peephole=True),
+]

@@ -48,6 +48,12 @@ def test_streams_and_seeds_are_uncorrelated():
         assert abs(float(torch.corrcoef(torch.stack([u, v]))[0, 1])) < 0.015
 
 
+def test_many_streams_are_distinct():
+    s = seeded.seeds(6)
+    draws = {tuple(seeded.uniform(seeded.stream(s, i), (2,)).tolist()) for i in range(50)}
+    assert len(draws) == 50
+
+
 def test_rademacher_signs_balanced():
     r = seeded.rademacher(seeded.seeds(5), (100_000,))
     assert set(r.unique().tolist()) == {-1.0, 1.0}

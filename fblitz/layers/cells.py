@@ -29,6 +29,8 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
+from fblitz import seeded
+
 Linear = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
 
 
@@ -103,6 +105,35 @@ def gru_step(gx: torch.Tensor, h: torch.Tensor, w: CellWeights, linear: Linear =
     n = torch.tanh(xn + r * hn)
     h = n + z * (h - n)
     return h, h
+
+
+class FlipoutWeight(NamedTuple):
+    """A weight matrix under Flipout: its mean, one shared perturbation and a sign seed.
+
+    Attributes:
+        mean: (rows, cols) posterior mean.
+        delta: (rows, cols) ``sigma * eps``, shared by every example.
+        seed: 0-dim int64; sign streams 0 (inputs) and 1 (outputs) come from it.
+    """
+
+    mean: torch.Tensor
+    delta: torch.Tensor
+    seed: torch.Tensor
+
+
+def flipout_linear(x: torch.Tensor, weight, bias: torch.Tensor | None) -> torch.Tensor:
+    """``F.linear``, or Flipout's ``x mean^T + b + ((x * s_in) delta^T) * s_out`` for a :class:`FlipoutWeight`.
+
+    The signs are drawn per example and feature (shape ``x.shape[-2:]``, i.e.
+    (N, features)) and broadcast over time, so one sequence keeps one
+    implicit weight draw at every step.
+    """
+    if not isinstance(weight, FlipoutWeight):
+        return F.linear(x, weight, bias)
+    s_in = seeded.rademacher(seeded.stream(weight.seed, 0), x.shape[-2:], dtype=x.dtype)
+    out = F.linear(x, weight.mean, bias)
+    s_out = seeded.rademacher(seeded.stream(weight.seed, 1), out.shape[-2:], dtype=out.dtype)
+    return out + F.linear(x * s_in, weight.delta) * s_out
 
 
 def scan(step: Callable, w: CellWeights, xs: torch.Tensor, state, *, reverse: bool = False, linear: Linear = F.linear):

@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import torch
 
-from fblitz import _checks
+from fblitz import _checks, seeded
+from fblitz.distributions import sigma
 from fblitz.errors import FblitzTypeError, FblitzValueError
 from fblitz.layers.base import Layer
-from fblitz.layers.cells import CellWeights, gru_step, lstm_step, peephole_step, scan
+from fblitz.layers.cells import CellWeights, FlipoutWeight, flipout_linear, gru_step, lstm_step, peephole_step, scan
 from fblitz.posterior import gaussian_init, sample
 from fblitz.priors import Prior, blitz_default, check_prior
-from fblitz.random import as_key
+from fblitz.random import as_key, sample_eps
+from fblitz.seeded import stream
 
 _DOC_ARGS = """
     Args:
@@ -37,6 +39,11 @@ _DOC_ARGS = """
             posterior_rho_init, freeze, prior: BLiTZ's arguments and defaults
             for its recurrent layers (sigma_2 = 0.002, rho_init = -6), as in
             :func:`fblitz.layers.linear`; mu starts at N(posterior_mu_init, 0.1^2).
+        estimator: ``"reparameterization"`` or ``"flipout"`` (per-example
+            sign flips of one shared perturbation of each weight matrix, the
+            signs fixed along the sequence; see :mod:`fblitz.estimators`).
+            Local reparameterization does not apply: the same weights act at
+            every time step.
 
     ``apply(params, x, eps=None, state=None)`` takes ``x`` of shape (L, N, H_in),
     (N, L, H_in) with ``batch_first``, or unbatched (L, H_in). The weights are
@@ -69,6 +76,7 @@ def _recurrent(kind: str, input_size, hidden_size, options: dict) -> Layer:
         options["posterior_rho_init"],
         options["posterior_rho_std"],
     )
+    default_estimator = _checks.one_of("estimator", options["estimator"], ("reparameterization", "flipout"))
     step = {"lstm": lstm_step, "peephole": peephole_step, "gru": gru_step}[kind]
     is_lstm = kind != "gru"
     rows = (4 if is_lstm else 3) * hidden_size
@@ -110,10 +118,24 @@ def _recurrent(kind: str, input_size, hidden_size, options: dict) -> Layer:
             raise FblitzValueError(f"params of {kind} must be a dict with keys {sorted(shapes)}, got {got}")
         if freeze or eps is None:
             return {name: params[name]["mu"] for name in shapes}
-        if not isinstance(eps, dict) or eps.keys() != shapes.keys():
+        if not isinstance(eps, dict) or eps.keys() - {"seed"} != shapes.keys():
             got = sorted(eps) if isinstance(eps, dict) else type(eps).__name__
             raise FblitzValueError(f"eps of {kind} must be a dict with keys {sorted(shapes)}, got {got}")
+        if "seed" in eps:  # Flipout: mean + signed shared perturbation for the matrices
+            return {
+                name: FlipoutWeight(params[name]["mu"], sigma(params[name]["rho"]) * eps[name], stream(eps["seed"], i))
+                if name.startswith("weight")
+                else sample(params[name], eps[name])
+                for i, name in enumerate(shapes)
+            }
         return {name: sample(params[name], eps[name]) for name in shapes}
+
+    def noise(key, params, n_samples=None, estimator=None):
+        chosen = estimator if estimator in ("reparameterization", "flipout") else default_estimator
+        if chosen == "reparameterization":
+            return None
+        weight_key, seed_key = as_key(key).split(2)
+        return {**sample_eps(weight_key, params, n_samples), "seed": seeded.seeds(seed_key, n_samples)}
 
     def apply(params, x, eps=None, state=None):
         _checks.tensor("x", x, ndim=(2, 3), floating=True)
@@ -129,7 +151,7 @@ def _recurrent(kind: str, input_size, hidden_size, options: dict) -> Layer:
             index = layer * directions + direction
             start = (state[0][index], state[1][index]) if is_lstm else state[index]
             cell = CellWeights(*(w.get(name) for name in names))
-            out, final = scan(step, cell, xs, start, reverse=bool(direction))
+            out, final = scan(step, cell, xs, start, reverse=bool(direction), linear=flipout_linear)
             finals.append(final)
             outputs.append(out)
             if direction == directions - 1:
@@ -147,7 +169,7 @@ def _recurrent(kind: str, input_size, hidden_size, options: dict) -> Layer:
     defaults = {"num_layers": 1, "bias": True, "batch_first": False, "bidirectional": False, "peephole": False}
     flags = "".join(f", {key}={value}" for key, value in options.items() if value != defaults[key])
     name = f"{'lstm' if is_lstm else 'gru'}({input_size}, {hidden_size}{flags})"
-    return Layer(init, apply, {n: prior for n in shapes}, name)
+    return Layer(init, apply, {n: prior for n in shapes}, name, noise)
 
 
 def lstm(
@@ -168,6 +190,7 @@ def lstm(
     prior: Prior | None = None,
     posterior_mu_std: float = 0.1,
     posterior_rho_std: float = 0.1,
+    estimator: str = "reparameterization",
 ) -> Layer:
     """A Bayesian LSTM with ``torch.nn.LSTM``'s arguments, layout and return values.
 
@@ -198,6 +221,7 @@ def gru(
     prior: Prior | None = None,
     posterior_mu_std: float = 0.1,
     posterior_rho_std: float = 0.1,
+    estimator: str = "reparameterization",
 ) -> Layer:
     """A Bayesian GRU with ``torch.nn.GRU``'s arguments, layout and return values.
 
