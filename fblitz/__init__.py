@@ -9,22 +9,26 @@ from fblitz import (
     datasets,
     distributions,
     errors,
+    estimators,
     kl,
     layers,
     likelihoods,
     metrics,
+    models,
+    moped,
     objectives,
     optim,
     posterior,
     predict,
     priors,
     random,
+    seeded,
     train,
     tree,
 )
 from fblitz.errors import FblitzError, FblitzTypeError, FblitzValueError, NonFiniteError
 from fblitz.kl import kl_divergence
-from fblitz.layers import Layer, linear, relu, serial
+from fblitz.layers import Layer, linear, relu, sample_noise, serial
 from fblitz.objectives import ElboTerms, elbo_samples, negative_elbo, sample_elbo
 from fblitz.predict import mfvi_forward, predict_mean_weights, predictive_mean_std
 from fblitz.random import Key, sample_eps, split
@@ -44,6 +48,7 @@ __all__ = [
     "distributions",
     "elbo_samples",
     "errors",
+    "estimators",
     "fit",
     "kl",
     "kl_divergence",
@@ -55,6 +60,8 @@ __all__ = [
     "metrics",
     "mfvi_forward",
     "minibatch_weights",
+    "models",
+    "moped",
     "negative_elbo",
     "objectives",
     "optim",
@@ -67,6 +74,8 @@ __all__ = [
     "relu",
     "sample_elbo",
     "sample_eps",
+    "sample_noise",
+    "seeded",
     "serial",
     "split",
     "train",
