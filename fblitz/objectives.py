@@ -240,7 +240,7 @@ def sample_elbo(
         >>> from fblitz.likelihoods import gaussian
         >>> model = linear(3, 1)
         >>> params = model.init(0)
-        >>> x, y = torch.randn(8, 3), torch.randn(8, 1)
+        >>> x, y = torch.linspace(-1, 1, 24).view(8, 3), torch.linspace(0, 1, 8).view(8, 1)
         >>> terms = sample_elbo(model, params, 1, x, y, likelihood=gaussian(),
         ...                     n_samples=4, complexity_cost_weight=1 / 8)
         >>> terms.loss.shape

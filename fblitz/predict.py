@@ -5,7 +5,7 @@ Example:
     >>> from fblitz.layers import linear
     >>> model = linear(3, 1)
     >>> params = model.init(0)
-    >>> samples = predict(model, params, torch.randn(10, 3), key=1, n_samples=25)
+    >>> samples = predict(model, params, torch.ones(10, 3), key=1, n_samples=25)
     >>> samples.shape
     torch.Size([25, 10, 1])
     >>> lower, upper = mean_std_interval(*predictive_mean_std(samples), k=3.0)

@@ -85,50 +85,41 @@ def _batch_norm(dims: int, num_features, eps, momentum, affine, track_running_st
     return Layer(init, apply, priors, f"batch_norm{dims}d({features})", None, StateSpec(state_init, state_apply))
 
 
-def batch_norm1d(
-    num_features: int,
-    eps: float = 1e-5,
-    momentum: float | None = 0.1,
-    affine: bool = True,
-    track_running_stats: bool = True,
-) -> Layer:
-    """Batch normalisation over (N, C) or (N, C, L) inputs, as ``nn.BatchNorm1d``.
+def _batch_norm_constructor(dims: int, shapes: str):
+    def batch_norm(
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float | None = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
+    ) -> Layer:
+        return _batch_norm(dims, num_features, eps, momentum, affine, track_running_stats)
 
-    Params ``{"weight": (C,), "bias": (C,)}`` (plain tensors, trained as point
-    estimates; ``{}`` with ``affine=False``); state ``{"running_mean": (C,),
-    "running_var": (C,), "num_batches_tracked": ()}`` (see the module docstring).
+    batch_norm.__name__ = batch_norm.__qualname__ = f"batch_norm{dims}d"
+    batch_norm.__doc__ = _BATCH_NORM_DOC.format(dims=dims, shapes=shapes)
+    return batch_norm
 
+
+_BATCH_NORM_DOC = """Batch normalisation over {shapes} inputs, as ``nn.BatchNorm{dims}d``.
+
+    Params ``{{"weight": (C,), "bias": (C,)}}`` (plain tensors, trained as point
+    estimates; ``{{}}`` with ``affine=False``); state ``{{"running_mean": (C,),
+    "running_var": (C,), "num_batches_tracked": ()}}`` (see the module docstring;
+    ``momentum=None`` keeps a cumulative average, as torch).
+"""
+
+batch_norm1d = _batch_norm_constructor(1, "(N, C) or (N, C, L)")
+batch_norm2d = _batch_norm_constructor(2, "(N, C, H, W)")
+batch_norm3d = _batch_norm_constructor(3, "(N, C, D, H, W)")
+batch_norm1d.__doc__ += """
     Example:
         >>> import torch
         >>> from fblitz.layers import init_state, apply_with_state
         >>> bn = batch_norm1d(3)
-        >>> y, state = apply_with_state(bn, bn.init(0), init_state(bn), torch.randn(8, 3), train=True)
+        >>> y, state = apply_with_state(bn, bn.init(0), init_state(bn), torch.arange(24.0).view(8, 3), train=True)
         >>> int(state["num_batches_tracked"])
         1
-    """
-    return _batch_norm(1, num_features, eps, momentum, affine, track_running_stats)
-
-
-def batch_norm2d(
-    num_features: int,
-    eps: float = 1e-5,
-    momentum: float | None = 0.1,
-    affine: bool = True,
-    track_running_stats: bool = True,
-) -> Layer:
-    """Batch normalisation over (N, C, H, W) inputs, as ``nn.BatchNorm2d`` (see :func:`batch_norm1d`)."""
-    return _batch_norm(2, num_features, eps, momentum, affine, track_running_stats)
-
-
-def batch_norm3d(
-    num_features: int,
-    eps: float = 1e-5,
-    momentum: float | None = 0.1,
-    affine: bool = True,
-    track_running_stats: bool = True,
-) -> Layer:
-    """Batch normalisation over (N, C, D, H, W) inputs, as ``nn.BatchNorm3d`` (see :func:`batch_norm1d`)."""
-    return _batch_norm(3, num_features, eps, momentum, affine, track_running_stats)
+"""
 
 
 def layer_norm(normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True, bias: bool = True) -> Layer:

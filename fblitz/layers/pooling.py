@@ -6,6 +6,7 @@ import torch.nn.functional as F
 
 from fblitz import _checks
 from fblitz.errors import FblitzValueError
+from fblitz.layers._spec import ntuple
 from fblitz.layers.base import Layer, no_params
 
 _MAX = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}
@@ -13,11 +14,14 @@ _AVG = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}
 _ADAPTIVE_AVG = {1: F.adaptive_avg_pool1d, 2: F.adaptive_avg_pool2d, 3: F.adaptive_avg_pool3d}
 
 
-def _size(name: str, value, dims: int, minimum: int) -> tuple[int, ...]:
-    values = tuple(value) if isinstance(value, (tuple, list)) else (value,) * dims
-    if len(values) != dims:
-        raise FblitzValueError(f"{name} must be an int or a tuple of {dims} ints, got {value!r}")
-    return tuple(_checks.integer(name, v, minimum=minimum) for v in values)
+def _window(dims: int, kernel_size, stride, padding) -> tuple[tuple[int, ...], ...]:
+    """Validated (kernel, stride, padding) of a pooling window; stride defaults to the kernel."""
+    kernel = ntuple("kernel_size", kernel_size, dims, minimum=1)
+    stride = kernel if stride is None else ntuple("stride", stride, dims, minimum=1)
+    padding = ntuple("padding", padding, dims, minimum=0)
+    if any(2 * p > k for p, k in zip(padding, kernel)):
+        raise FblitzValueError(f"padding must be at most half of kernel_size {kernel}, got {padding}")
+    return kernel, stride, padding
 
 
 def _pool_layer(dims: int, label: str, fn, **kwargs) -> Layer:
@@ -41,12 +45,8 @@ def max_pool(dims: int, kernel_size, stride=None, padding=0, dilation=1, ceil_mo
         [5.0, 7.0, 13.0, 15.0]
     """
     dims = _checks.one_of("dims", dims, (1, 2, 3))
-    kernel = _size("kernel_size", kernel_size, dims, 1)
-    stride = kernel if stride is None else _size("stride", stride, dims, 1)
-    padding = _size("padding", padding, dims, 0)
-    if any(2 * p > k for p, k in zip(padding, kernel)):
-        raise FblitzValueError(f"padding must be at most half of kernel_size {kernel}, got {padding}")
-    dilation = _size("dilation", dilation, dims, 1)
+    kernel, stride, padding = _window(dims, kernel_size, stride, padding)
+    dilation = ntuple("dilation", dilation, dims, minimum=1)
     return _pool_layer(
         dims,
         "max_pool",
@@ -68,11 +68,7 @@ def avg_pool(dims: int, kernel_size, stride=None, padding=0, ceil_mode: bool = F
         [[[2.0, 6.0]]]
     """
     dims = _checks.one_of("dims", dims, (1, 2, 3))
-    kernel = _size("kernel_size", kernel_size, dims, 1)
-    stride = kernel if stride is None else _size("stride", stride, dims, 1)
-    padding = _size("padding", padding, dims, 0)
-    if any(2 * p > k for p, k in zip(padding, kernel)):
-        raise FblitzValueError(f"padding must be at most half of kernel_size {kernel}, got {padding}")
+    kernel, stride, padding = _window(dims, kernel_size, stride, padding)
     return _pool_layer(
         dims, "avg_pool", _AVG[dims], kernel_size=kernel, stride=stride, padding=padding, ceil_mode=bool(ceil_mode)
     )
@@ -87,5 +83,5 @@ def adaptive_avg_pool(dims: int, output_size) -> Layer:
         torch.Size([2, 3, 1, 1])
     """
     dims = _checks.one_of("dims", dims, (1, 2, 3))
-    size = _size("output_size", output_size, dims, 1)
+    size = ntuple("output_size", output_size, dims, minimum=1)
     return _pool_layer(dims, "adaptive_avg_pool", _ADAPTIVE_AVG[dims], output_size=size)
