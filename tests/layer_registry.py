@@ -15,7 +15,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from fblitz import layers
+from fblitz import layers, models
 from tests.helpers import randn
 
 
@@ -424,4 +424,35 @@ CASES += [
     ),
     _rnn_case("flipout-unbatched", "gru", ((4, 2), (1, 2)), estimator="flipout", unbatched=True),
     _rnn_case("flipout-peephole", "lstm", ((4, 2, 2), (1, 2, 2)), estimator="flipout", peephole=True),
+]
+
+
+def _lenet_reference(m, x):
+    x = F.max_pool2d(F.relu(F.conv2d(x, m["0"]["weight"], m["0"]["bias"], padding=2)), 2)
+    x = F.max_pool2d(F.relu(F.conv2d(x, m["3"]["weight"], m["3"]["bias"], padding=2)), 2)
+    x = F.relu(F.linear(x.flatten(1), m["7"]["weight"], m["7"]["bias"]))
+    x = F.relu(F.linear(x, m["9"]["weight"], m["9"]["bias"]))
+    return F.linear(x, m["11"]["weight"], m["11"]["bias"])
+
+
+# The model zoo runs through the same contract (no gradcheck: too many parameters for finite differences).
+CASES += [
+    LayerCase(
+        "model-lenet",
+        "lenet",
+        lambda: models.lenet(1, 3, input_size=8, padding=2, posterior_rho_init=-3.0),
+        lambda dtype: randn(40, 2, 1, 8, 8, dtype=dtype),
+        _lenet_reference,
+        ((2, 3),),
+        gradcheck=False,
+    ),
+    LayerCase(
+        "model-vgg11-bn",
+        "vgg11_bn",
+        lambda: models.vgg11_bn(width=1 / 32, num_classes=2),
+        lambda dtype: randn(41, 2, 3, 32, 32, dtype=dtype),
+        None,
+        ((2, 2),),
+        gradcheck=False,
+    ),
 ]
