@@ -55,7 +55,7 @@ def test_conv_output_moments_match_weight_sampling(estimator):
     w, b = params["weight"], params["bias"]
     mean = F.conv2d(x, w["mu"], b["mu"])
     var = F.conv2d(x.square(), sigma(w["rho"]).square(), sigma(b["rho"]).square())
-    _check_moments(_draws(layer, params, x, estimator, n=10_000), mean, var)
+    _check_moments(_draws(layer, params, x, estimator, n=5_000), mean, var)
 
 
 def test_examples_decorrelate_except_under_plain_sampling():

@@ -136,4 +136,9 @@ def test_gradcheck_float64(case):
         inputs_x = values[-1] if differentiable_x else x
         return tuple(tree_leaves(_apply(layer, tree_unflatten(structure, current), inputs_x, eps)))
 
-    assert torch.autograd.gradcheck(fn, inputs, eps=1e-6, atol=1e-6)
+    # fast mode compares random projections of the Jacobian (its random vectors come from a
+    # private, seeded RNG state); full mode only where there are few inputs
+    fast = sum(t.numel() for t in inputs) > 150
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        assert torch.autograd.gradcheck(fn, inputs, eps=1e-6, atol=1e-6, fast_mode=fast)
