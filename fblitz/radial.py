@@ -109,7 +109,8 @@ def noise_log_prob(eps: torch.Tensor) -> torch.Tensor:
         raise FblitzValueError("eps must have at least one entry for a radial log-density, got an empty tensor")
     rho = torch.linalg.vector_norm(eps)
     constant = math.log(2.0) - LOG_SQRT_2PI - log_sphere_area(dims)
-    return constant - 0.5 * rho * rho - (dims - 1) * torch.log(rho)
+    out = constant - 0.5 * rho * rho
+    return out - (dims - 1) * torch.log(rho) if dims > 1 else out  # D = 1: no 0 * log 0 at eps = 0
 
 
 def radial_log_prob(eps: torch.Tensor, rho: torch.Tensor) -> torch.Tensor:

@@ -336,6 +336,7 @@ def _rnn_case(name, kind, shapes, *, state=False, peephole=False, **kwargs):
 
     unbatched = kwargs.pop("unbatched", False)
     estimator = kwargs.pop("estimator", "reparameterization")
+    posterior = kwargs.pop("posterior", "gaussian")
     x_shape = (4, 3) if unbatched else (2, 4, 3) if kwargs.get("batch_first") else (4, 2, 3)
     h_shape = (kwargs.get("num_layers", 1) * (1 + kwargs.get("bidirectional", False)),) + (() if unbatched else (2,))
     h_shape += (2,)
@@ -349,9 +350,9 @@ def _rnn_case(name, kind, shapes, *, state=False, peephole=False, **kwargs):
 
     reference = peephole_loop if peephole else torch_rnn(kind, 3, 2, **kwargs)
     make = (
-        (lambda: layers.lstm(3, 2, peephole=True, estimator=estimator, **kwargs))
+        (lambda: layers.lstm(3, 2, peephole=True, estimator=estimator, posterior=posterior, **kwargs))
         if peephole
-        else lambda: getattr(layers, kind)(3, 2, estimator=estimator, **kwargs)
+        else lambda: getattr(layers, kind)(3, 2, estimator=estimator, posterior=posterior, **kwargs)
     )
     return LayerCase(
         f"{kind}-{name}",
@@ -424,4 +425,34 @@ CASES += [
     ),
     _rnn_case("flipout-unbatched", "gru", ((4, 2), (1, 2)), estimator="flipout", unbatched=True),
     _rnn_case("flipout-peephole", "lstm", ((4, 2, 2), (1, 2, 2)), estimator="flipout", peephole=True),
+]
+
+# The radial posterior (plain reparameterization with radial weight noise).
+CASES += [
+    LayerCase(
+        "linear-radial",
+        "linear",
+        lambda: layers.linear(3, 2, posterior_rho_init=-2.0, posterior="radial"),
+        lambda dtype: randn(33, 4, 3, dtype=dtype),
+        _linear_reference,
+        ((4, 2),),
+    ),
+    LayerCase(
+        "conv2d-radial",
+        "conv2d",
+        lambda: layers.conv2d(2, 3, 2, padding=1, posterior_rho_init=-2.0, posterior="radial"),
+        lambda dtype: randn(34, 2, 2, 3, 3, dtype=dtype),
+        lambda m, x: F.conv2d(x, m["weight"], m["bias"], padding=1),
+        ((2, 3, 4, 4),),
+    ),
+    LayerCase(
+        "conv_transpose1d-radial",
+        "conv_transpose1d",
+        lambda: layers.conv_transpose1d(2, 3, 3, stride=2, posterior_rho_init=-2.0, posterior="radial"),
+        lambda dtype: randn(35, 2, 2, 4, dtype=dtype),
+        lambda m, x: F.conv_transpose1d(x, m["weight"], m["bias"], stride=2),
+        ((2, 3, 9),),
+    ),
+    _rnn_case("radial", "lstm", ((4, 2, 2), (1, 2, 2)), posterior="radial"),
+    _rnn_case("radial-bidirectional", "gru", ((4, 2, 4), (2, 2, 2)), posterior="radial", bidirectional=True),
 ]
