@@ -50,9 +50,12 @@ from fblitz.tree import PyTree, tree_flatten, tree_unflatten
 POSTERIORS = ("gaussian", "radial")
 
 
-def check_posterior(name: str, value: object) -> str:
-    """``value`` if it is one of :data:`POSTERIORS`, else a clear error naming ``name``."""
-    return _checks.one_of(name, value, POSTERIORS)
+def check_posterior(name: str, value: object, estimator: str = "reparameterization") -> str:
+    """``value`` if it is one of :data:`POSTERIORS` (radial only with plain reparameterization)."""
+    value = _checks.one_of(name, value, POSTERIORS)
+    if value == "radial" and estimator != "reparameterization":
+        raise FblitzValueError(f"{name}='radial' needs estimator='reparameterization', got {estimator!r}")
+    return value
 
 
 def radial_noise(key: KeyLike, params: PyTree, n_samples: int | None = None) -> PyTree:

@@ -381,15 +381,18 @@ CASES += [
 ]
 
 
-# Local reparameterization and Flipout: the same contract (the zero-noise check
-# uses eps=None only, since these noise trees hold seeds).
-for _estimator in ("local_reparameterization", "flipout"):
-    _short = "lrt" if _estimator == "local_reparameterization" else "flipout"
+# Local reparameterization, Flipout and the radial posterior: the same contract
+# (the zero-noise check uses eps=None only where the noise trees hold seeds).
+for _short, _option in [
+    ("lrt", {"estimator": "local_reparameterization"}),
+    ("flipout", {"estimator": "flipout"}),
+    ("radial", {"posterior": "radial"}),
+]:
     CASES += [
         LayerCase(
             f"linear-{_short}",
             "linear",
-            lambda e=_estimator: layers.linear(3, 2, posterior_rho_init=-2.0, estimator=e),
+            lambda o=_option: layers.linear(3, 2, posterior_rho_init=-2.0, **o),
             lambda dtype: randn(30, 4, 3, dtype=dtype),
             _linear_reference,
             ((4, 2),),
@@ -397,7 +400,7 @@ for _estimator in ("local_reparameterization", "flipout"):
         LayerCase(
             f"conv2d-{_short}",
             "conv2d",
-            lambda e=_estimator: layers.conv2d(2, 3, 2, padding=1, posterior_rho_init=-2.0, estimator=e),
+            lambda o=_option: layers.conv2d(2, 3, 2, padding=1, posterior_rho_init=-2.0, **o),
             lambda dtype: randn(31, 2, 2, 3, 3, dtype=dtype),
             lambda m, x: F.conv2d(x, m["weight"], m["bias"], padding=1),
             ((2, 3, 4, 4),),
@@ -405,7 +408,7 @@ for _estimator in ("local_reparameterization", "flipout"):
         LayerCase(
             f"conv_transpose1d-{_short}",
             "conv_transpose1d",
-            lambda e=_estimator: layers.conv_transpose1d(2, 3, 3, stride=2, posterior_rho_init=-2.0, estimator=e),
+            lambda o=_option: layers.conv_transpose1d(2, 3, 3, stride=2, posterior_rho_init=-2.0, **o),
             lambda dtype: randn(32, 2, 2, 4, dtype=dtype),
             lambda m, x: F.conv_transpose1d(x, m["weight"], m["bias"], stride=2),
             ((2, 3, 9),),
@@ -429,30 +432,6 @@ CASES += [
 
 # The radial posterior (plain reparameterization with radial weight noise).
 CASES += [
-    LayerCase(
-        "linear-radial",
-        "linear",
-        lambda: layers.linear(3, 2, posterior_rho_init=-2.0, posterior="radial"),
-        lambda dtype: randn(33, 4, 3, dtype=dtype),
-        _linear_reference,
-        ((4, 2),),
-    ),
-    LayerCase(
-        "conv2d-radial",
-        "conv2d",
-        lambda: layers.conv2d(2, 3, 2, padding=1, posterior_rho_init=-2.0, posterior="radial"),
-        lambda dtype: randn(34, 2, 2, 3, 3, dtype=dtype),
-        lambda m, x: F.conv2d(x, m["weight"], m["bias"], padding=1),
-        ((2, 3, 4, 4),),
-    ),
-    LayerCase(
-        "conv_transpose1d-radial",
-        "conv_transpose1d",
-        lambda: layers.conv_transpose1d(2, 3, 3, stride=2, posterior_rho_init=-2.0, posterior="radial"),
-        lambda dtype: randn(35, 2, 2, 4, dtype=dtype),
-        lambda m, x: F.conv_transpose1d(x, m["weight"], m["bias"], stride=2),
-        ((2, 3, 9),),
-    ),
     _rnn_case("radial", "lstm", ((4, 2, 2), (1, 2, 2)), posterior="radial"),
     _rnn_case("radial-bidirectional", "gru", ((4, 2, 4), (2, 2, 2)), posterior="radial", bidirectional=True),
 ]

@@ -65,9 +65,7 @@ def bayes_from(arguments: dict) -> BayesArgs:
         *(arguments[f"posterior_{part}"] for part in ("mu_init", "mu_std", "rho_init", "rho_std"))
     )
     estimator = check_estimator("estimator", arguments.get("estimator", "reparameterization"))
-    family = check_posterior("posterior", arguments.get("posterior", "gaussian"))
-    if family == "radial" and estimator != "reparameterization":
-        raise FblitzValueError(f"posterior='radial' needs estimator='reparameterization', got {estimator!r}")
+    family = check_posterior("posterior", arguments.get("posterior", "gaussian"), estimator)
     return BayesArgs(check_prior("prior", prior), posterior, freeze, estimator, family)
 
 

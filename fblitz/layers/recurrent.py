@@ -81,9 +81,7 @@ def _recurrent(kind: str, input_size, hidden_size, options: dict) -> Layer:
         options["posterior_rho_std"],
     )
     default_estimator = _checks.one_of("estimator", options["estimator"], ("reparameterization", "flipout"))
-    radial = check_posterior("posterior", options["posterior"]) == "radial"
-    if radial and default_estimator != "reparameterization":
-        raise FblitzValueError(f"posterior='radial' needs estimator='reparameterization', got {default_estimator!r}")
+    radial = check_posterior("posterior", options["posterior"], default_estimator) == "radial"
     step = {"lstm": lstm_step, "peephole": peephole_step, "gru": gru_step}[kind]
     is_lstm = kind != "gru"
     rows = (4 if is_lstm else 3) * hidden_size
