@@ -9,6 +9,11 @@ Three modes, per call:
 * ``"auto"`` (default) -- closed form where the prior has one, Monte Carlo
   for the others.
 
+A node whose prior entry names a non-Gaussian ``posterior`` (the
+:class:`fblitz.radial.RadialPrior` tag of ``posterior="radial"`` layers) has
+no closed form: ``"auto"`` uses Monte Carlo with the entry's
+``posterior_log_prob`` (the whole tensor's log q) and ``"closed_form"`` raises.
+
 Both estimates are unbiased for the same KL; closed form has no variance.
 
 Which tensor uses which estimate depends only on the tree structure, the
@@ -58,7 +63,13 @@ def _uses_closed_form(path: str, prior, mode: str) -> bool:
         )
     if mode == "monte_carlo":
         return False
-    if closed:
+    family = getattr(prior, "posterior", "gaussian")
+    if family != "gaussian" and mode == "closed_form":
+        raise FblitzValueError(
+            f"kl_mode='closed_form' is impossible for '{path}': its posterior is {family}, which has no "
+            "closed-form KL; use kl_mode='auto' or 'monte_carlo'"
+        )
+    if closed and family == "gaussian":
         return True
     if mode == "closed_form":
         raise FblitzValueError(
@@ -119,7 +130,11 @@ def monte_carlo_kl(plan: KLPlan, params: PyTree, eps: PyTree) -> torch.Tensor:
                 f"{tuple(node['mu'].shape)} for a Monte Carlo KL, got {got}"
             )
         w = reparameterize(node["mu"], node["rho"], noise)
-        terms.append((posterior_log_prob(noise, node["rho"]) - prior.log_prob(w)).sum())
+        log_q = getattr(prior, "posterior_log_prob", None)  # a non-Gaussian posterior's whole-tensor log q
+        if log_q is None:
+            terms.append((posterior_log_prob(noise, node["rho"]) - prior.log_prob(w)).sum())
+        else:
+            terms.append(log_q(noise, node["rho"]) - prior.log_prob(w).sum())
     return _sum(terms, params)
 
 

@@ -40,6 +40,7 @@ from fblitz import _checks
 from fblitz.distributions import LOG_SQRT_2PI, inverse_softplus
 from fblitz.errors import FblitzTypeError, FblitzValueError
 from fblitz.layers.base import Layer
+from fblitz.radial import RadialPrior, radial_prior
 from fblitz.tree import PyTree, gaussian_items, get_path, map_gaussian, path_name
 
 
@@ -117,7 +118,13 @@ def recentre_priors(model: Layer, params: PyTree, weights: object, prior_sigma: 
         raise FblitzTypeError(f"model must be a fblitz Layer, got {model!r}")
     prior_sigma = _checks.positive("prior_sigma", prior_sigma)
     tree = weights_for(params, weights)
-    priors = map_gaussian(
-        lambda node, w: CentredGaussianPrior(w.clone(), prior_sigma), params, tree, otherwise=lambda leaf, _: None
-    )
+    paths = iter(path for path, _ in gaussian_items(params))
+
+    def centred(node, w):
+        prior = CentredGaussianPrior(w.clone(), prior_sigma)
+        old = get_path(model.priors, next(paths))
+        # a radial layer keeps its tag, so its KL still uses the radial log q
+        return radial_prior(prior) if isinstance(old, RadialPrior) else prior
+
+    priors = map_gaussian(centred, params, tree, otherwise=lambda leaf, _: None)
     return model._replace(priors=priors, name=f"recentred({model.name})")

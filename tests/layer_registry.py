@@ -336,6 +336,7 @@ def _rnn_case(name, kind, shapes, *, state=False, peephole=False, **kwargs):
 
     unbatched = kwargs.pop("unbatched", False)
     estimator = kwargs.pop("estimator", "reparameterization")
+    posterior = kwargs.pop("posterior", "gaussian")
     x_shape = (4, 3) if unbatched else (2, 4, 3) if kwargs.get("batch_first") else (4, 2, 3)
     h_shape = (kwargs.get("num_layers", 1) * (1 + kwargs.get("bidirectional", False)),) + (() if unbatched else (2,))
     h_shape += (2,)
@@ -349,9 +350,9 @@ def _rnn_case(name, kind, shapes, *, state=False, peephole=False, **kwargs):
 
     reference = peephole_loop if peephole else torch_rnn(kind, 3, 2, **kwargs)
     make = (
-        (lambda: layers.lstm(3, 2, peephole=True, estimator=estimator, **kwargs))
+        (lambda: layers.lstm(3, 2, peephole=True, estimator=estimator, posterior=posterior, **kwargs))
         if peephole
-        else lambda: getattr(layers, kind)(3, 2, estimator=estimator, **kwargs)
+        else lambda: getattr(layers, kind)(3, 2, estimator=estimator, posterior=posterior, **kwargs)
     )
     return LayerCase(
         f"{kind}-{name}",
@@ -380,15 +381,18 @@ CASES += [
 ]
 
 
-# Local reparameterization and Flipout: the same contract (the zero-noise check
-# uses eps=None only, since these noise trees hold seeds).
-for _estimator in ("local_reparameterization", "flipout"):
-    _short = "lrt" if _estimator == "local_reparameterization" else "flipout"
+# Local reparameterization, Flipout and the radial posterior: the same contract
+# (the zero-noise check uses eps=None only where the noise trees hold seeds).
+for _short, _option in [
+    ("lrt", {"estimator": "local_reparameterization"}),
+    ("flipout", {"estimator": "flipout"}),
+    ("radial", {"posterior": "radial"}),
+]:
     CASES += [
         LayerCase(
             f"linear-{_short}",
             "linear",
-            lambda e=_estimator: layers.linear(3, 2, posterior_rho_init=-2.0, estimator=e),
+            lambda o=_option: layers.linear(3, 2, posterior_rho_init=-2.0, **o),
             lambda dtype: randn(30, 4, 3, dtype=dtype),
             _linear_reference,
             ((4, 2),),
@@ -396,7 +400,7 @@ for _estimator in ("local_reparameterization", "flipout"):
         LayerCase(
             f"conv2d-{_short}",
             "conv2d",
-            lambda e=_estimator: layers.conv2d(2, 3, 2, padding=1, posterior_rho_init=-2.0, estimator=e),
+            lambda o=_option: layers.conv2d(2, 3, 2, padding=1, posterior_rho_init=-2.0, **o),
             lambda dtype: randn(31, 2, 2, 3, 3, dtype=dtype),
             lambda m, x: F.conv2d(x, m["weight"], m["bias"], padding=1),
             ((2, 3, 4, 4),),
@@ -404,7 +408,7 @@ for _estimator in ("local_reparameterization", "flipout"):
         LayerCase(
             f"conv_transpose1d-{_short}",
             "conv_transpose1d",
-            lambda e=_estimator: layers.conv_transpose1d(2, 3, 3, stride=2, posterior_rho_init=-2.0, estimator=e),
+            lambda o=_option: layers.conv_transpose1d(2, 3, 3, stride=2, posterior_rho_init=-2.0, **o),
             lambda dtype: randn(32, 2, 2, 4, dtype=dtype),
             lambda m, x: F.conv_transpose1d(x, m["weight"], m["bias"], stride=2),
             ((2, 3, 9),),
@@ -455,4 +459,10 @@ CASES += [
         ((2, 2),),
         gradcheck=False,
     ),
+]
+
+# The radial posterior (plain reparameterization with radial weight noise).
+CASES += [
+    _rnn_case("radial", "lstm", ((4, 2, 2), (1, 2, 2)), posterior="radial"),
+    _rnn_case("radial-bidirectional", "gru", ((4, 2, 4), (2, 2, 2)), posterior="radial", bidirectional=True),
 ]

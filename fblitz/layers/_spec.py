@@ -31,16 +31,21 @@ from fblitz.estimators import check_estimator, flipout, kind_of, local_reparamet
 from fblitz.layers.base import Layer
 from fblitz.posterior import GaussianInit, gaussian_init, sample
 from fblitz.priors import Prior, blitz_default, check_prior
+from fblitz.radial import check_posterior, radial_noise, radial_prior
 from fblitz.random import as_key, sample_eps
 
 
 class BayesArgs(NamedTuple):
-    """The validated BLiTZ arguments of a layer: its prior, posterior init and ``freeze``."""
+    """The validated BLiTZ arguments of a layer: its prior, posterior init and ``freeze``.
+
+    ``family`` is the posterior family, ``"gaussian"`` or ``"radial"`` (see :mod:`fblitz.radial`).
+    """
 
     prior: Prior
     posterior: GaussianInit
     freeze: bool
     estimator: str = "reparameterization"
+    family: str = "gaussian"
 
 
 def bayes_from(arguments: dict) -> BayesArgs:
@@ -49,7 +54,7 @@ def bayes_from(arguments: dict) -> BayesArgs:
     The names are ``prior_sigma_1``, ``prior_sigma_2``, ``prior_pi``,
     ``posterior_mu_init``, ``posterior_rho_init``, ``posterior_mu_std``,
     ``posterior_rho_std``, ``freeze``, ``prior`` (which wins over ``prior_*``)
-    and, where the layer offers a choice, ``estimator``.
+    and, where the layer offers a choice, ``estimator`` and ``posterior``.
     """
     freeze, prior = arguments["freeze"], arguments["prior"]
     if not isinstance(freeze, bool):
@@ -60,7 +65,8 @@ def bayes_from(arguments: dict) -> BayesArgs:
         *(arguments[f"posterior_{part}"] for part in ("mu_init", "mu_std", "rho_init", "rho_std"))
     )
     estimator = check_estimator("estimator", arguments.get("estimator", "reparameterization"))
-    return BayesArgs(check_prior("prior", prior), posterior, freeze, estimator)
+    family = check_posterior("posterior", arguments.get("posterior", "gaussian"), estimator)
+    return BayesArgs(check_prior("prior", prior), posterior, freeze, estimator, family)
 
 
 def ntuple(name: str, value: object, n: int, *, minimum: int) -> tuple[int, ...]:
@@ -107,7 +113,9 @@ def gaussian_layer(
 
     Returns:
         A :class:`Layer` with ``init(key, dtype=, device=)`` drawing each node from
-        ``args.posterior`` and the same prior on every node.
+        ``args.posterior`` and the same prior on every node. A radial layer
+        (``args.family``) always draws radial noise, ignoring a per-call
+        estimator, and tags its priors for the KL (:mod:`fblitz.radial`).
     """
     names = tuple(shapes)
     if args.estimator not in estimators:
@@ -131,8 +139,14 @@ def gaussian_layer(
             return flipout(op, {n: params[n] for n in names}, x, eps, sign_shape)
         return op(x, **{n: sample(params[n], eps[n]) for n in names})
 
-    noise = None
-    if len(estimators) > 1:
+    noise, prior = None, args.prior
+    if args.family == "radial":
+        prior = radial_prior(args.prior)
+
+        def noise(key, params, n_samples=None, estimator=None):
+            return radial_noise(key, params, n_samples)
+
+    elif len(estimators) > 1:
 
         def noise(key, params, n_samples=None, estimator=None):
             chosen = estimator if estimator in estimators else args.estimator
@@ -142,4 +156,4 @@ def gaussian_layer(
             eps = {} if chosen == "local_reparameterization" else sample_eps(weight_key, params, n_samples)
             return {**eps, "seed": seeded.seeds(seed_key, n_samples)}
 
-    return Layer(init, apply, {n: args.prior for n in names}, name, noise)
+    return Layer(init, apply, {n: prior for n in names}, name, noise)

@@ -146,6 +146,7 @@ _DOC = """A Bayesian {dims}-d convolution (BLiTZ's ``BayesianConv{dims}d``, torc
     at N(posterior_rho_init, 0.1^2) (BLiTZ: {rho}). ``freeze=True`` always uses
     the means. ``estimator``: ``"reparameterization"`` (BLiTZ's),
     ``"local_reparameterization"`` or ``"flipout"`` (see :mod:`fblitz.estimators`).
+    ``posterior="radial"``: the radial posterior (:mod:`fblitz.radial`).
 
     Params tree::
 
@@ -187,6 +188,7 @@ def _conv_constructor(dims: int, rho_init: float):
         posterior_mu_std: float = 0.1,
         posterior_rho_std: float = 0.1,
         estimator: str = "reparameterization",
+        posterior: str = "gaussian",
     ) -> Layer:
         in_channels, out_channels, groups = check_channels(in_channels, out_channels, groups)
         spec = conv_spec(dims, kernel_size, stride, padding, dilation, groups, padding_mode)

@@ -79,7 +79,8 @@ _DOC = """A Bayesian {dims}-d transposed convolution (torch's ``nn.ConvTranspose
     smaller than ``stride`` or ``dilation`` in each dimension.
     ``padding_mode`` must be ``"zeros"`` (as in torch). ``estimator``:
     ``"reparameterization"``, ``"local_reparameterization"`` or ``"flipout"``
-    (see :mod:`fblitz.estimators`).
+    (see :mod:`fblitz.estimators`). ``posterior="radial"``: the radial
+    posterior (:mod:`fblitz.radial`).
 
     Params tree::
 
@@ -121,6 +122,7 @@ def _conv_transpose_constructor(dims: int):
         posterior_mu_std: float = 0.1,
         posterior_rho_std: float = 0.1,
         estimator: str = "reparameterization",
+        posterior: str = "gaussian",
     ) -> Layer:
         in_channels, out_channels, groups = check_channels(in_channels, out_channels, groups)
         if padding_mode != "zeros":

@@ -27,6 +27,7 @@ def linear(
     posterior_mu_std: float = 0.1,
     posterior_rho_std: float = 0.1,
     estimator: str = "reparameterization",
+    posterior: str = "gaussian",
 ) -> Layer:
     """A Bayesian ``y = x @ W.T + b`` with W, b ~ q = N(mu, softplus(rho)^2).
 
@@ -35,7 +36,9 @@ def linear(
     ``prior`` is given; means start at N(posterior_mu_init, 0.1^2) and rho at
     N(posterior_rho_init, 0.1^2). ``freeze=True`` always uses the means.
     ``estimator``: ``"reparameterization"`` (BLiTZ's), ``"local_reparameterization"``
-    or ``"flipout"`` (see :mod:`fblitz.estimators`).
+    or ``"flipout"`` (see :mod:`fblitz.estimators`). ``posterior="radial"``
+    samples each tensor from the radial posterior instead of the Gaussian
+    (see :mod:`fblitz.radial`; plain reparameterization only, Monte Carlo KL).
 
     Params tree::
 

@@ -23,6 +23,7 @@ from fblitz.layers.base import Layer
 from fblitz.layers.cells import CellWeights, FlipoutWeight, flipout_linear, gru_step, lstm_step, peephole_step, scan
 from fblitz.posterior import gaussian_init, sample
 from fblitz.priors import Prior, blitz_default, check_prior
+from fblitz.radial import check_posterior, radial_noise, radial_prior
 from fblitz.random import as_key, sample_eps
 from fblitz.seeded import stream
 
@@ -44,6 +45,9 @@ _DOC_ARGS = """
             signs fixed along the sequence; see :mod:`fblitz.estimators`).
             Local reparameterization does not apply: the same weights act at
             every time step.
+        posterior: ``"gaussian"`` or ``"radial"`` (each weight tensor drawn
+            from the radial posterior, :mod:`fblitz.radial`; reparameterization
+            only, Monte Carlo KL).
 
     ``apply(params, x, eps=None, state=None)`` takes ``x`` of shape (L, N, H_in),
     (N, L, H_in) with ``batch_first``, or unbatched (L, H_in). The weights are
@@ -77,6 +81,7 @@ def _recurrent(kind: str, input_size, hidden_size, options: dict) -> Layer:
         options["posterior_rho_std"],
     )
     default_estimator = _checks.one_of("estimator", options["estimator"], ("reparameterization", "flipout"))
+    radial = check_posterior("posterior", options["posterior"], default_estimator) == "radial"
     step = {"lstm": lstm_step, "peephole": peephole_step, "gru": gru_step}[kind]
     is_lstm = kind != "gru"
     rows = (4 if is_lstm else 3) * hidden_size
@@ -131,6 +136,8 @@ def _recurrent(kind: str, input_size, hidden_size, options: dict) -> Layer:
         return {name: sample(params[name], eps[name]) for name in shapes}
 
     def noise(key, params, n_samples=None, estimator=None):
+        if radial:
+            return radial_noise(key, params, n_samples)
         chosen = estimator if estimator in ("reparameterization", "flipout") else default_estimator
         if chosen == "reparameterization":
             return None
@@ -169,7 +176,7 @@ def _recurrent(kind: str, input_size, hidden_size, options: dict) -> Layer:
     defaults = {"num_layers": 1, "bias": True, "batch_first": False, "bidirectional": False, "peephole": False}
     flags = "".join(f", {key}={value}" for key, value in options.items() if value != defaults[key])
     name = f"{'lstm' if is_lstm else 'gru'}({input_size}, {hidden_size}{flags})"
-    return Layer(init, apply, {n: prior for n in shapes}, name, noise)
+    return Layer(init, apply, {n: radial_prior(prior) if radial else prior for n in shapes}, name, noise)
 
 
 def lstm(
@@ -191,6 +198,7 @@ def lstm(
     posterior_mu_std: float = 0.1,
     posterior_rho_std: float = 0.1,
     estimator: str = "reparameterization",
+    posterior: str = "gaussian",
 ) -> Layer:
     """A Bayesian LSTM with ``torch.nn.LSTM``'s arguments, layout and return values.
 
@@ -222,6 +230,7 @@ def gru(
     posterior_mu_std: float = 0.1,
     posterior_rho_std: float = 0.1,
     estimator: str = "reparameterization",
+    posterior: str = "gaussian",
 ) -> Layer:
     """A Bayesian GRU with ``torch.nn.GRU``'s arguments, layout and return values.
 
