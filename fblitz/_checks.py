@@ -13,6 +13,7 @@ import numbers
 import torch
 
 from fblitz.errors import FblitzTypeError, FblitzValueError, NonFiniteError
+from fblitz.tree import tree_leaves
 
 
 def _describe(value: object) -> str:
@@ -106,4 +107,21 @@ def last_dim(name: str, value: torch.Tensor, size: int) -> None:
     if value.dim() == 0 or value.shape[-1] != size:
         raise FblitzValueError(
             f"{name} must have {size} features in its last dimension, got shape {tuple(value.shape)}"
+        )
+
+
+def like_params(name: str, value: torch.Tensor, params: object) -> None:
+    """Raise unless tensor ``value`` is on the params' device and, if floating, has their dtype.
+
+    Integer inputs (class labels, token indices) only need the device.
+    """
+    leaves = [leaf for leaf in tree_leaves(params) if isinstance(leaf, torch.Tensor) and leaf.is_floating_point()]
+    if not leaves or not isinstance(value, torch.Tensor):
+        return
+    like = leaves[0]
+    if value.device != like.device:
+        raise FblitzValueError(f"{name} must be on the params' device {like.device}, got {value.device}")
+    if value.is_floating_point() and value.dtype != like.dtype:
+        raise FblitzTypeError(
+            f"{name} must have the params' dtype {like.dtype}, got {value.dtype} (convert one with .to(dtype))"
         )
