@@ -33,6 +33,7 @@ import json
 import os
 import pickle
 import tempfile
+import warnings
 from typing import Any, NamedTuple
 
 import torch
@@ -203,7 +204,9 @@ def load_checkpoint(path: str | os.PathLike, *, map_location=None, state_types: 
     """
     path = os.fspath(path)
     try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # a foreign pickle protocol is refused below if it matters
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            payload = torch.load(path, map_location=map_location, weights_only=True)
     except FileNotFoundError:
         raise
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, AttributeError, OSError) as error:
