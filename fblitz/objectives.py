@@ -176,7 +176,9 @@ def elbo_samples(
         _checks.non_negative("complexity_cost_weight", float(complexity_cost_weight))
     sample_count(model, params, eps)
     plan = make_plan(params, model.priors, kl_mode)
-    return elbo_terms(model, plan, likelihood, params, eps, inputs, targets, complexity_cost_weight)
+    terms = elbo_terms(model, plan, likelihood, params, eps, inputs, targets, complexity_cost_weight)
+    _checks.finite_result("the negative ELBO", terms.loss)
+    return terms
 
 
 def negative_elbo(

@@ -98,7 +98,9 @@ def predictive_mean_std(samples: torch.Tensor, *, unbiased: bool = True) -> tupl
     """Mean and standard deviation over the sample axis 0 of ``samples``."""
     _checks.float_input("samples", samples)
     if samples.dim() == 0 or samples.shape[0] < 2:
-        raise FblitzValueError(f"samples needs at least 2 draws along axis 0 for a std, got shape {tuple(samples.shape)}")
+        raise FblitzValueError(
+            f"samples needs at least 2 draws along axis 0 for a std, got shape {tuple(samples.shape)}"
+        )
     mean, std = samples.mean(dim=0), samples.std(dim=0, unbiased=unbiased)
     return _checks.finite_result("the predictive mean", mean), _checks.finite_result("the predictive std", std)
 
@@ -139,8 +141,10 @@ def mean_std_interval(mean: torch.Tensor, std: torch.Tensor, k: float = 2.0) -> 
 def quantile_interval(samples: torch.Tensor, level: float = 0.9) -> tuple[torch.Tensor, torch.Tensor]:
     """Central ``level`` interval from the empirical quantiles over sample axis 0."""
     _checks.float_input("samples", samples)
-    if samples.dim() == 0 or samples.shape[0] == 0:
-        raise FblitzValueError(f"samples must have at least one draw along axis 0, got shape {tuple(samples.shape)}")
+    if samples.dim() == 0 or samples.numel() == 0:
+        raise FblitzValueError(
+            f"samples must have at least one draw along axis 0 and be non-empty, got shape {tuple(samples.shape)}"
+        )
     level = _checks.probability("level", level)
     if not 0 < level < 1:
         raise FblitzValueError(f"level must lie strictly between 0 and 1, got {level}")

@@ -365,7 +365,13 @@ def fit(
         stop = callback is not None and callback(EpochInfo(epoch, params, opt_state, loss, data, kl))
         if checkpoint_path is not None and (stop or (epoch + 1) % checkpoint_every == 0 or epoch + 1 == epochs):
             save_checkpoint(
-                checkpoint_path, params=params, opt_state=opt_state, state=state, key=key, epoch=epoch + 1, config=config
+                checkpoint_path,
+                params=params,
+                opt_state=opt_state,
+                state=state,
+                key=key,
+                epoch=epoch + 1,
+                config=config,
             )
         if stop:
             break

@@ -21,8 +21,10 @@ def params64():
 def stepped(opt, params, steps=3):
     state = opt.init(params)
     for i in range(steps):
-        grads = {k: {n: {p: randn(10 * i + len(k), *t.shape, dtype=t.dtype) for p, t in v.items()} for n, v in d.items()}
-                 for k, d in params.items()}  # fmt: skip
+        grads = {
+            k: {n: {p: randn(10 * i + len(k), *t.shape, dtype=t.dtype) for p, t in v.items()} for n, v in d.items()}
+            for k, d in params.items()
+        }
         updates, state = opt.update(grads, state, params)
         params = optim.apply_updates(params, updates)
     return params, state
@@ -30,16 +32,22 @@ def stepped(opt, params, steps=3):
 
 @pytest.mark.parametrize(
     "opt",
-    [optim.adam(1e-2), optim.sgd(0.1, momentum=0.9), optim.sgd(0.1), optim.chain(optim.clip_by_global_norm(1.0), optim.adam(1e-3))],
+    [
+        optim.adam(1e-2),
+        optim.sgd(0.1, momentum=0.9),
+        optim.sgd(0.1),
+        optim.chain(optim.clip_by_global_norm(1.0), optim.adam(1e-3)),
+    ],
     ids=["adam", "sgd-momentum", "sgd", "chain"],
-)  # fmt: skip
+)
 def test_round_trip_is_bit_exact_with_dtypes(tmp_path, opt):
     params, state = stepped(opt, params64())
     running = {"mean": torch.arange(3, dtype=torch.float64), "count": torch.tensor(7, dtype=torch.int64)}
     path = tmp_path / "run.ckpt"
     config = {"lr": 0.01, "layers": [3, 4, 1], "name": "mlp"}
-    save_checkpoint(path, params=params, opt_state=state, state=running, key=Key(2**64 - 1), epoch=5, step=40,
-                    config=config)  # fmt: skip
+    save_checkpoint(
+        path, params=params, opt_state=state, state=running, key=Key(2**64 - 1), epoch=5, step=40, config=config
+    )
     ckpt = load_checkpoint(path)
     assert isinstance(ckpt, Checkpoint) and ckpt.format_version == 1
     assert_trees_equal(ckpt.params, params)

@@ -95,8 +95,12 @@ def test_prior_and_likelihood_constructors(pi, s, x):
     check(train.kl_weights, 10, 3, "blundell", s)
 
 
-LIKELIHOODS = [likelihoods.gaussian(0.5), likelihoods.bernoulli(), likelihoods.heteroscedastic_gaussian(),
-               likelihoods.categorical()]  # fmt: skip
+LIKELIHOODS = [
+    likelihoods.gaussian(0.5),
+    likelihoods.bernoulli(),
+    likelihoods.heteroscedastic_gaussian(),
+    likelihoods.categorical(),
+]
 
 
 @EXAMPLES
@@ -124,8 +128,12 @@ def test_layer_apply_and_kl(x, eps, which):
 
 
 @EXAMPLES
-@given(near, st.one_of(tensors(shape=(3, 1), dtype=torch.float32), anything), st.one_of(st.integers(-1, 3), junk),
-       st.one_of(st.floats(allow_nan=True), junk))  # fmt: skip
+@given(
+    near,
+    st.one_of(tensors(shape=(3, 1), dtype=torch.float32), anything),
+    st.one_of(st.integers(-1, 3), junk),
+    st.one_of(st.floats(allow_nan=True), junk),
+)
 def test_elbo(x, y, n, weight):
     lik = likelihoods.gaussian(0.5)
     check(sample_elbo, MODEL, PARAMS, 0, x, y, likelihood=lik, n_samples=n, complexity_cost_weight=weight)
@@ -157,8 +165,12 @@ def test_metrics(a, b, c):
     check(metrics.predictive_entropy, a)
 
 
-OPTIMIZERS = [optim.sgd(0.1), optim.sgd(0.1, 0.9, nesterov=True), optim.adam(0.1, weight_decay=0.1),
-              optim.chain(optim.clip_by_global_norm(1.0), optim.adam(0.01))]  # fmt: skip
+OPTIMIZERS = [
+    optim.sgd(0.1),
+    optim.sgd(0.1, 0.9, nesterov=True),
+    optim.adam(0.1, weight_decay=0.1),
+    optim.chain(optim.clip_by_global_norm(1.0), optim.adam(0.01)),
+]
 finite_or_junk = st.one_of(tensors(dtype=torch.float32).map(lambda t: torch.nan_to_num(t).clamp(-1e3, 1e3)), junk)
 
 

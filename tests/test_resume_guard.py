@@ -113,5 +113,14 @@ def test_bad_guard_and_resume_arguments():
     with pytest.raises(FblitzValueError, match="checkpoint_every must be >= 1"):
         train(checkpoint_every=0)
     with pytest.raises(FblitzTypeError, match="inputs must have the params' dtype torch.float64"):
-        fit(MODEL, MODEL.init(0, dtype=torch.float64), X, Y, likelihood=likelihoods.gaussian(), optimizer=optim.sgd(0.1),
-            key=0, epochs=1, batch_size=8)  # fmt: skip
+        fit(
+            MODEL,
+            MODEL.init(0, dtype=torch.float64),
+            X,
+            Y,
+            likelihood=likelihoods.gaussian(),
+            optimizer=optim.sgd(0.1),
+            key=0,
+            epochs=1,
+            batch_size=8,
+        )
