@@ -13,6 +13,7 @@ import numbers
 import torch
 
 from fblitz.errors import FblitzTypeError, FblitzValueError, NonFiniteError
+from fblitz.tree import tree_leaves
 
 
 def _describe(value: object) -> str:
@@ -107,3 +108,51 @@ def last_dim(name: str, value: torch.Tensor, size: int) -> None:
         raise FblitzValueError(
             f"{name} must have {size} features in its last dimension, got shape {tuple(value.shape)}"
         )
+
+
+def like_params(name: str, value: torch.Tensor, params: object) -> None:
+    """Raise unless tensor ``value`` is on the params' device and, if floating, has their dtype.
+
+    Integer inputs (class labels, token indices) only need the device.
+    """
+    leaves = [leaf for leaf in tree_leaves(params) if isinstance(leaf, torch.Tensor) and leaf.is_floating_point()]
+    if not leaves or not isinstance(value, torch.Tensor):
+        return
+    like = leaves[0]
+    if value.device != like.device:
+        raise FblitzValueError(f"{name} must be on the params' device {like.device}, got {value.device}")
+    if value.is_floating_point() and value.dtype != like.dtype:
+        raise FblitzTypeError(
+            f"{name} must have the params' dtype {like.dtype}, got {value.dtype} (convert one with .to(dtype))"
+        )
+
+
+def eager(value: torch.Tensor) -> bool:
+    """True when data-dependent checks are possible and cheap to skip otherwise.
+
+    Inside ``vmap``/``grad`` (functorch-wrapped tensors) or ``torch.compile``
+    tracing, checks that read tensor values are skipped: they would fail under
+    ``vmap``, break compiled graphs, and training has its own non-finite guard.
+    """
+    return not torch.compiler.is_compiling() and not torch._C._functorch.is_functorch_wrapped_tensor(value)
+
+
+def float_input(name: str, value: object, *, finite: bool = True) -> torch.Tensor:
+    """A floating-point tensor, finite when checkable (see :func:`eager`), or raise naming ``name``."""
+    if not isinstance(value, torch.Tensor):
+        raise FblitzTypeError(f"{name} must be a floating-point torch.Tensor, got {_describe(value)}")
+    if not value.is_floating_point():
+        raise FblitzTypeError(f"{name} must be a floating-point tensor, got dtype {value.dtype}")
+    if finite and eager(value) and not bool(torch.isfinite(value).all()):
+        raise NonFiniteError(f"{name} contains NaN or infinity")
+    return value
+
+
+def finite_result(what: str, value: torch.Tensor) -> torch.Tensor:
+    """``value``, or raise :class:`NonFiniteError` when it overflowed (checked only when :func:`eager`)."""
+    if eager(value) and not bool(torch.isfinite(value).all()):
+        raise NonFiniteError(
+            f"{what} is not finite for finite inputs (the values overflow {value.dtype}; use float64 "
+            "or smaller magnitudes)"
+        )
+    return value

@@ -19,7 +19,7 @@ LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 
 def sigma(rho: torch.Tensor) -> torch.Tensor:
     """Posterior standard deviation ``softplus(rho) = log(1 + exp(rho))``, elementwise."""
-    return F.softplus(rho)
+    return F.softplus(_checks.float_input("rho", rho))
 
 
 def log_sigma(rho: torch.Tensor) -> torch.Tensor:
@@ -29,7 +29,7 @@ def log_sigma(rho: torch.Tensor) -> torch.Tensor:
     above about -87 in float32 and -708 in float64 (sigma > 1e-38), far below
     any useful posterior scale.
     """
-    return torch.log(F.softplus(rho))
+    return _checks.finite_result("log_sigma", torch.log(F.softplus(_checks.float_input("rho", rho))))
 
 
 def inverse_softplus(sigma_value: torch.Tensor | float) -> torch.Tensor:
@@ -43,18 +43,28 @@ def inverse_softplus(sigma_value: torch.Tensor | float) -> torch.Tensor:
     """
     if not isinstance(sigma_value, torch.Tensor):
         sigma_value = torch.tensor(_checks.positive("sigma", sigma_value), dtype=torch.get_default_dtype())
-    elif not bool((sigma_value > 0).all()):
+    elif not bool((_checks.float_input("sigma", sigma_value) > 0).all()):
         raise FblitzValueError("sigma must be > 0 everywhere to invert softplus")
     return sigma_value + torch.log(-torch.expm1(-sigma_value))
 
 
 def reparameterize(mu: torch.Tensor, rho: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-    """A weight sample ``mu + softplus(rho) * eps``."""
+    """A weight sample ``mu + softplus(rho) * eps`` (all three of one shape)."""
+    _same_shapes(mu=mu, rho=rho, eps=eps)
     return torch.addcmul(mu, F.softplus(rho), eps)
 
 
 def gaussian_log_prob(x: torch.Tensor, mean, std) -> torch.Tensor:
     """Elementwise log N(x; mean, std^2); ``std`` must be > 0."""
+    _checks.float_input("x", x)
+    if isinstance(std, torch.Tensor):
+        _checks.float_input("std", std)
+        if std.dim():
+            _checks.same_shape("std", std, x.shape, "x")
+        if _checks.eager(std) and not bool((std > 0).all()):
+            raise FblitzValueError("std must be > 0 everywhere")
+    else:
+        std = _checks.positive("std", std)
     z = (x - mean) / std
     return -0.5 * z * z - torch.log(torch.as_tensor(std, dtype=z.dtype, device=z.device)) - LOG_SQRT_2PI
 
@@ -65,6 +75,7 @@ def posterior_log_prob(eps: torch.Tensor, rho: torch.Tensor) -> torch.Tensor:
     Equal in value and total derivative to ``gaussian_log_prob(w, mu, sigma)``
     but never divides by a possibly tiny sigma.
     """
+    _same_shapes(eps=eps, rho=rho)
     return -0.5 * eps * eps - log_sigma(rho) - LOG_SQRT_2PI
 
 
@@ -74,7 +85,18 @@ def gaussian_kl(mu_q: torch.Tensor, rho_q: torch.Tensor, mu_p: float, sigma_p: f
     ``(s^2 + (mu_q - mu_p)^2) / (2 sigma_p^2) - log(s) + log(sigma_p) - 1/2``
     with s = softplus(rho_q), written with few tensor ops (it runs every step).
     """
+    _same_shapes(mu=mu_q, rho=rho_q)
     s = F.softplus(rho_q)
     shift = mu_q if mu_p == 0.0 else mu_q - mu_p
     spread = torch.addcmul(s * s, shift, shift)
-    return spread.mul(0.5 / (sigma_p * sigma_p)) - torch.log(s) + (math.log(sigma_p) - 0.5)
+    kl = spread.mul(0.5 / (sigma_p * sigma_p)) - torch.log(s) + (math.log(sigma_p) - 0.5)
+    return _checks.finite_result("the Gaussian KL", kl)
+
+
+def _same_shapes(**tensors: torch.Tensor) -> None:
+    """Check floating tensors of one shape (no broadcasting); values only when eager."""
+    (first_name, first), *rest = tensors.items()
+    _checks.float_input(first_name, first)
+    for name, value in rest:
+        _checks.float_input(name, value)
+        _checks.same_shape(name, value, first.shape, first_name)

@@ -22,3 +22,22 @@ class FblitzTypeError(FblitzError, TypeError):
 
 class NonFiniteError(FblitzValueError):
     """A loss, gradient or input contains NaN or infinity."""
+
+
+class CheckpointError(FblitzValueError):
+    """A file is not a loadable fblitz checkpoint (wrong format, version, or unsafe content)."""
+
+
+class NonFiniteStepError(NonFiniteError):
+    """A training step produced a NaN/infinite loss or gradient.
+
+    Attributes:
+        epoch, step: where it happened (step counts minibatches within the epoch).
+        params, opt_state, state: the values *before* that step, untouched, so
+            training can be inspected or resumed from there.
+    """
+
+    def __init__(self, message: str, *, epoch: int, step: int, params=None, opt_state=None, state=None):
+        super().__init__(message)
+        self.epoch, self.step = epoch, step
+        self.params, self.opt_state, self.state = params, opt_state, state

@@ -37,7 +37,11 @@ class Likelihood:
         self._fn, self.name = fn, name
 
     def __call__(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return self._fn(outputs, targets)
+        _checks.tensor("outputs", outputs)
+        _checks.tensor("targets", targets)
+        if outputs.dim() and outputs.shape[0] == 0:
+            raise FblitzValueError(f"outputs must hold at least one datum, got shape {tuple(outputs.shape)}")
+        return _checks.finite_result(f"the likelihood {self.name}", self._fn(outputs, targets))
 
     def __repr__(self) -> str:
         return f"Likelihood({self.name})"
@@ -51,8 +55,8 @@ def _per_datum_mean(values: torch.Tensor) -> torch.Tensor:
 
 
 def _same_shape(outputs: torch.Tensor, targets: torch.Tensor, what: str = "outputs") -> None:
-    _checks.tensor("outputs", outputs, floating=True)
-    _checks.tensor("targets", targets, floating=True)
+    _checks.float_input("outputs", outputs)
+    _checks.float_input("targets", targets)
     _checks.same_shape("targets", targets, outputs.shape, what)
 
 
@@ -83,8 +87,8 @@ def heteroscedastic_gaussian(min_sigma: float = 1e-6) -> Likelihood:
     min_sigma = _checks.non_negative("min_sigma", min_sigma)
 
     def nll(outputs, targets):
-        _checks.tensor("outputs", outputs, floating=True)
-        _checks.tensor("targets", targets, floating=True)
+        _checks.float_input("outputs", outputs)
+        _checks.float_input("targets", targets)
         half = outputs.shape[-1] // 2 if outputs.dim() else 0
         if outputs.dim() == 0 or outputs.shape[-1] % 2 or outputs.shape[:-1] + (half,) != targets.shape:
             raise FblitzValueError(
@@ -103,7 +107,8 @@ def categorical() -> Likelihood:
     """Softmax classification: ``outputs`` are logits (B, C), ``targets`` class indices (B,)."""
 
     def nll(outputs, targets):
-        _checks.tensor("outputs", outputs, ndim=2, floating=True)
+        _checks.tensor("outputs", outputs, ndim=2)
+        _checks.float_input("outputs", outputs)
         _checks.tensor("targets", targets, ndim=1)
         if targets.is_floating_point() or targets.dtype == torch.bool:
             raise FblitzTypeError(f"targets must hold integer class indices, got dtype {targets.dtype}")
@@ -112,6 +117,9 @@ def categorical() -> Likelihood:
                 f"targets must have one class index per row of outputs ({outputs.shape[0]}), "
                 f"got shape {tuple(targets.shape)}"
             )
+        classes = outputs.shape[1]
+        if _checks.eager(targets) and targets.numel() and not bool(((targets >= 0) & (targets < classes)).all()):
+            raise FblitzValueError(f"targets must be class indices in [0, {classes}) for {classes} logits")
         return F.cross_entropy(outputs, targets)
 
     return Likelihood(nll, "categorical")

@@ -170,11 +170,20 @@ def elbo_samples(
     likelihood = as_likelihood(likelihood)
     _checks.tensor("inputs", inputs)
     _checks.tensor("targets", targets)
+    _checks.like_params("inputs", inputs, params)
     if not isinstance(complexity_cost_weight, torch.Tensor):
         complexity_cost_weight = _checks.non_negative("complexity_cost_weight", complexity_cost_weight)
+    elif complexity_cost_weight.dim() != 0 or not complexity_cost_weight.is_floating_point():
+        raise FblitzValueError(
+            f"complexity_cost_weight must be a float or a 0-dim floating tensor, got {complexity_cost_weight!r}"
+        )
+    elif _checks.eager(complexity_cost_weight):
+        _checks.non_negative("complexity_cost_weight", float(complexity_cost_weight))
     sample_count(model, params, eps)
     plan = make_plan(params, model.priors, kl_mode)
-    return elbo_terms(model, plan, likelihood, params, eps, inputs, targets, complexity_cost_weight)
+    terms = elbo_terms(model, plan, likelihood, params, eps, inputs, targets, complexity_cost_weight)
+    _checks.finite_result("the negative ELBO", terms.loss)
+    return terms
 
 
 def negative_elbo(

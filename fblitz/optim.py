@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 import torch
 
 from fblitz import _checks
-from fblitz.errors import FblitzValueError
+from fblitz.errors import FblitzTypeError, FblitzValueError
 from fblitz.tree import PyTree, check_same_structure, tree_flatten, tree_leaves, tree_map, tree_unflatten
 
 OptState = Any
@@ -62,11 +62,32 @@ class AdamState(NamedTuple):
 
 def _zero_count(params: PyTree) -> torch.Tensor:
     leaves = tree_leaves(params)
+    _float_leaves("params", leaves)
     return torch.zeros((), dtype=torch.int64, device=leaves[0].device if leaves else None)
 
 
-def _leaves_like(name: str, tree: PyTree, structure, reference_name: str = "grads") -> list:
-    return check_same_structure(name, tree, structure, reference_name)
+def _float_leaves(name: str, leaves: list, reference: list | None = None, reference_name: str = "") -> list:
+    """Raise unless every leaf is a floating tensor (matching ``reference``'s shapes and dtypes)."""
+    for index, leaf in enumerate(leaves):
+        if not isinstance(leaf, torch.Tensor) or not leaf.is_floating_point():
+            got = f"dtype {leaf.dtype}" if isinstance(leaf, torch.Tensor) else type(leaf).__name__
+            raise FblitzTypeError(f"{name} must hold floating-point tensors, got {got} at leaf {index}")
+        if reference is not None and (leaf.shape != reference[index].shape or leaf.dtype != reference[index].dtype):
+            raise FblitzValueError(
+                f"{name} leaf {index} must match {reference_name}: {tuple(reference[index].shape)} "
+                f"{reference[index].dtype}, got {tuple(leaf.shape)} {leaf.dtype}"
+            )
+    return leaves
+
+
+def _state(name: str, state: object, cls: type) -> None:
+    if not isinstance(state, cls):
+        raise FblitzTypeError(f"state must be the {cls.__name__} returned by {name}'s init, got {type(state).__name__}")
+
+
+def _leaves_like(name: str, tree: PyTree, structure, reference_name: str = "grads", reference=None) -> list:
+    leaves = check_same_structure(name, tree, structure, reference_name)
+    return _float_leaves(name, leaves, reference, reference_name)
 
 
 def _params_leaves(params: PyTree | None, structure) -> list:
@@ -78,7 +99,8 @@ def _params_leaves(params: PyTree | None, structure) -> list:
 def apply_updates(params: PyTree, updates: PyTree) -> PyTree:
     """``params + updates`` leaf by leaf (new tensors)."""
     leaves, structure = tree_flatten(params)
-    return tree_unflatten(structure, torch._foreach_add(leaves, _leaves_like("updates", updates, structure, "params")))
+    deltas = _leaves_like("updates", updates, structure, "params", _float_leaves("params", leaves))
+    return tree_unflatten(structure, torch._foreach_add(leaves, deltas))
 
 
 def sgd(
@@ -101,7 +123,9 @@ def sgd(
         return SgdState(_zero_count(params), tree_map(torch.zeros_like, params) if momentum else None)
 
     def update(grads, state, params=None):
+        _state("sgd", state, SgdState)
         g, structure = tree_flatten(grads)
+        _float_leaves("grads", g, None if params is None else _params_leaves(params, structure), "params")
         if weight_decay:
             g = torch._foreach_add(g, _params_leaves(params, structure), alpha=weight_decay)
         buffers = state.momentum
@@ -109,7 +133,7 @@ def sgd(
             # torch.optim starts the buffer at the first (undamped) gradient; the
             # buffer is zero before that step, so an undamped first update is the same.
             scale = 1.0 - dampening * (state.count != 0).to(g[0].dtype)
-            old = _leaves_like("state.momentum", buffers, structure)
+            old = _leaves_like("state.momentum", buffers, structure, "grads", g)
             b = torch._foreach_add(torch._foreach_mul(old, momentum), torch._foreach_mul(g, scale))
             buffers = tree_unflatten(structure, b)
             g = torch._foreach_add(g, b, alpha=momentum) if nesterov else b
@@ -139,14 +163,16 @@ def adam(
         return AdamState(_zero_count(params), tree_map(torch.zeros_like, params), tree_map(torch.zeros_like, params))
 
     def update(grads, state, params=None):
+        _state("adam", state, AdamState)
         g, structure = tree_flatten(grads)
+        _float_leaves("grads", g, None if params is None else _params_leaves(params, structure), "params")
         if weight_decay and not decoupled_weight_decay:
             g = torch._foreach_add(g, _params_leaves(params, structure), alpha=weight_decay)
         count = state.count + 1
         steps = count.double()
-        mu = torch._foreach_lerp(_leaves_like("state.mu", state.mu, structure), g, 1 - b1)
+        mu = torch._foreach_lerp(_leaves_like("state.mu", state.mu, structure, "grads", g), g, 1 - b1)
         nu = torch._foreach_addcmul(
-            torch._foreach_mul(_leaves_like("state.nu", state.nu, structure), b2), g, g, value=1 - b2
+            torch._foreach_mul(_leaves_like("state.nu", state.nu, structure, "grads", g), b2), g, g, value=1 - b2
         )
         denom = torch._foreach_add(torch._foreach_div(torch._foreach_sqrt(nu), torch.sqrt(1 - b2**steps)), eps)
         updates = torch._foreach_mul(torch._foreach_div(mu, denom), -lr / (1 - b1**steps))
@@ -167,6 +193,8 @@ def chain(*transforms: GradientTransformation) -> GradientTransformation:
         return tuple(t.init(params) for t in transforms)
 
     def update(grads, state, params=None):
+        if type(state) is not tuple or len(state) != len(transforms):
+            raise FblitzTypeError(f"state of chain must be the tuple of {len(transforms)} states from its init")
         new_state = []
         for transform, inner in zip(transforms, state):
             grads, inner = transform.update(grads, inner, params)
@@ -182,6 +210,8 @@ def clip_by_global_norm(max_norm: float) -> GradientTransformation:
 
     def update(grads, state, params=None):
         leaves, structure = tree_flatten(grads)
+        if not _float_leaves("grads", leaves):
+            return grads, state
         norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(leaves)))
         factor = torch.clamp(max_norm / (norm + 1e-6), max=1.0)
         return tree_unflatten(structure, torch._foreach_mul(leaves, factor)), state

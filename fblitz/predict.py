@@ -53,12 +53,17 @@ def predict_with_eps(
     :func:`evaluation_forward`.
     """
     _checks.tensor("inputs", inputs)
+    _checks.like_params("inputs", inputs, params)
+    if inputs.is_floating_point():
+        _checks.float_input("inputs", inputs)
     mapped = vmap(evaluation_forward(model, state), in_dims=(None, None, 0))
     if batch_size is None:
-        return mapped(params, inputs, eps)
+        return _checks.finite_result("the predictions", mapped(params, inputs, eps))
     batch_size = _checks.integer("batch_size", batch_size, minimum=1)
+    if inputs.dim() == 0:
+        raise FblitzValueError("inputs must have a batch dimension to be split into chunks, got a 0-dim tensor")
     chunks = [mapped(params, part, eps) for part in inputs.split(batch_size)]
-    return torch.cat(chunks, dim=1)
+    return _checks.finite_result("the predictions", torch.cat(chunks, dim=1))
 
 
 def predict(
@@ -95,10 +100,13 @@ def predict_mean_weights(
 
 def predictive_mean_std(samples: torch.Tensor, *, unbiased: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and standard deviation over the sample axis 0 of ``samples``."""
-    _checks.tensor("samples", samples, floating=True)
-    if samples.shape[0] < 2:
-        raise FblitzValueError(f"samples needs at least 2 draws along axis 0 for a std, got {samples.shape[0]}")
-    return samples.mean(dim=0), samples.std(dim=0, unbiased=unbiased)
+    _checks.float_input("samples", samples)
+    if samples.dim() == 0 or samples.shape[0] < 2:
+        raise FblitzValueError(
+            f"samples needs at least 2 draws along axis 0 for a std, got shape {tuple(samples.shape)}"
+        )
+    mean, std = samples.mean(dim=0), samples.std(dim=0, unbiased=unbiased)
+    return _checks.finite_result("the predictive mean", mean), _checks.finite_result("the predictive std", std)
 
 
 def mfvi_forward(
@@ -128,13 +136,19 @@ def gaussian_mixture_mean_std(samples: torch.Tensor, min_sigma: float = 1e-6) ->
 def mean_std_interval(mean: torch.Tensor, std: torch.Tensor, k: float = 2.0) -> tuple[torch.Tensor, torch.Tensor]:
     """``(mean - k * std, mean + k * std)``; the seed example uses k = 3."""
     k = _checks.positive("k", k)
+    _checks.float_input("mean", mean)
+    _checks.float_input("std", std)
     _checks.same_shape("std", std, mean.shape, "mean")
-    return mean - k * std, mean + k * std
+    return tuple(_checks.finite_result("the interval", bound) for bound in (mean - k * std, mean + k * std))
 
 
 def quantile_interval(samples: torch.Tensor, level: float = 0.9) -> tuple[torch.Tensor, torch.Tensor]:
     """Central ``level`` interval from the empirical quantiles over sample axis 0."""
-    _checks.tensor("samples", samples, floating=True)
+    _checks.float_input("samples", samples)
+    if samples.dim() == 0 or samples.numel() == 0:
+        raise FblitzValueError(
+            f"samples must have at least one draw along axis 0 and be non-empty, got shape {tuple(samples.shape)}"
+        )
     level = _checks.probability("level", level)
     if not 0 < level < 1:
         raise FblitzValueError(f"level must lie strictly between 0 and 1, got {level}")

@@ -57,8 +57,8 @@ class GaussianPrior:
         object.__setattr__(self, "mean", _checks.real_number("mean", self.mean))
 
     def log_prob(self, w: torch.Tensor) -> torch.Tensor:
-        z = (w - self.mean) / self.sigma
-        return -0.5 * z * z - (math.log(self.sigma) + LOG_SQRT_2PI)
+        z = (_checks.float_input("w", w) - self.mean) / self.sigma
+        return _checks.finite_result("the prior log_prob", -0.5 * z * z - (math.log(self.sigma) + LOG_SQRT_2PI))
 
     def kl(self, mu: torch.Tensor, rho: torch.Tensor) -> torch.Tensor:
         return gaussian_kl(mu, rho, self.mean, self.sigma)
@@ -104,7 +104,9 @@ class ScaleMixturePrior:
         if single is not None:
             return single.log_prob(w)
         (first, log_pi1), (second, log_pi2) = self._components
-        return torch.logaddexp(first.log_prob(w) + log_pi1, second.log_prob(w) + log_pi2)
+        return _checks.finite_result(
+            "the prior log_prob", torch.logaddexp(first.log_prob(w) + log_pi1, second.log_prob(w) + log_pi2)
+        )
 
     def kl(self, mu: torch.Tensor, rho: torch.Tensor) -> torch.Tensor:
         single = self._single

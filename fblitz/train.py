@@ -23,7 +23,8 @@ import torch
 from torch.func import grad_and_value
 
 from fblitz import _checks
-from fblitz.errors import FblitzTypeError, FblitzValueError, NonFiniteError
+from fblitz.checkpoint import save_checkpoint
+from fblitz.errors import FblitzTypeError, FblitzValueError, NonFiniteError, NonFiniteStepError
 from fblitz.estimators import check_estimator
 from fblitz.kl import KL_MODES, make_plan
 from fblitz.layers.base import Layer, init_state, is_stateful, sample_noise
@@ -71,18 +72,37 @@ def kl_weights(
     return [base * len(shares) * share for share in shares]
 
 
+class StepOutcome(NamedTuple):
+    """What :meth:`TrainStep.guarded` returns: the new values and a 0-dim bool ``finite``.
+
+    ``finite`` is False when the loss or the global gradient norm is NaN or
+    infinite; the new params/opt_state are then not to be used (the inputs of
+    the step are untouched, so keep those).
+    """
+
+    params: PyTree
+    opt_state: OptState
+    terms: ElboTerms
+    state: PyTree | None
+    finite: torch.Tensor
+
+
 class TrainStep(NamedTuple):
     """A pure training step; call it as ``step(params, opt_state, key, inputs, targets, weight)``.
 
     Returns ``(params, opt_state, ElboTerms)`` with fresh tensors. Models with
-    running statistics (batch norm) use :meth:`with_state`.
+    running statistics (batch norm) use :meth:`with_state`; :meth:`guarded`
+    also reports whether the loss and gradients were finite.
     """
 
     fn: Callable
 
     def __call__(self, params, opt_state, key, inputs, targets, complexity_cost_weight=1.0):
-        params, opt_state, terms, _ = self.fn(params, opt_state, None, key, inputs, targets, complexity_cost_weight)
-        return params, opt_state, terms
+        return self.guarded(params, opt_state, None, key, inputs, targets, complexity_cost_weight)[:3]
+
+    def guarded(self, params, opt_state, state, key, inputs, targets, complexity_cost_weight=1.0) -> StepOutcome:
+        """The step with ``state`` threaded through and a finiteness flag (see :class:`StepOutcome`)."""
+        return StepOutcome(*self.fn(params, opt_state, state, key, inputs, targets, complexity_cost_weight))
 
     def with_state(self, params, opt_state, state, key, inputs, targets, complexity_cost_weight=1.0):
         """The step threading a state tree: returns ``(params, opt_state, ElboTerms, state)``.
@@ -90,7 +110,7 @@ class TrainStep(NamedTuple):
         The new running statistics are the average over the S weight samples
         (see :func:`fblitz.objectives.elbo_terms_with_state`).
         """
-        return self.fn(params, opt_state, state, key, inputs, targets, complexity_cost_weight)
+        return self.guarded(params, opt_state, state, key, inputs, targets, complexity_cost_weight)[:4]
 
 
 def make_train_step(
@@ -132,7 +152,11 @@ def make_train_step(
     def update(params, opt_state, state, eps, inputs, targets, weight, plan):
         grads, (_, (terms, state)) = loss_grad(params, state, eps, inputs, targets, weight, plan)
         updates, opt_state = optimizer.update(grads, opt_state, params)
-        return apply_updates(params, updates), opt_state, terms, state
+        # the guard, read by the caller: loss + sum of the per-tensor gradient norms (an upper
+        # bound of the global norm) is finite iff the loss and every gradient entry are
+        leaves = tree_leaves(grads)
+        finite = torch.isfinite(terms.loss + torch.stack(torch._foreach_norm(leaves)).sum() if leaves else terms.loss)
+        return apply_updates(params, updates), opt_state, terms, state, finite
 
     if compile:
         update = torch.compile(update)
@@ -152,10 +176,10 @@ def make_train_step(
             # one compiled graph for every batch size (e.g. a smaller last batch)
             torch._dynamo.maybe_mark_dynamic(inputs, 0)
             torch._dynamo.maybe_mark_dynamic(targets, 0)
-        params, opt_state, terms, state = update(
+        params, opt_state, terms, state, finite = update(
             params, opt_state, state, eps, inputs, targets, weight, plans[structure]
         )
-        return params, opt_state, terms, None if state == () else state
+        return params, opt_state, terms, None if state == () else state, finite
 
     return TrainStep(step)
 
@@ -243,16 +267,22 @@ def fit(
     compile: bool = False,
     progress: bool | None = None,
     callback: Callable[[EpochInfo], bool | None] | None = None,
+    start_epoch: int = 0,
+    on_nonfinite: str = "raise",
+    checkpoint_path: str | None = None,
+    checkpoint_every: int = 1,
 ) -> FitResult:
     """Train by minibatch stochastic variational inference.
 
     Args:
         model, params: the model and its initial variational parameters.
-        inputs, targets: the whole training set (rows along dimension 0).
+        inputs, targets: the whole training set (rows along dimension 0),
+            on the device and with the dtype of ``params``.
         likelihood: see :mod:`fblitz.likelihoods` (or a criterion callable).
         optimizer: an optax-shaped transform from :mod:`fblitz.optim`.
         key: random key or seed; drives shuffling and weight noise.
-        epochs, batch_size: passes over the data and rows per step.
+        epochs, batch_size: train until ``epochs`` passes over the data are
+            done (counting from ``start_epoch``); rows per step.
         n_samples: weight draws per step (BLiTZ's ``sample_nbr``, also accepted).
         complexity_cost_weight: base KL weight; default ``1 / len(inputs)``.
         kl_weighting: ``"uniform"`` or ``"blundell"`` (see :func:`kl_weights`).
@@ -268,12 +298,31 @@ def fit(
         progress: show a progress line (default: only on a terminal).
         callback: called with an :class:`EpochInfo` after each epoch; returning
             True stops training.
+        start_epoch: the number of epochs already done, to resume a run: epoch
+            ``e`` always shuffles and draws noise from ``key.fold_in(e)``, so
+            ``fit(epochs=N)`` then ``fit(start_epoch=N, epochs=N + M)`` with the
+            saved params and opt_state is bit-identical to ``fit(epochs=N + M)``.
+        on_nonfinite: a step whose loss or gradient norm is NaN/infinite is
+            ``"raise"``d as :class:`~fblitz.errors.NonFiniteStepError` (holding
+            the params/opt_state from before it), or ``"skip"``ped (no update);
+            ``history["skipped"]`` counts skipped steps per epoch.
+        checkpoint_path, checkpoint_every: save a checkpoint
+            (:func:`fblitz.checkpoint.save_checkpoint`, atomically) every
+            ``checkpoint_every`` epochs and after the last one, with
+            ``epoch`` = epochs done; resume with ``fit(..., **checkpoint.resume())``
+            (:meth:`fblitz.checkpoint.Checkpoint.resume`).
 
     Raises:
-        NonFiniteError: when an epoch's mean loss is NaN or infinite.
+        NonFiniteStepError: a non-finite step with ``on_nonfinite="raise"``.
+        NonFiniteError: every step of an epoch was skipped.
     """
     n = _check_data(inputs, targets)
-    epochs = _checks.integer("epochs", epochs, minimum=0)
+    _checks.like_params("inputs", inputs, params)
+    _checks.like_params("targets", targets, params)
+    start_epoch = _checks.integer("start_epoch", start_epoch, minimum=0)
+    epochs = _checks.integer("epochs", epochs, minimum=start_epoch)
+    _checks.one_of("on_nonfinite", on_nonfinite, ("raise", "skip"))
+    checkpoint_every = _checks.integer("checkpoint_every", checkpoint_every, minimum=1)
     batch_size = _checks.integer("batch_size", batch_size, minimum=1)
     count = resolve_sample_count(n_samples, sample_nbr)
     key = as_key(key)
@@ -286,15 +335,23 @@ def fit(
     step = make_train_step(
         model, likelihood, optimizer, n_samples=count, kl_mode=kl_mode, estimator=estimator, compile=compile
     )
+    config = dict(
+        epochs=epochs,
+        batch_size=batch_size,
+        n_samples=count,
+        kl_weighting=kl_weighting,
+        shuffle=shuffle,
+        estimator=estimator,
+    )
     opt_state = optimizer.init(params) if opt_state is None else opt_state
     if is_stateful(model) and state is None:
         state = init_state(model, dtype=like.dtype, device=like.device)
     elif not is_stateful(model):
         state = None
-    history = {"loss": [], "data": [], "kl": []}
+    history = {"loss": [], "data": [], "kl": [], "skipped": []}
     display = _Progress(progress, epochs)
     start = time.perf_counter()
-    for epoch in range(epochs):
+    for epoch in range(start_epoch, epochs):
         epoch_key = key.fold_in(epoch)
         order = permutation(epoch_key, n, device=inputs.device) if shuffle else None
         x_epoch = inputs[order] if shuffle else inputs
@@ -302,17 +359,37 @@ def fit(
         epoch_terms = []
         for index in range(num_batches):
             rows = slice(index * batch_size, (index + 1) * batch_size)
-            params, opt_state, terms, state = step.with_state(
+            out = step.guarded(
                 params, opt_state, state, epoch_key.fold_in(index + 1), x_epoch[rows], y_epoch[rows], weights[index]
             )
-            epoch_terms.append(torch.stack(terms))
+            if not bool(out.finite):
+                if on_nonfinite == "raise":
+                    raise NonFiniteStepError(
+                        f"non-finite loss ({float(out.terms.loss)}) or gradient at epoch {epoch}, step {index}; "
+                        "params and opt_state before the step are on this error (on_nonfinite='skip' skips such steps)",
+                        epoch=epoch, step=index, params=params, opt_state=opt_state, state=state,
+                    )  # fmt: skip
+                continue
+            params, opt_state, _, state, _ = out
+            epoch_terms.append(torch.stack(out.terms))
+        if not epoch_terms:
+            raise NonFiniteError(f"every one of the {num_batches} steps of epoch {epoch} was non-finite and skipped")
         loss, data, kl = torch.stack(epoch_terms).double().mean(dim=0).tolist()
-        if not math.isfinite(loss):
-            raise NonFiniteError(f"the mean loss of epoch {epoch} is {loss}; training diverged")
-        for name, value in zip(("loss", "data", "kl"), (loss, data, kl)):
+        for name, value in zip(("loss", "data", "kl", "skipped"), (loss, data, kl, num_batches - len(epoch_terms))):
             history[name].append(value)
         display.update(epoch, loss)
-        if callback is not None and callback(EpochInfo(epoch, params, opt_state, loss, data, kl)):
+        stop = callback is not None and callback(EpochInfo(epoch, params, opt_state, loss, data, kl))
+        if checkpoint_path is not None and (stop or (epoch + 1) % checkpoint_every == 0 or epoch + 1 == epochs):
+            save_checkpoint(
+                checkpoint_path,
+                params=params,
+                opt_state=opt_state,
+                state=state,
+                key=key,
+                epoch=epoch + 1,
+                config=config,
+            )
+        if stop:
             break
     history["seconds"] = time.perf_counter() - start
     return FitResult(params, opt_state, history, state)

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from fblitz import _checks
-from fblitz.errors import FblitzTypeError, FblitzValueError
+from fblitz.errors import FblitzError, FblitzTypeError, FblitzValueError
 from fblitz.layers.base import Layer, StateSpec, apply_with_state, init_state, no_params, weight_noise
 from fblitz.random import as_key
 
@@ -82,9 +82,21 @@ def serial(*layers: Layer | Callable) -> Layer:
 
     def apply(params, x, eps=None):
         check(params)
+        if eps is not None and not isinstance(eps, dict):
+            raise FblitzTypeError(f"eps of serial must be None or a dict keyed like params, got {type(eps).__name__}")
+        if isinstance(x, torch.Tensor) and x.is_floating_point():
+            _checks.float_input("x", x)
         for name, layer in zip(names, layers):
-            x = layer.apply(params[name], x, None if eps is None else eps[name])
-        return x
+            try:
+                x = layer.apply(params[name], x, None if eps is None else eps[name])
+            except FblitzError:
+                raise
+            except (TypeError, IndexError, KeyError, AttributeError, RuntimeError) as error:
+                raise FblitzValueError(
+                    f"layer {name} of serial ({layer.name}) cannot apply to its params/eps/input "
+                    f"(dtypes, devices and shapes must match the params): {type(error).__name__}: {error}"
+                ) from error
+        return _checks.finite_result("the output of serial", x) if isinstance(x, torch.Tensor) else x
 
     priors = {name: layer.priors for name, layer in zip(names, layers)}
     noise = _serial_noise(names, layers) if any(layer.noise is not None for layer in layers) else None

@@ -22,15 +22,17 @@ from fblitz.errors import FblitzValueError
 
 
 def _pair(pred: torch.Tensor, targets: torch.Tensor, name: str = "predictions") -> None:
-    _checks.tensor(name, pred, floating=True)
-    _checks.tensor("targets", targets, floating=True)
+    _checks.float_input(name, pred)
+    _checks.float_input("targets", targets)
+    if pred.numel() == 0:
+        raise FblitzValueError(f"{name} must not be empty")
     _checks.same_shape("targets", targets, pred.shape, name)
 
 
 def rmse(predictions: torch.Tensor, targets: torch.Tensor) -> float:
     """Root mean squared error over all elements."""
     _pair(predictions, targets)
-    return float(torch.sqrt(torch.mean((predictions - targets) ** 2)))
+    return float(_checks.finite_result("rmse", torch.sqrt(torch.mean((predictions - targets) ** 2))))
 
 
 def gaussian_nll(mean: torch.Tensor, std: torch.Tensor, targets: torch.Tensor) -> float:
@@ -39,11 +41,12 @@ def gaussian_nll(mean: torch.Tensor, std: torch.Tensor, targets: torch.Tensor) -
     ``std`` must be positive everywhere.
     """
     _pair(mean, targets, "mean")
+    _checks.float_input("std", std)
     _checks.same_shape("std", std, mean.shape, "mean")
     if not bool((std > 0).all()):
         raise FblitzValueError("std must be > 0 everywhere for a Gaussian NLL")
     z = (targets - mean) / std
-    return float(torch.mean(0.5 * z * z + torch.log(std) + LOG_SQRT_2PI))
+    return float(_checks.finite_result("gaussian_nll", torch.mean(0.5 * z * z + torch.log(std) + LOG_SQRT_2PI)))
 
 
 class IntervalAccuracy(NamedTuple):
@@ -60,6 +63,7 @@ class IntervalAccuracy(NamedTuple):
 def interval_accuracy(targets: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor) -> IntervalAccuracy:
     """How often ``lower <= targets <= upper`` holds (and each side alone)."""
     _pair(lower, targets, "lower")
+    _checks.float_input("upper", upper)
     _checks.same_shape("upper", upper, lower.shape, "lower")
     below = targets <= upper
     above = targets >= lower
@@ -70,9 +74,8 @@ def interval_accuracy(targets: torch.Tensor, lower: torch.Tensor, upper: torch.T
 
 def mean_interval_width(lower: torch.Tensor, upper: torch.Tensor) -> float:
     """Average ``upper - lower``."""
-    _checks.tensor("lower", lower, floating=True)
-    _checks.same_shape("upper", upper, lower.shape, "lower")
-    return float((upper - lower).mean())
+    _pair(upper, lower, "upper")
+    return float(_checks.finite_result("mean_interval_width", (upper - lower).mean()))
 
 
 def gaussian_mixture_log_likelihood(means: torch.Tensor, stds: torch.Tensor, targets: torch.Tensor) -> float:
@@ -98,8 +101,9 @@ def gaussian_mixture_log_likelihood(means: torch.Tensor, stds: torch.Tensor, tar
         >>> round(gaussian_mixture_log_likelihood(means, torch.ones(2, 1), torch.zeros(1)), 4)
         -1.4189
     """
-    _checks.tensor("means", means, floating=True)
-    _checks.tensor("targets", targets, floating=True)
+    _checks.float_input("means", means)
+    _checks.float_input("targets", targets)
+    _checks.float_input("stds", stds)
     _checks.same_shape("stds", stds, means.shape, "means")
     if means.dim() == 0 or means.shape[0] < 1:
         raise FblitzValueError(f"means must have a leading sample axis of at least 1, got shape {tuple(means.shape)}")
@@ -109,4 +113,4 @@ def gaussian_mixture_log_likelihood(means: torch.Tensor, stds: torch.Tensor, tar
     z = (targets - means) / stds
     log_densities = -0.5 * z * z - torch.log(stds) - LOG_SQRT_2PI
     per_element = torch.logsumexp(log_densities, dim=0) - math.log(means.shape[0])
-    return float(per_element.mean())
+    return float(_checks.finite_result("the mixture log-likelihood", per_element.mean()))
