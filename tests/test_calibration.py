@@ -138,6 +138,13 @@ def test_ece_and_bins_by_hand():
     assert mass.ece == pytest.approx(result.ece)  # the same grouping here
 
 
+def test_equal_width_bins_are_closed_on_the_right():
+    confidence = torch.tensor([0.5, 0.75, 1.0, 0.76], dtype=torch.float64)
+    probs = torch.stack([confidence, 1 - confidence], dim=1)
+    bins = metrics.expected_calibration_error(probs, torch.zeros(4, dtype=torch.int64), n_bins=4).bins
+    assert bins.count.tolist() == [0, 1, 1, 2]  # (0.25, 0.5], (0.5, 0.75], (0.75, 1]
+
+
 def test_equal_mass_bins_adapt_where_equal_width_bins_pool():
     # all confidences in (0.9, 1]: one equal-width bin hides the miscalibration that equal-mass bins show
     confidence = torch.tensor([0.91, 0.92, 0.93, 0.94, 0.97, 0.98, 0.99, 0.995], dtype=torch.float64)

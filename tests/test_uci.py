@@ -78,6 +78,8 @@ def test_read_splits_rejects_bad_directories(tmp_path, files, message):
 def test_a_missing_splits_directory_is_reported_by_the_cli(tmp_path):
     with pytest.raises(FblitzValueError, match="--splits must be a directory"):
         uci.main(["--splits", str(tmp_path / "absent"), "--json"])
+    with pytest.raises(FblitzValueError, match="--n-splits must be >= 1, got 0"):
+        uci.main(["--n-splits", "0", "--json"])
 
 
 def test_standardisation_uses_the_training_rows_only():

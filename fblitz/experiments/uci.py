@@ -26,7 +26,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from fblitz import layers, likelihoods, metrics, optim, priors
+from fblitz import _checks, layers, likelihoods, metrics, optim, priors
 from fblitz.datasets import load_boston, load_diabetes
 from fblitz.experiments.splits import Split, random_splits, read_splits
 from fblitz.experiments.standardize import Standardizer
@@ -42,7 +42,7 @@ METRICS = ("rmse", "log_likelihood", "log_likelihood_gaussian", "coverage_90", "
 class Config(NamedTuple):
     """Hyperparameters, fixed across splits."""
 
-    epochs: int = 1000
+    epochs: int = 2000
     batch_size: int = 32
     lr: float = 1e-3
     n_samples: int = 3
@@ -157,7 +157,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
-    parser.add_argument("--dataset", choices=sorted(DATASETS), default="boston")
+    parser.add_argument("--dataset", choices=sorted(DATASETS), default="boston", help="data set")
     parser.add_argument("--splits", help="directory of index_train_K.txt/index_test_K.txt (0-based rows)")
     parser.add_argument("--n-splits", type=int, default=20, help="random splits (or the first n of --splits)")
     parser.add_argument(
@@ -165,10 +165,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         action="store_true",
         help="tuning mode: evaluate on 10%% of each TRAINING part; test rows are never used",
     )
-    parser.add_argument("--epochs", type=int, default=defaults.epochs)
+    parser.add_argument("--epochs", type=int, default=defaults.epochs, help="passes over each training part")
     parser.add_argument("--samples", type=int, default=defaults.n_samples, help="weight samples per training step")
     parser.add_argument("--eval-samples", type=int, default=defaults.eval_samples, help="weight draws at test time")
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="rows per training step")
     parser.add_argument("--lr", type=float, default=defaults.lr, help="Adam learning rate")
     parser.add_argument("--prior-sigma", type=float, default=defaults.prior_sigma, help="N(0, s^2) weight prior")
     parser.add_argument("--rho-init", type=float, default=defaults.rho_init, help="initial posterior rho")
@@ -190,11 +190,12 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> dict:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
+    n_splits = _checks.integer("--n-splits", args.n_splits, minimum=1)
     features, target = load_dataset(args.dataset)
     if args.splits is None:
-        splits = random_splits(len(features), n_splits=args.n_splits, seed=args.seed)
+        splits = random_splits(len(features), n_splits=n_splits, seed=args.seed)
     else:
-        splits = read_splits(args.splits, len(features))[: args.n_splits]
+        splits = read_splits(args.splits, len(features))[:n_splits]
     config = Config(
         epochs=args.epochs,
         batch_size=args.batch_size,

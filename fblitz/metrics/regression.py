@@ -30,7 +30,17 @@ def _pair(pred: torch.Tensor, targets: torch.Tensor, name: str = "predictions") 
 
 
 def rmse(predictions: torch.Tensor, targets: torch.Tensor) -> float:
-    """Root mean squared error over all elements."""
+    """Root mean squared error over all elements.
+
+    Args:
+        predictions: (...) point predictions, e.g. the predictive mean.
+        targets: (...) observations of the same shape.
+
+    Example:
+        >>> import torch
+        >>> rmse(torch.tensor([1.0, 2.0]), torch.tensor([1.0, 4.0]))
+        1.4142135381698608
+    """
     _pair(predictions, targets)
     return float(_checks.finite_result("rmse", torch.sqrt(torch.mean((predictions - targets) ** 2))))
 
@@ -38,7 +48,14 @@ def rmse(predictions: torch.Tensor, targets: torch.Tensor) -> float:
 def gaussian_nll(mean: torch.Tensor, std: torch.Tensor, targets: torch.Tensor) -> float:
     """Average negative log-density of ``targets`` under N(mean, std^2), per element.
 
-    ``std`` must be positive everywhere.
+    Args:
+        mean, std: (...) the Gaussian predictive; ``std`` must be > 0 everywhere.
+        targets: (...) observations of the same shape.
+
+    Example:
+        >>> import torch
+        >>> round(gaussian_nll(torch.zeros(2), torch.ones(2), torch.zeros(2)), 4)  # 0.5 * log(2 pi)
+        0.9189
     """
     _pair(mean, targets, "mean")
     _checks.float_input("std", std)
@@ -61,7 +78,16 @@ class IntervalAccuracy(NamedTuple):
 
 
 def interval_accuracy(targets: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor) -> IntervalAccuracy:
-    """How often ``lower <= targets <= upper`` holds (and each side alone)."""
+    """How often ``lower <= targets <= upper`` holds (and each side alone).
+
+    Args:
+        targets, lower, upper: (...) tensors of one shape.
+
+    Example:
+        >>> import torch
+        >>> interval_accuracy(torch.tensor([0.0, 2.0]), torch.zeros(2), torch.ones(2))
+        IntervalAccuracy(inside=0.5, below_upper=0.5, above_lower=1.0)
+    """
     _pair(lower, targets, "lower")
     _checks.float_input("upper", upper)
     _checks.same_shape("upper", upper, lower.shape, "lower")
@@ -73,7 +99,13 @@ def interval_accuracy(targets: torch.Tensor, lower: torch.Tensor, upper: torch.T
 
 
 def mean_interval_width(lower: torch.Tensor, upper: torch.Tensor) -> float:
-    """Average ``upper - lower``."""
+    """Average ``upper - lower`` over all elements of the (...)-shaped bounds.
+
+    Example:
+        >>> import torch
+        >>> mean_interval_width(torch.zeros(2), torch.tensor([1.0, 3.0]))
+        2.0
+    """
     _pair(upper, lower, "upper")
     return float(_checks.finite_result("mean_interval_width", (upper - lower).mean()))
 
