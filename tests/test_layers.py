@@ -149,3 +149,17 @@ def test_stateless_and_flatten():
     assert layers.flatten().apply({}, torch.zeros(2, 3, 4)).shape == (2, 12)
     with pytest.raises(FblitzTypeError):
         layers.stateless(5)
+
+
+def test_weight_layers_reject_non_finite_and_mismatched_inputs():
+    from fblitz.errors import NonFiniteError
+
+    layer = layers.linear(3, 2)
+    params = layer.init(0)
+    with pytest.raises(NonFiniteError, match="x contains NaN"):
+        layer.apply(params, torch.tensor([[1.0, float("nan"), 0.0]]))
+    with pytest.raises(FblitzTypeError, match="x must have the params' dtype torch.float32"):
+        layer.apply(params, torch.zeros(1, 3, dtype=torch.float64))
+    conv = layers.conv1d(1, 1, 2)
+    with pytest.raises(NonFiniteError):
+        conv.apply(conv.init(0), torch.full((1, 1, 4), float("inf")))

@@ -128,6 +128,13 @@ def gaussian_layer(
     def apply(params, x, eps=None):
         if check is not None:
             check(x)
+        if isinstance(x, torch.Tensor) and x.is_floating_point():
+            _checks.float_input("x", x)  # finiteness only outside vmap/grad/compile (cheap there)
+            like = params[names[0]]["mu"]
+            if x.dtype != like.dtype or x.device != like.device:
+                raise FblitzTypeError(
+                    f"x must have the params' dtype {like.dtype} on {like.device}, got {x.dtype} on {x.device}"
+                )
         if args.freeze or eps is None:
             return op(x, **{n: params[n]["mu"] for n in names})
         kind = kind_of(eps)
