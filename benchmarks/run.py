@@ -1,0 +1,110 @@
+"""Entry point: ``python -m benchmarks.run [--quick] [--json PATH] [--threads N] [--cases PATTERN]``.
+
+Runs every implementation of :mod:`benchmarks.impls` on every case of
+:mod:`benchmarks.cases` in this one process, on the same data, then prints
+the results table and the target checklist. ``--write-readme`` regenerates
+the results section of ``benchmarks/README.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+import torch
+
+from benchmarks import impls, report, timing
+from benchmarks.cases import all_cases, select
+
+README = os.path.join(os.path.dirname(__file__), "README.md")
+
+
+def parse(argv=None) -> argparse.Namespace:
+    """Command-line options."""
+    p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="a subset with fewer iterations (under two minutes)")
+    p.add_argument("--json", metavar="PATH", help="save the records as JSON")
+    p.add_argument("--threads", type=int, default=2, help="torch intra-op threads (default 2)")
+    p.add_argument("--cases", metavar="PATTERN", help="comma-separated filter, e.g. '13-512-1,S16' or 'predict'")
+    p.add_argument("--impls", metavar="NAMES", help="subset of fblitz-eager,fblitz-compiled,loop,bmm,blitz")
+    p.add_argument("--no-compile", action="store_true", help="skip the compiled fblitz rows")
+    p.add_argument("--no-blitz", action="store_true", help="skip BLiTZ even when it is installed")
+    p.add_argument("--iters", type=int, help="timed rounds (default 30, quick 5)")
+    p.add_argument("--warmup", type=int, help="discarded calls after the first (default 3, quick 1)")
+    p.add_argument("--budget", type=float, help="seconds of timed rounds once 3 are done (default 4, quick 0.5)")
+    p.add_argument("--write-readme", action="store_true", help="regenerate the results in benchmarks/README.md")
+    return p.parse_args(argv)
+
+
+def _compile_this(case, quick: bool) -> bool:
+    # compiling costs seconds to tens of seconds per case; quick mode compiles the target cases only
+    if case.task != "step":
+        return False
+    return not quick or (case.net.name == "13-512-1" and case.batch == 16 and case.samples == 16)
+
+
+def run(args: argparse.Namespace, out=sys.stdout) -> list[dict]:
+    """Measure every selected case and implementation; return the records."""
+    torch.set_num_threads(args.threads)
+    quick = args.quick
+    iters = args.iters or (5 if quick else 30)
+    warmup = args.warmup if args.warmup is not None else (1 if quick else 3)
+    budget = args.budget or (0.5 if quick else 4.0)
+    wanted = set(args.impls.split(",")) if args.impls else None
+    blitz = impls.blitz_available() and not args.no_blitz
+    torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
+    records = []
+    for case in select(all_cases(quick), args.cases):
+        compile_ = not args.no_compile and _compile_this(case, quick)
+        chosen = []
+        for impl in impls.implementations(case, compile=compile_, blitz=blitz):
+            name = impl.name if impl.name != "fblitz" else f"fblitz-{'compiled' if impl.compiled else 'eager'}"
+            if wanted is None or name in wanted:
+                chosen.append((name, impl))
+        torch._dynamo.reset()  # each case compiles from a clean slate (no stale guards or recompile limits)
+        runners = [impl.build(case) for _, impl in chosen]
+        results = timing.measure_case(runners, warmup=warmup, iters=iters, budget=budget)
+        for (name, impl), result in zip(chosen, results):
+            record = {
+                "impl": name,
+                "task": case.task,
+                "model": case.net.name,
+                "batch": case.batch,
+                "samples": case.samples,
+                "estimator": impl.estimator,
+                "threads": args.threads,
+                "ms_median": result["ms_median"],
+                "ms_min": result["ms_min"],
+                "peak_mb": result["peak_mb"],
+                "compile_s": result["first_s"] if impl.compiled else None,
+                "n": result["n"],
+            }
+            records.append(record)
+            print(
+                f"{case.label:<32} {name:<16} {impl.estimator:<18} {record['ms_median']:9.2f} ms"
+                f"  peak {record['peak_mb']:7.1f} MB"
+                + (f"  compile {record['compile_s']:.1f} s" if record["compile_s"] else ""),
+                file=out,
+                flush=True,
+            )
+    return records
+
+
+def main(argv=None) -> None:
+    args = parse(argv)
+    records = run(args)
+    print("\n" + report.table(records))
+    print("\nTarget checklist (ratios from this run):\n" + report.checklist_text(records))
+    print("\n" + report.machine(args.threads))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"machine": report.machine(args.threads), "records": records}, f, indent=1)
+    if args.write_readme:
+        command = "python -m benchmarks.run " + " ".join(argv if argv is not None else sys.argv[1:])
+        report.write_readme(README, report.results_section(records, args.threads, command.strip()))
+
+
+if __name__ == "__main__":
+    main()

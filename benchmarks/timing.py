@@ -1,0 +1,112 @@
+"""Timing and peak-memory measurement for one runner.
+
+**Time.** Each implementation's first call is timed on its own (for
+``torch.compile`` it is the compile time, reported as ``compile_s`` and never
+mixed into the step times), then ``warmup`` more calls are discarded. Then the
+implementations of one case are timed *interleaved*, one call each per round,
+with ``time.perf_counter``, so that the load of a shared machine hits them
+alike. We report the median and the minimum in milliseconds.
+
+**Memory.** The transient peak of two steady-state calls, measured in process
+(no subprocess per case): after the timed rounds (so parameters, optimizer
+state and compiled code already exist), unused heap is returned to
+the OS (``malloc_trim``), the kernel's peak-RSS mark is reset by writing ``5``
+to ``/proc/self/clear_refs``, and after the timed calls ``VmHWM - VmRSS(before)``
+from ``/proc/self/status`` is the peak: the S weight samples, activations,
+gradients and temporaries of one call, plus allocator slack. Linux only;
+elsewhere ``peak_mb`` is NaN.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import math
+import re
+import statistics
+import time
+
+_STATUS = "/proc/self/status"
+
+
+def _status_kb(field: str) -> float:
+    try:
+        with open(_STATUS) as f:
+            match = re.search(rf"^{field}:\s+(\d+) kB", f.read(), re.MULTILINE)
+    except OSError:
+        return math.nan
+    return float(match.group(1)) if match else math.nan
+
+
+def _trim() -> None:
+    name = ctypes.util.find_library("c")
+    if name:
+        try:
+            ctypes.CDLL(name).malloc_trim(0)
+        except (OSError, AttributeError):
+            pass
+
+
+def start_peak() -> float:
+    """Reset the kernel's peak-RSS mark; return the current RSS in kB (NaN if unsupported)."""
+    _trim()
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        return math.nan
+    return _status_kb("VmRSS")
+
+
+def peak_mb(baseline_kb: float) -> float:
+    """Peak RSS since :func:`start_peak`, above ``baseline_kb``, in MB."""
+    return max(0.0, (_status_kb("VmHWM") - baseline_kb) / 1024.0)
+
+
+def measure_case(runners: list, *, warmup: int = 2, iters: int = 30, budget: float = 3.0) -> list[dict]:
+    """Time several runners of one case, interleaved, then measure each one's peak memory.
+
+    After each runner's first call (timed alone: ``first_s``) and ``warmup``
+    more calls, the runners are called in rounds -- one call of each per
+    round -- until ``iters`` rounds or ``budget`` seconds (at least 3 rounds, or
+    ``iters`` if smaller).
+    Interleaving spreads the load of a shared machine evenly over the
+    implementations being compared. Then each runner makes two more calls with
+    the peak-RSS mark reset (see the module docstring).
+
+    Returns one ``{"first_s", "ms_median", "ms_min", "n", "peak_mb"}`` per runner.
+    """
+    firsts, times, peaks = [], [[] for _ in runners], []
+    with contextlib.ExitStack() as stack:
+        for runner in runners:
+            stack.enter_context(runner.context())
+        for runner in runners:
+            start = time.perf_counter()
+            runner.run()
+            firsts.append(time.perf_counter() - start)
+            for _ in range(warmup):
+                runner.run()
+        deadline = time.perf_counter() + budget
+        rounds = 0
+        while rounds < iters and (rounds < min(3, iters) or time.perf_counter() < deadline):
+            for runner, series in zip(runners, times):
+                start = time.perf_counter()
+                runner.run()
+                series.append(time.perf_counter() - start)
+            rounds += 1
+        for runner in runners:
+            baseline = start_peak()
+            runner.run()
+            runner.run()
+            peaks.append(peak_mb(baseline))
+    return [
+        {
+            "first_s": first,
+            "ms_median": 1e3 * statistics.median(series),
+            "ms_min": 1e3 * min(series),
+            "n": len(series),
+            "peak_mb": peak,
+        }
+        for first, series, peak in zip(firsts, times, peaks)
+    ]
