@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import inspect
 from typing import NamedTuple
 
 import torch
@@ -28,6 +27,7 @@ import torch
 from benchmarks import reference
 from benchmarks.cases import Case, data
 from fblitz import optim
+from fblitz.estimators import ESTIMATORS
 from fblitz.kl import closed_form_kl, make_plan, monte_carlo_kl
 from fblitz.layers import sample_noise
 from fblitz.likelihoods import as_likelihood
@@ -49,25 +49,6 @@ class Runner(NamedTuple):
 
 def _estimator_kwargs(name: str) -> dict:
     return {} if name == "reparameterization" else {"estimator": name}
-
-
-def available_estimators() -> list[str]:
-    """``"reparameterization"`` plus any estimator fblitz exposes per call.
-
-    Picks up ``fblitz.estimators.ESTIMATORS`` (or ``NAMES``) when that module
-    exists and ``make_train_step`` takes an ``estimator=`` argument.
-    """
-    names = ["reparameterization"]
-    if "estimator" not in inspect.signature(make_train_step).parameters:
-        return names
-    if importlib.util.find_spec("fblitz.estimators") is not None:
-        module = importlib.import_module("fblitz.estimators")
-        found = getattr(module, "ESTIMATORS", getattr(module, "NAMES", ()))
-        names += [str(n) for n in found if str(n) not in names]
-    return names
-
-
-ESTIMATORS = available_estimators()
 
 
 def blitz_available() -> bool:
