@@ -81,8 +81,10 @@ def bits(seed: torch.Tensor, shape) -> torch.Tensor:
     """Uniformly random int64 words of ``shape``, a pure function of ``seed``."""
     _check_seed(seed)
     numel = math.prod(shape)
-    counter = torch.arange(1, numel + 1, dtype=torch.int64, device=seed.device)
-    return _mix(_mix(seed) + counter * _GOLDEN).reshape(tuple(shape))
+    counter = torch.arange(numel, dtype=torch.int64, device=seed.device)
+    # counter and seed are each mixed before they meet (not splitmix's seed + i * gamma): inductor
+    # treats arange * constant as index arithmetic and, with dynamic shapes, miscompiles it (torch 2.13)
+    return _mix(_mix(seed) + _mix(counter + _GOLDEN)).reshape(tuple(shape))
 
 
 def uniform(seed: torch.Tensor, shape, *, dtype: torch.dtype = torch.float32) -> torch.Tensor:

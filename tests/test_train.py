@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fblitz import likelihoods, optim
+from fblitz import layers, likelihoods, optim
 from fblitz.errors import FblitzValueError, NonFiniteError
 from fblitz.objectives import negative_elbo
 from fblitz.random import sample_eps
@@ -168,6 +168,33 @@ def test_compiled_step_matches_eager():
         epochs=3,
         batch_size=8,
         n_samples=2,
+        progress=False,
+    )
+    eager = fit(model, model.init(0), x, y, **common)
+    compiled = fit(model, model.init(0), x, y, compile=True, **common)
+    for a, b in zip(torch.utils._pytree.tree_leaves(eager.params), torch.utils._pytree.tree_leaves(compiled.params)):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_compiled_step_with_seeded_noise_matches_eager():
+    # local reparameterization, dropout and Flipout draw their noise from int64 seeds inside the
+    # compiled graph, with a dynamic batch size (20 rows in batches of 8: a last batch of 4).
+    # A regression test: torch 2.13's inductor miscompiled (and crashed on) an earlier hash.
+    model = layers.serial(
+        layers.linear(2, 8, posterior_rho_init=-3.0, estimator="local_reparameterization"),
+        layers.relu,
+        layers.dropout(0.2),
+        layers.linear(8, 1, posterior_rho_init=-3.0, estimator="flipout"),
+    )
+    x, y = regression_data(20)
+    common = dict(
+        likelihood=likelihoods.gaussian(0.5),
+        optimizer=optim.adam(0.01),
+        key=2,
+        epochs=2,
+        batch_size=8,
+        n_samples=3,
+        kl_mode="closed_form",
         progress=False,
     )
     eager = fit(model, model.init(0), x, y, **common)
