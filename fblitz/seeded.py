@@ -87,17 +87,34 @@ def bits(seed: torch.Tensor, shape) -> torch.Tensor:
     return _mix(_mix(seed) + _mix(counter + _GOLDEN)).reshape(tuple(shape))
 
 
+def _work_dtype(dtype: torch.dtype) -> torch.dtype:
+    """float64 arithmetic for float64 results, float32 for every other floating dtype."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
 def uniform(seed: torch.Tensor, shape, *, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """Uniform draws on the open interval (0, 1) of ``shape``."""
-    # the top 53 bits, centred in their cell: never exactly 0 or 1
-    return ((_shift_right(bits(seed, shape), 11).to(torch.float64) + 0.5) * 2.0**-53).to(dtype)
+    """Uniform draws on the open interval (0, 1) of ``shape``.
+
+    float64 results use the top 53 bits of each word, other dtypes the top
+    24 (computed in float32), each centred in its cell: never exactly 0.
+    """
+    work = _work_dtype(dtype)
+    width = 53 if work == torch.float64 else 24
+    top = _shift_right(bits(seed, shape), 64 - width).to(work)
+    return ((top + 0.5) * 2.0**-width).to(dtype)
 
 
 def normal(seed: torch.Tensor, shape, *, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """Standard-normal draws of ``shape`` (Box-Muller on two uniform streams)."""
-    u1 = uniform(stream(seed, 0), shape, dtype=torch.float64)
-    u2 = uniform(stream(seed, 1), shape, dtype=torch.float64)
-    return (torch.sqrt(-2.0 * torch.log(u1)) * torch.cos(2.0 * math.pi * u2)).to(dtype)
+    """Standard-normal draws of ``shape``: Box-Muller on the two 32-bit halves of one word.
+
+    The radius uses the high half (never 0, so the log is finite: |z| < 6.7),
+    the angle the low half; arithmetic in float64 for float64, else float32.
+    """
+    work = _work_dtype(dtype)
+    words = bits(seed, shape)
+    u1 = (_shift_right(words, 32).to(work) + 0.5) * 2.0**-32
+    u2 = (words & 0xFFFFFFFF).to(work) * 2.0**-32
+    return (torch.sqrt(-2.0 * torch.log(u1)) * torch.cos((2.0 * math.pi) * u2)).to(dtype)
 
 
 def rademacher(seed: torch.Tensor, shape, *, dtype: torch.dtype = torch.float32) -> torch.Tensor:
