@@ -2,7 +2,6 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from fblitz import likelihoods, models, optim
 from fblitz.errors import FblitzValueError
@@ -12,14 +11,7 @@ from fblitz.predict import predict
 from fblitz.train import fit
 from fblitz.tree import tree_map
 from tests.helpers import randn
-
-
-def _torch_lenet(m, x):
-    x = F.max_pool2d(F.relu(F.conv2d(x, m["0"]["weight"], m["0"]["bias"], padding=2)), 2)
-    x = F.max_pool2d(F.relu(F.conv2d(x, m["3"]["weight"], m["3"]["bias"], padding=2)), 2)
-    x = F.relu(F.linear(x.flatten(1), m["7"]["weight"], m["7"]["bias"]))
-    x = F.relu(F.linear(x, m["9"]["weight"], m["9"]["bias"]))
-    return F.linear(x, m["11"]["weight"], m["11"]["bias"])
+from tests.layer_registry import _lenet_reference
 
 
 def test_lenet_with_zero_noise_is_the_deterministic_lenet():
@@ -27,7 +19,7 @@ def test_lenet_with_zero_noise_is_the_deterministic_lenet():
     params = model.init(0, dtype=torch.float64)
     x = randn(1, 4, 1, 8, 8, dtype=torch.float64)
     zero = tree_map(torch.zeros_like, sample_noise(model, 0, params))
-    expected = _torch_lenet(mean_weights(params), x)
+    expected = _lenet_reference(mean_weights(params), x)
     torch.testing.assert_close(model.apply(params, x, zero), expected, rtol=1e-12, atol=1e-12)
     assert models.lenet().apply(models.lenet().init(0), torch.zeros(2, 1, 28, 28)).shape == (2, 10)
     assert params["7"]["weight"]["mu"].shape == (120, 64)
