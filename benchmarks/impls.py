@@ -31,7 +31,7 @@ from fblitz.estimators import ESTIMATORS
 from fblitz.kl import closed_form_kl, make_plan, monte_carlo_kl
 from fblitz.layers import sample_noise
 from fblitz.likelihoods import as_likelihood
-from fblitz.predict import mfvi_forward, predictive_mean_std
+from fblitz.predict import mfvi_forward, predict, predictive_mean_std
 from fblitz.random import Key
 from fblitz.train import make_train_step
 from fblitz.tree import tree_map
@@ -155,6 +155,21 @@ def fblitz_predict(case: Case, *, seed: int = 0) -> Runner:
     return Runner(lambda: mfvi_forward(model, params, x, key=seed + 2, sample_nbr=case.samples))
 
 
+GROUP_ROWS = 8192  # rows x draws per vectorized call in ``fblitz-grouped``
+
+
+def fblitz_grouped_predict(case: Case, *, seed: int = 0) -> Runner:
+    """fblitz's ``predict`` with ``sample_batch_size``: about ``GROUP_ROWS`` rows x draws per call."""
+    model, params, x, _ = _setup(case, seed)
+    group = max(1, GROUP_ROWS // case.batch)
+
+    def run():
+        samples = predict(model, params, x, key=seed + 2, n_samples=case.samples, sample_batch_size=group)
+        return predictive_mean_std(samples)
+
+    return Runner(run)
+
+
 def loop_predict(case: Case, *, seed: int = 0) -> Runner:
     """S one-sample ``model.apply`` calls in a Python loop, stacked, mean and std."""
     model, params, x, _ = _setup(case, seed)
@@ -205,6 +220,7 @@ def implementations(case: Case, *, compile: bool, blitz: bool) -> list[Impl]:
     """Every implementation to run for ``case`` (compiled fblitz only when ``compile``)."""
     if case.task == "predict":
         impls = [Impl("fblitz", "reparameterization", False, fblitz_predict)]
+        impls += [Impl("fblitz-grouped", "reparameterization", False, fblitz_grouped_predict)]
         impls += [Impl("loop", "reparameterization", False, loop_predict)]
         impls += [Impl("bmm", "reparameterization", False, bmm_predict)]
         return impls + ([Impl("blitz", "reparameterization", False, blitz_predict)] if blitz else [])

@@ -5,6 +5,7 @@ import torch
 
 from fblitz import metrics
 from fblitz.errors import FblitzValueError
+from fblitz.layers import dropout, linear, relu, serial
 from fblitz.predict import (
     gaussian_mixture_mean_std,
     mean_std_interval,
@@ -32,6 +33,33 @@ def test_predict_shapes_reproducibility_and_chunking():
     eps = sample_eps(4, params, 7)
     first = tree_unflatten(tree_structure(eps), [leaf[0] for leaf in tree_leaves(eps)])
     assert torch.allclose(predict_with_eps(model, params, x, eps)[0], model.apply(params, x, first), atol=1e-6)
+
+
+@pytest.mark.parametrize("estimator", ["reparameterization", "local_reparameterization", "flipout"])
+@pytest.mark.parametrize("sample_batch_size", [1, 3, 7, 50])
+def test_sample_groups_give_the_same_draws(estimator, sample_batch_size):
+    # Grouping the draws changes only how many are evaluated per vectorized
+    # call; each draw's noise (weights or per-example seeds) is the same.
+    model = serial(linear(3, 8, posterior_rho_init=-2.0), relu, dropout(0.3), linear(8, 2, posterior_rho_init=-2.0))
+    params = model.init(0)
+    x = randn(1, 10, 3)
+    whole = predict(model, params, x, key=4, n_samples=7, estimator=estimator)
+    grouped = predict(model, params, x, key=4, n_samples=7, estimator=estimator, sample_batch_size=sample_batch_size)
+    assert grouped.shape == whole.shape == (7, 10, 2)
+    assert torch.allclose(grouped, whole, rtol=1e-6, atol=1e-7)
+    # Row chunks reuse per-example noise across chunks (dropout here), so compare like with like.
+    rows = predict(model, params, x, key=4, n_samples=7, estimator=estimator, batch_size=4)
+    both = predict(
+        model, params, x, key=4, n_samples=7, estimator=estimator, batch_size=4, sample_batch_size=sample_batch_size
+    )
+    assert torch.allclose(both, rows, rtol=1e-6, atol=1e-7)
+
+
+def test_sample_batch_size_is_validated():
+    model = mlp(3, 4, 1)
+    params = model.init(0)
+    with pytest.raises(FblitzValueError, match="sample_batch_size"):
+        predict(model, params, randn(1, 5, 3), key=0, n_samples=4, sample_batch_size=0)
 
 
 def test_mean_prediction_and_mfvi_forward():
