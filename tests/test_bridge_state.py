@@ -53,10 +53,10 @@ def test_training_updates_running_statistics_as_torch_does(momentum):
     before = tree_map(torch.clone, state)
     eps = sample_noise(model, 2, params, 2)
     outs, states = torch.func.vmap(lambda e: apply_with_state(model, params, state, x, e, train=True))(eps)
-    for i, eps_i in enumerate(tree_unstack(eps)):
+    for eps_i, out_i, state_i in zip(tree_unstack(eps), outs, tree_unstack(states)):
         expected_out, expected_state = _torch_run(net, drawn_weights(params, eps_i), state, x, train=True)
-        torch.testing.assert_close(outs[i], expected_out)
-        for name, value in tree_flat(tree_map(lambda t: t[i], states)).items():
+        torch.testing.assert_close(out_i, expected_out)
+        for name, value in tree_flat(state_i).items():
             torch.testing.assert_close(value, expected_state[name], msg=name)
     assert all(torch.equal(a, b) for a, b in zip(tree_leaves(state), tree_leaves(before)))  # not in place
     assert not torch.allclose(states["1"]["running_mean"][0], states["1"]["running_mean"][1])  # per-draw stats
