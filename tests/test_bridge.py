@@ -11,7 +11,7 @@ from fblitz.bridge import bayesify, to_module
 from fblitz.layers import sample_noise, serial
 from fblitz.objectives import sample_elbo
 from fblitz.predict import predict_mean_weights, predict_with_eps
-from fblitz.tree import tree_leaves, tree_map, tree_structure, tree_unstack
+from fblitz.tree import map_gaussian, tree_leaves, tree_map, tree_structure, tree_unstack
 from tests.bridge_cases import CASE_IDS, CASES, build, drawn_weights, run_module
 
 ATOL, RTOL = 1e-5, 1e-4
@@ -66,6 +66,10 @@ def test_gradients_are_finite_and_shaped_like_params(bridged):
     for g in tree_leaves(grads):
         assert torch.isfinite(g).all()
     assert sum(float(g.abs().sum()) for g in tree_leaves(grads)) > 0
+    # point estimates (plain tensors in the tree) get gradients too
+    point_grads = tree_leaves(map_gaussian(lambda node: (), grads, otherwise=lambda leaf: leaf))
+    assert len(point_grads) == len(tree_leaves(map_gaussian(lambda node: (), params, otherwise=lambda t: t)))
+    assert all(g.abs().sum() > 0 for g in point_grads)
 
 
 def test_to_module_round_trip_matches_mean_prediction(bridged):
