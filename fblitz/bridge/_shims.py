@@ -27,6 +27,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from fblitz.errors import FblitzTypeError, FblitzValueError
 from fblitz.layers.cells import CellWeights, gru_step, lstm_step
@@ -56,8 +57,6 @@ def calling(mode: CallMode):
     Eval-mode attention otherwise takes fused kernels with no derivative or
     batching rule; both global switches are restored afterwards.
     """
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-
     token = _MODE.set(mode)
     fastpath = torch.backends.mha.get_fastpath_enabled()
     torch.backends.mha.set_fastpath_enabled(False)
