@@ -144,3 +144,23 @@ def test_the_input_module_is_not_mutated(init):
     assert all(torch.equal(v, net.state_dict()[k]) for k, v in snapshot.items())
     assert net.training and all(m.training for m in net.modules())
     assert type(net[1]) is nn.BatchNorm1d  # the stand-ins live in the bridge's own copy
+
+
+def test_a_bridged_sequential_is_the_matching_native_serial():
+    from fblitz.layers import linear, relu, serial
+    from fblitz.objectives import negative_elbo
+
+    net = build(lambda: nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2)))
+    model, native = bayesify(net, init="blitz"), serial(linear(4, 8), relu, linear(8, 2))
+    params = model.init(0)
+    native_params = {**params, "1": {}}  # serial keeps an empty entry for the parameter-free layer
+    x, y = randn(1, 5, 4), randn(2, 5, 2)
+    eps = sample_noise(model, 3, params, 4)
+    native_eps = {**eps, "1": {}}
+    assert torch.equal(sample_noise(native, 3, native_params, 4)["2"]["weight"], eps["2"]["weight"])
+    terms = [
+        negative_elbo(m, p, e, x, y, likelihood=torch.nn.functional.mse_loss, complexity_cost_weight=0.1)
+        for m, p, e in ((model, params, eps), (native, native_params, native_eps))
+    ]
+    for a, b in zip(*terms):
+        torch.testing.assert_close(a, b)

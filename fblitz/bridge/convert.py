@@ -12,9 +12,10 @@ ordinary module for deployment.
 ``params["0"]["weight"]``, a ``{"mu", "rho"}`` node when Bayesian and a plain
 tensor otherwise (a point estimate trained alongside, with prior None, as in
 :func:`fblitz.layers.layer_norm`). That is the layout of
-:func:`fblitz.layers.serial` (an ``nn.Sequential`` gives the tree of the
-matching ``serial``), :func:`fblitz.tree.path_name` prints torch's own names,
-and MOPED's lookup by dotted name lines up with ``module.state_dict()``.
+:func:`fblitz.layers.serial` (an ``nn.Sequential`` has the paths of the
+matching ``serial``, which adds an empty ``{}`` for each parameter-free
+layer), :func:`fblitz.tree.path_name` prints torch's own names, and MOPED's
+lookup by dotted name lines up with ``module.state_dict()``.
 Batch-norm running statistics form the **state** tree in the same layout,
 e.g. ``{"1": {"running_mean": (C,), "running_var": (C,), "num_batches_tracked": ()}}``.
 
