@@ -2,6 +2,8 @@
 
 import copy
 
+import hypothesis
+import hypothesis.strategies as st
 import pytest
 import torch
 import torch.nn.functional as F
@@ -13,6 +15,7 @@ from fblitz.objectives import sample_elbo
 from fblitz.predict import predict_mean_weights, predict_with_eps
 from fblitz.tree import map_gaussian, tree_leaves, tree_map, tree_structure, tree_unstack
 from tests.bridge_cases import CASE_IDS, CASES, build, drawn_weights, run_module
+from tests.helpers import randn
 
 ATOL, RTOL = 1e-5, 1e-4
 
@@ -108,3 +111,24 @@ def test_fit_decreases_the_loss_and_trains_point_estimates():
     for name in ("0", "2"):  # deterministic biases were trained
         assert not torch.equal(result.params[name]["bias"], params[name]["bias"])
     assert all(torch.equal(v, net.state_dict()[k]) for k, v in before.items())  # input module untouched
+
+
+@hypothesis.settings(max_examples=8)
+@hypothesis.given(
+    widths=st.lists(st.integers(1, 5), min_size=2, max_size=4),
+    bayesian=st.sampled_from(["*", "*.weight", "0.*", ("0.bias", "*.weight")]),
+    init=st.sampled_from(["module", "blitz"]),
+    seed=st.integers(0, 2**32),
+)
+def test_property_vmapped_draw_equals_the_module_with_that_draw(widths, bayesian, init, seed):
+    def make():
+        parts = [torch.nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:])]
+        return torch.nn.Sequential(*(m for part in parts for m in (part, torch.nn.Tanh())))
+
+    net = build(make, seed % 1000)
+    model = bayesify(net, bayesian=bayesian, init=init, posterior_rho_init=-2.0)
+    params, x = model.init(seed), randn(seed, 3, widths[0])
+    eps = sample_noise(model, seed + 1, params, 2)
+    batched = torch.func.vmap(model.apply, in_dims=(None, None, 0))(params, x, eps)
+    for eps_i, sample_i in zip(tree_unstack(eps), batched):
+        _close(sample_i, run_module(net, drawn_weights(params, eps_i), x))
