@@ -8,6 +8,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from fblitz._checks import _describe
 from fblitz.bridge import _shims
 from fblitz.bridge._select import lookup, nest
 from fblitz.errors import FblitzError, FblitzTypeError, FblitzValueError
@@ -105,10 +106,12 @@ class Bridge:
             node = lookup(params, param.name, "params")
             if param.bayesian:
                 if not is_gaussian(node):
-                    raise FblitzValueError(f"params at '{param.name}' must be a {{'mu', 'rho'}} node, got {node!r}")
+                    got = _describe(node)
+                    raise FblitzValueError(f"params at '{param.name}' must be a {{'mu', 'rho'}} node, got {got}")
                 out[param.name] = sample(node, None if eps is None else lookup(eps, param.name, "eps"))
             elif not isinstance(node, torch.Tensor):
-                raise FblitzValueError(f"params at '{param.name}' must be a tensor (a point estimate), got {node!r}")
+                got = _describe(node)
+                raise FblitzValueError(f"params at '{param.name}' must be a tensor (a point estimate), got {got}")
             else:
                 out[param.name] = node
         return out
