@@ -6,6 +6,7 @@ pytree; ``torch.func.vmap`` evaluates many weight draws at once and
 """
 
 from fblitz import (
+    bridge,
     datasets,
     distributions,
     errors,
@@ -28,6 +29,7 @@ from fblitz import (
     train,
     tree,
 )
+from fblitz.bridge import bayesify, to_module
 from fblitz.errors import FblitzError, FblitzTypeError, FblitzValueError, NonFiniteError
 from fblitz.kl import kl_divergence
 from fblitz.layers import Layer, linear, relu, sample_noise, serial
@@ -46,6 +48,8 @@ __all__ = [
     "Key",
     "Layer",
     "NonFiniteError",
+    "bayesify",
+    "bridge",
     "datasets",
     "distributions",
     "elbo_samples",
@@ -82,6 +86,7 @@ __all__ = [
     "serial",
     "sharpening",
     "split",
+    "to_module",
     "train",
     "tree",
 ]
