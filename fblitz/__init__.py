@@ -10,6 +10,7 @@ from fblitz import (
     distributions,
     errors,
     estimators,
+    flat,
     kl,
     layers,
     likelihoods,
@@ -29,6 +30,7 @@ from fblitz import (
     tree,
 )
 from fblitz.errors import FblitzError, FblitzTypeError, FblitzValueError, NonFiniteError
+from fblitz.flat import from_flat_dict, to_flat_dict
 from fblitz.kl import kl_divergence
 from fblitz.layers import Layer, linear, relu, sample_noise, serial
 from fblitz.objectives import ElboTerms, elbo_samples, negative_elbo, sample_elbo
@@ -52,6 +54,8 @@ __all__ = [
     "errors",
     "estimators",
     "fit",
+    "flat",
+    "from_flat_dict",
     "kl",
     "kl_divergence",
     "kl_weights",
@@ -82,6 +86,7 @@ __all__ = [
     "serial",
     "sharpening",
     "split",
+    "to_flat_dict",
     "train",
     "tree",
 ]
