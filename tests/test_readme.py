@@ -3,18 +3,16 @@
 import pathlib
 import re
 
+from tests.snippets import python_snippets, run_snippets
+
 README = pathlib.Path(__file__).resolve().parent.parent / "README.md"
 
 
-def python_blocks():
-    return re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
-
-
 def test_readme_python_examples_run(capsys):
-    blocks = python_blocks()
-    assert blocks, "README.md has no python example"
-    for block in blocks:
-        exec(compile(block, str(README), "exec"), {})
+    snippets = python_snippets(README)
+    assert snippets, "README.md has no python example"
+    assert all(snippet.run for snippet in snippets), "every README example must run"
+    run_snippets(README, {})
     assert "{'weight': {'mu': (64, 13)" in capsys.readouterr().out
 
 
