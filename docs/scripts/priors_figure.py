@@ -39,16 +39,24 @@ def trained(prior_sigma: float, rho_init: float):
     spec = dict(prior_sigma_1=prior_sigma, posterior_rho_init=rho_init)
     model = layers.serial(layers.linear(1, 32, **spec), layers.tanh, layers.linear(32, 1, **spec))
     x, y = data()
-    result = fit(model, model.init(Key(0)), x, y, likelihood=likelihoods.gaussian(0.1), optimizer=optim.adam(LEARNING_RATE),
-                 key=Key(1), epochs=EPOCHS, batch_size=len(x), n_samples=4, progress=False)  # fmt: skip
+    result = fit(
+        model,
+        model.init(Key(0)),
+        x,
+        y,
+        likelihood=likelihoods.gaussian(0.1),
+        optimizer=optim.adam(LEARNING_RATE),
+        key=Key(1),
+        epochs=EPOCHS,
+        batch_size=len(x),
+        n_samples=4,
+        progress=False,
+    )
     return model, result.params
 
 
 CONFIGS = tuple((prior_sigma, rho_init) for prior_sigma in PRIOR_SIGMAS for rho_init in RHO_INITS)
-HEADER = (
-    "| prior sigma | initial rho (sigma) | std at x = 0 (data) | std at x = 2.5 (no data) |\n"
-    "|---|---|---|---|"
-)
+HEADER = "| prior sigma | initial rho (sigma) | std at x = 0 (data) | std at x = 2.5 (no data) |\n|---|---|---|---|"
 
 
 def curves(grid: torch.Tensor, configs=CONFIGS) -> dict:
