@@ -23,3 +23,11 @@ def test_quickstart_has_exactly_two_commands_pinning_torch():
         assert block, name
         command = block.group(1).strip()
         assert "\n" not in command and 'pip install "torch==2.13.0"' in command
+
+
+def test_docs_command_builds_the_site_strictly_in_the_test_venv():
+    block = re.search(r"<!-- quickstart:docs -->\n```bash\n(.*?)```", README.read_text(), flags=re.S)
+    assert block, "README.md has no quickstart:docs command (.ci/run reads it)"
+    command = block.group(1).strip()
+    assert "\n" not in command and '.venv/bin/pip install -e ".[docs]"' in command
+    assert command.endswith(".venv/bin/mkdocs build --strict")
