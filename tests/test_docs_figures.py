@@ -37,8 +37,9 @@ def test_guide_table_rows_are_recomputed_by_the_script(one_thread):
     table = guide_table()
     assert table.splitlines()[:2] == script.HEADER.splitlines()
     assert len(table.splitlines()) == 2 + len(script.CONFIGS)
-    # the two extreme configurations (about 2 s each); `python docs/scripts/priors_figure.py` prints all four
-    for row in script.rows(configs=(script.CONFIGS[0], script.CONFIGS[-1])):
+    # one configuration (about 2 s of CPU; the wide prior, whose numbers move most with any change
+    # to training or prediction); `python docs/scripts/priors_figure.py` prints all four rows
+    for row in script.rows(configs=(script.CONFIGS[-1],)):
         assert row in table.splitlines(), f"docs/guides/priors.md is stale: recomputed row {row}"
 
 
