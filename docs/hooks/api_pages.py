@@ -41,25 +41,3 @@ def on_files(files, config):
         content = f"# `{module}`\n\n::: {module}\n"
         files.append(File.generated(config, page_path(module), content=content))
     return files
-
-
-def on_startup(command, dirty):
-    _accept_singular_example_heading()
-
-
-def _accept_singular_example_heading():
-    """Parse ``Example:`` like ``Examples:`` (fblitz's docstrings use the singular).
-
-    griffe only knows the plural; under the singular heading the doctest lines
-    would render as nested Markdown quotes. griffe has no public option for
-    this, so the (pinned) parser's section table gets one more alias; if the
-    table moves in a later griffe, the build stops here instead of rendering
-    broken examples.
-    """
-    from griffe import DocstringSectionKind
-    from griffe._internal.docstrings import google
-
-    table = getattr(google, "_section_kind", None)
-    if not isinstance(table, dict) or table.get("examples") is not DocstringSectionKind.examples:
-        raise RuntimeError("docs/hooks/api_pages.py: griffe's section table changed; update the Example alias")
-    table["example"] = DocstringSectionKind.examples
