@@ -57,3 +57,15 @@ def test_fit_trains_with_a_torchopt_chain_like_with_fblitz_optimizers():
 def test_non_optimizers_are_rejected_naming_the_protocol():
     with pytest.raises(FblitzTypeError, match="transform must have torchopt's init"):
         from_torchopt(torch.optim.SGD)
+
+
+def test_fit_names_the_adapter_when_given_a_foreign_optimizer():
+    model, params, x, y = model_and_data()
+
+    class ForeignAdam:  # torchopt's shape, not wrapped
+        init = staticmethod(lambda params: ())
+        update = staticmethod(lambda updates, state, *, params=None, inplace=True: (updates, state))
+
+    with pytest.raises(FblitzTypeError, match="wrap a torchopt optimizer with fblitz.interop.from_torchopt"):
+        fit(model, params, x, y, likelihood=likelihoods.gaussian(0.1), optimizer=ForeignAdam(), key=0, epochs=1,
+            batch_size=8, progress=False)  # fmt: skip
