@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import pathlib
 
-from mkdocs.structure.files import File
-
 LIST_FILE = pathlib.Path(__file__).resolve().parent.parent / "api-modules.txt"
 SECTION = "API reference"
 
@@ -37,6 +35,8 @@ def on_config(config):
 
 
 def on_files(files, config):
+    from mkdocs.structure.files import File  # imported here so the tests can use api_modules without mkdocs
+
     for module in api_modules():
         content = f"# `{module}`\n\n::: {module}\n"
         files.append(File.generated(config, page_path(module), content=content))
