@@ -11,6 +11,8 @@ from fblitz import (
     distributions,
     errors,
     estimators,
+    flat,
+    interop,
     kl,
     layers,
     likelihoods,
@@ -31,6 +33,7 @@ from fblitz import (
 )
 from fblitz.bridge import bayesify, to_module
 from fblitz.errors import FblitzError, FblitzTypeError, FblitzValueError, NonFiniteError
+from fblitz.flat import from_flat_dict, to_flat_dict
 from fblitz.kl import kl_divergence
 from fblitz.layers import Layer, linear, relu, sample_noise, serial
 from fblitz.objectives import ElboTerms, elbo_samples, negative_elbo, sample_elbo
@@ -56,6 +59,9 @@ __all__ = [
     "errors",
     "estimators",
     "fit",
+    "flat",
+    "from_flat_dict",
+    "interop",
     "kl",
     "kl_divergence",
     "kl_weights",
@@ -86,6 +92,7 @@ __all__ = [
     "serial",
     "sharpening",
     "split",
+    "to_flat_dict",
     "to_module",
     "train",
     "tree",

@@ -135,7 +135,10 @@ def make_train_step(
     model = _check_model(model)
     likelihood = as_likelihood(likelihood)
     if not isinstance(optimizer, GradientTransformation):
-        raise FblitzTypeError(f"optimizer must be a fblitz.optim GradientTransformation, got {optimizer!r}")
+        raise FblitzTypeError(
+            f"optimizer must be a fblitz.optim GradientTransformation (wrap a torchopt optimizer with "
+            f"fblitz.interop.from_torchopt), got {optimizer!r}"
+        )
     n_samples = _checks.integer("n_samples", n_samples, minimum=1)
     _checks.one_of("kl_mode", kl_mode, KL_MODES)
     if estimator is not None:
