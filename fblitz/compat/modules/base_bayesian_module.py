@@ -110,10 +110,10 @@ class BayesianRNN(GaussianModule):
         return out
 
     def _run(self, params, x, eps, hidden_states=None, sharpen_loss=None):
-        if sharpen_loss is not None:
+        if sharpen_loss is not None or self.loss_to_sharpen is not None:
             raise FblitzValueError(
-                "sharpen_loss is not supported in a layer's forward; use forward_with_sharpening(x, labels, "
-                "criterion) of a variational_estimator model"
+                "sharpen_loss / loss_to_sharpen are not supported in a layer's forward; use "
+                "forward_with_sharpening(x, labels, criterion) of a variational_estimator model"
             )
         mus = self.to_torch_layout({name: node["mu"] for name, node in params.items()})
         rhos = self.to_torch_layout({name: node["rho"] for name, node in params.items()})

@@ -7,6 +7,7 @@ import torch
 from fblitz import layers
 from fblitz.compat._module import GaussianModule
 from fblitz.compat.modules._setup import blitz_arguments
+from fblitz.errors import FblitzValueError
 
 
 class BayesianEmbedding(GaussianModule):
@@ -50,8 +51,6 @@ class BayesianEmbedding(GaussianModule):
                                  posterior_rho_init, prior_dist)  # fmt: skip
         del kwargs["estimator"], kwargs["posterior"]  # an embedding has one estimator and posterior
         if self._estimator != "reparameterization" or self._posterior != "gaussian":
-            from fblitz.errors import FblitzValueError
-
             raise FblitzValueError("BayesianEmbedding supports neither the Flipout nor the Radial wrapper")
         self._layer = layers.embedding(
             num_embeddings, embedding_dim, padding_idx, max_norm, norm_type, scale_grad_by_freq, sparse, **kwargs
