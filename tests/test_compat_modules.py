@@ -3,15 +3,20 @@ deepcopy, freezing, MOPED, seeding and errors."""
 
 import copy
 
+import hypothesis
+import hypothesis.strategies as st
 import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from fblitz import kl, layers
+from fblitz.compat._module import Draw, sampling
 from fblitz.compat.modules import BayesianConv2d, BayesianEmbedding, BayesianGRU, BayesianLinear, BayesianLSTM
 from fblitz.compat.utils import Flipout, variational_estimator
 from fblitz.distributions import sigma
 from fblitz.errors import FblitzTypeError, FblitzValueError
+from fblitz.random import sample_eps
 from tests.helpers import randn
 
 
@@ -179,3 +184,32 @@ def test_errors_name_the_argument():
         Regressor().MOPED_(0.1, weights={})
     with pytest.raises(FblitzValueError, match="sample_nbr"):
         Regressor().sample_elbo(randn(0, 4, 3), randn(1, 4, 1), nn.MSELoss(), 0)
+
+
+def test_conv_takes_blitz_argument_order_and_frozen_equals_torch_conv():
+    """BLiTZ orders (kernel_size, groups, stride, padding, dilation); torch (stride, padding, dilation, groups)."""
+    layer = BayesianConv2d(4, 6, (3, 3), 2, 2, 1, 2, seed=0)  # groups=2, stride=2, padding=1, dilation=2
+    layer.freeze = True
+    with torch.random.fork_rng():
+        reference = nn.Conv2d(4, 6, 3, stride=2, padding=1, dilation=2, groups=2)
+    with torch.no_grad():
+        reference.weight.copy_(layer.weight_mu), reference.bias.copy_(layer.bias_mu)
+    x = randn(1, 2, 4, 9, 9)
+    assert torch.equal(layer(x), reference(x))
+
+
+@hypothesis.given(
+    n_in=st.integers(1, 5), n_out=st.integers(1, 5), batch=st.integers(1, 4), bias=st.booleans(), seed=st.integers(0, 9)
+)
+def test_linear_is_the_functional_layer_on_its_parameters(n_in, n_out, batch, bias, seed):
+    layer = BayesianLinear(n_in, n_out, bias, posterior_rho_init=-2.0, seed=seed)
+    functional = layers.linear(n_in, n_out, bias)
+    params = layer.variational_params()
+    eps = sample_eps(seed + 100, params)
+    x = randn(seed, batch, n_in)
+    with sampling({layer: Draw(eps)}) as context:
+        out = layer(x)
+    assert torch.equal(out, functional.apply(params, x, eps))
+    log_q, log_p = context.log_terms[layer]
+    expected = kl.kl_divergence(params, functional.priors, eps, mode="monte_carlo")
+    torch.testing.assert_close(log_q - log_p, expected)

@@ -134,3 +134,15 @@ def test_forward_with_sharpening_moves_the_recurrent_weights():
     sharpened = model.forward_with_sharpening(x, y, nn.MSELoss(), sigma_0=0.0)
     # eta = 0 and sigma_0 = 0: theta = phi, the plain draw (phi's noise comes first in each stream)
     torch.testing.assert_close(sharpened, plain(x))
+
+
+def test_vmapped_gradients_equal_the_loop_gradients(monkeypatch):
+    model = ConvNet().double()
+    x, y = randn(0, 5, 1, 4, 4, dtype=torch.float64), randn(1, 5, 2, dtype=torch.float64)
+    noise = {layer: layer.draw_noise(3) for layer in (model.conv, model.fc)}
+    for layer in noise:
+        monkeypatch.setattr(layer, "draw_noise", lambda n, e=noise[layer]: e)
+    grads = torch.autograd.grad(model.sample_elbo(x, y, nn.MSELoss(), 3, 1 / 5), list(model.parameters()))
+    expected = torch.autograd.grad(_loop(model, noise, x, y, nn.MSELoss(), 3)[1], list(model.parameters()))
+    for got, want in zip(grads, expected):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
