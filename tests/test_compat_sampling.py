@@ -146,3 +146,25 @@ def test_vmapped_gradients_equal_the_loop_gradients(monkeypatch):
     expected = torch.autograd.grad(_loop(model, noise, x, y, nn.MSELoss(), 3)[1], list(model.parameters()))
     for got, want in zip(grads, expected):
         torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+
+
+@variational_estimator
+class Branchy(nn.Module):
+    """A forward pass vmap cannot run: a Python branch on a tensor's value."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = BayesianLinear(3, 1, posterior_rho_init=-3.0, seed=0)
+
+    def forward(self, x):
+        out = self.fc(x)
+        return out if out.sum() > -1e9 else -out
+
+
+def test_models_vmap_cannot_run_fall_back_to_the_loop(monkeypatch):
+    model = Branchy()
+    x, y = randn(0, 4, 3), randn(1, 4, 1)
+    noise = {model.fc: model.fc.draw_noise(3)}
+    monkeypatch.setattr(model.fc, "draw_noise", lambda n: noise[model.fc])
+    expected = _loop(model, noise, x, y, nn.MSELoss(), 3)[1]
+    torch.testing.assert_close(model.sample_elbo(x, y, nn.MSELoss(), 3, 1 / 4), expected)

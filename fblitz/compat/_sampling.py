@@ -7,6 +7,9 @@ noise, each layer taking its slice from a sampling context and reporting its
 those draws would give (tested against a loop). Models with BatchNorm layers
 in training mode run the S passes in a Python loop instead, with the same
 noise: their running statistics are updated in place, which ``vmap`` cannot do.
+So do models whose forward pass ``vmap`` rejects (``.item()``, Python branches
+on tensor values): the ``vmap`` attempt raises a RuntimeError naming vmap, and
+the loop runs instead.
 """
 
 from __future__ import annotations
@@ -69,12 +72,19 @@ def run_samples(model: nn.Module, inputs, sample_nbr: int, criterion=None, label
         data = zero if criterion is None else criterion(outputs, labels)
         return outputs, data, log_q, log_p
 
+    result = None
     if layers and not updates_running_stats(model):
-        outputs, data, log_q, log_p = torch.func.vmap(one, randomness="different")(noise)
-    else:
+        try:
+            result = torch.func.vmap(one, randomness="different")(noise)
+        except RuntimeError as error:
+            if "vmap" not in str(error):  # only what vmap cannot run (.item(), branching on values) falls back
+                raise
+    if result is None:
         per_sample = [one(tree_map(lambda t, i=i: t[i], noise)) for i in range(count)]
-        outputs = tree_map(lambda *ts: torch.stack(ts), *[p[0] for p in per_sample])
-        data, log_q, log_p = (torch.stack([p[k] for p in per_sample]) for k in (1, 2, 3))
+        result = (tree_map(lambda *ts: torch.stack(ts), *[p[0] for p in per_sample]),) + tuple(
+            torch.stack([p[k] for p in per_sample]) for k in (1, 2, 3)
+        )
+    outputs, data, log_q, log_p = result
     for index, (layer, was_called) in enumerate(zip(layers, called)):
         if was_called:
             layer.log_variational_posterior, layer.log_prior = log_q[-1, index], log_p[-1, index]
