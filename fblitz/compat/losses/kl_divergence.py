@@ -17,7 +17,8 @@ def kl_divergence_from_nn(model: nn.Module):
     (or the int 0 for a model without Bayesian layers, as BLiTZ).
 
     Example:
-        >>>         >>> from fblitz.compat.modules import BayesianLinear
+        >>> import torch
+        >>> from fblitz.compat.modules import BayesianLinear
         >>> layer = BayesianLinear(3, 2, seed=0)
         >>> _ = layer(torch.ones(1, 3))
         >>> kl_divergence_from_nn(layer).shape
