@@ -213,3 +213,24 @@ def test_linear_is_the_functional_layer_on_its_parameters(n_in, n_out, batch, bi
     log_q, log_p = context.log_terms[layer]
     expected = kl.kl_divergence(params, functional.priors, eps, mode="monte_carlo")
     torch.testing.assert_close(log_q - log_p, expected)
+
+
+def test_prior_dist_is_used_for_the_complexity_cost_also_under_vmap():
+    """A torch.distributions prior (BLiTZ's ``prior_dist``) gives the same cost as the equal scale mixture."""
+    normal = torch.distributions.Normal(torch.tensor(0.0), torch.tensor(0.5))  # validates its arguments
+    with_dist = BayesianLinear(3, 2, prior_dist=normal, posterior_rho_init=-2.0, seed=0)
+    with_sigma = BayesianLinear(3, 2, prior_sigma_1=0.5, posterior_rho_init=-2.0, seed=0)
+    noise = with_dist.draw_noise(4)
+    x = randn(0, 5, 3)
+    costs = []
+    for layer in (with_dist, with_sigma):
+        costs.append(torch.func.vmap(lambda e, layer=layer: _cost(layer, x, e))(noise))
+    torch.testing.assert_close(costs[0], costs[1])
+
+
+def _cost(layer, x, eps):
+    """``log q - log p`` of one forward pass of ``layer`` with noise ``eps``."""
+    with sampling({layer: Draw(eps)}) as context:
+        layer(x)
+    log_q, log_p = context.log_terms[layer]
+    return log_q - log_p
