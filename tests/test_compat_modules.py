@@ -234,3 +234,21 @@ def _cost(layer, x, eps):
         layer(x)
     log_q, log_p = context.log_terms[layer]
     return log_q - log_p
+
+
+def test_data_parallel_replicas_advance_the_original_noise_stream():
+    """DataParallel replicates the module (shallow copies) at every call: each call must still draw new noise."""
+    layer = BayesianLinear(3, 2, posterior_rho_init=-2.0, seed=0)
+    x = randn(0, 4, 3)
+    first, second = _replica(layer)(x), _replica(layer)(x)
+    assert not torch.equal(first, second)
+    twin = BayesianLinear(3, 2, posterior_rho_init=-2.0, seed=0)
+    assert torch.equal(first, twin(x)) and torch.equal(second, twin(x))
+
+
+def _replica(module):
+    """What ``torch.nn.parallel.replicate`` builds for one device (CPU here): a shallow copy given the tensors."""
+    replica = module._replicate_for_data_parallel()
+    for name, parameter in module._parameters.items():
+        setattr(replica, name, parameter.detach())  # replicate sets broadcast copies, not Parameters
+    return replica

@@ -10,8 +10,8 @@ of :mod:`fblitz.layers`; the complexity cost ``log q(w) - log p(w)`` at the
 sampled weights comes from :mod:`fblitz.distributions`, :mod:`fblitz.radial`
 and :mod:`fblitz.priors`.
 
-**Randomness.** Each layer owns a :class:`fblitz.random.Key` and a draw
-counter; forward pass ``i`` draws its noise from ``key.fold_in(i)``. The key
+**Randomness.** Each layer owns a :class:`KeyStream`, a :class:`fblitz.random.Key`
+and a draw counter; draw ``i`` uses ``key.fold_in(i)``. The key
 is the ``seed=`` keyword when given (then the global torch RNG is never
 used); without it, ONE 64-bit seed is drawn from the global torch RNG when the
 layer is built, at the moment BLiTZ draws its initial weights from it, so
@@ -37,6 +37,7 @@ from torch import nn
 
 from fblitz.distributions import posterior_log_prob, reparameterize
 from fblitz.errors import FblitzTypeError
+from fblitz.layers import sample_noise
 from fblitz.radial import radial_log_prob
 from fblitz.random import Key, as_key
 from fblitz.tree import PyTree
@@ -82,6 +83,23 @@ def global_seed() -> int:
     return int(torch.empty((), dtype=torch.int64).random_())
 
 
+class KeyStream:
+    """A key and a draw counter: draw ``i`` uses ``key.fold_in(i)``.
+
+    A separate object so that the shallow replicas ``nn.DataParallel`` makes
+    of a module at every call share (and advance) their original's stream,
+    while ``copy.deepcopy`` gives an independent copy that replays it.
+    """
+
+    def __init__(self, key: Key):
+        self.key, self.draws = key, 0
+
+    def next_key(self) -> Key:
+        key = self.key.fold_in(self.draws)
+        self.draws += 1
+        return key
+
+
 class BayesianModule(nn.Module):
     """Base class of the Bayesian layers (BLiTZ's ``BayesianModule``).
 
@@ -122,15 +140,12 @@ class GaussianModule(BayesianModule):
     # -- randomness -------------------------------------------------------------------
     def reseed_(self, seed: int | Key | None = None) -> GaussianModule:
         """Restart this layer's noise stream from ``seed`` (None: a seed from the global torch RNG)."""
-        self._key = as_key(global_seed() if seed is None else seed, "seed")
-        self._draws = 0
+        self._stream = KeyStream(as_key(global_seed() if seed is None else seed, "seed"))
         return self
 
     def next_key(self) -> Key:
         """The key of the next draw (the stream advances by one)."""
-        key = self._key.fold_in(self._draws)
-        self._draws += 1
-        return key
+        return self._stream.next_key()
 
     # -- parameters -------------------------------------------------------------------
     def _register(self, tree: dict, active: tuple[str, ...] | None = None) -> None:
@@ -152,8 +167,6 @@ class GaussianModule(BayesianModule):
     # -- the functional core ------------------------------------------------------------
     def draw_noise(self, n_samples: int | None = None) -> PyTree:
         """This layer's noise tree for ``n_samples`` draws (leading axis) or one (None)."""
-        from fblitz.layers import sample_noise
-
         return sample_noise(self._layer, self.next_key(), self.variational_params(), n_samples)
 
     def _run(self, params: dict, x, eps, *args, **kwargs):

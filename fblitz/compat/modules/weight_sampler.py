@@ -22,7 +22,7 @@ import copy
 import torch
 from torch import nn
 
-from fblitz.compat._module import global_seed
+from fblitz.compat._module import KeyStream, global_seed
 from fblitz.distributions import gaussian_log_prob, posterior_log_prob, reparameterize, sigma
 from fblitz.errors import FblitzTypeError, FblitzValueError
 from fblitz.priors import Prior, blitz_default, log_prob
@@ -51,12 +51,11 @@ class TrainableRandomDistribution(nn.Module):
         self.register_buffer("eps_w", torch.zeros_like(self.mu))
         self.sigma = None
         self.w = None
-        self._key, self._draws = as_key(global_seed() if seed is None else seed, "seed"), 0
+        self._stream = KeyStream(as_key(global_seed() if seed is None else seed, "seed"))
 
     def sample(self) -> torch.Tensor:
         """A new weight draw of mu's shape."""
-        eps = normal(self._key.fold_in(self._draws), self.mu.shape, dtype=self.mu.dtype, device=self.mu.device)
-        self._draws += 1
+        eps = normal(self._stream.next_key(), self.mu.shape, dtype=self.mu.dtype, device=self.mu.device)
         self.eps_w.copy_(eps)
         self.sigma = sigma(self.rho)
         self.w = reparameterize(self.mu, self.rho, self.eps_w)
