@@ -224,3 +224,38 @@ def test_blitz_state_dicts_load_strictly(make):
     ours.load_state_dict(theirs.state_dict())  # strict: every key used or known to be BLiTZ-only
     for key, value in ours.state_dict().items():
         torch.testing.assert_close(value, theirs.state_dict()[key])
+
+
+# BLiTZ names fblitz.compat leaves out on purpose (README: "BLiTZ names not mirrored").
+NOT_MIRRORED = {"blitz.utils.layer_wrappers.copy_func"}
+
+
+def test_every_public_blitz_name_has_a_compat_counterpart():
+    import importlib
+    import pkgutil
+
+    blitz = pytest.importorskip("blitz")
+    missing = []
+    for info in pkgutil.walk_packages(blitz.__path__, "blitz."):
+        if ".tests" in info.name or info.name.endswith("_test"):
+            continue
+        module = importlib.import_module(info.name)
+        ours = importlib.import_module("fblitz.compat" + info.name[len("blitz") :])
+        for name, value in vars(module).items():
+            defined_here = getattr(value, "__module__", None) == info.name
+            if defined_here and not name.startswith("_") and f"{info.name}.{name}" not in NOT_MIRRORED:
+                if not hasattr(ours, name):
+                    missing.append(f"{info.name}.{name}")
+    assert missing == []
+
+
+def test_variational_estimator_adds_blitz_methods_with_blitz_signatures():
+    def added(decorate):
+        cls = decorate(type("Net", (nn.Module,), {}))
+        return {n: inspect.signature(getattr(cls, n)) for n in vars(cls) if not n.startswith("_")}
+
+    ours, theirs = added(variational_estimator), added(blitz_utils.variational_estimator)
+    assert set(ours) == set(theirs)
+    for name, signature in theirs.items():
+        positional = [p for p in ours[name].parameters.values() if p.kind is not p.KEYWORD_ONLY]
+        assert [(p.name, p.default) for p in positional] == [(p.name, p.default) for p in signature.parameters.values()]
