@@ -2,6 +2,8 @@
 deepcopy, freezing, MOPED, seeding and errors."""
 
 import copy
+import io
+import pickle
 
 import hypothesis
 import hypothesis.strategies as st
@@ -252,3 +254,17 @@ def _replica(module):
     for name, parameter in module._parameters.items():
         setattr(replica, name, parameter.detach())  # replicate sets broadcast copies, not Parameters
     return replica
+
+
+def test_whole_models_pickle_and_torch_save():
+    """``torch.save(model)`` pickles the module itself; its fblitz layer is rebuilt on loading."""
+    model = Regressor()
+    model.hidden = BayesianLinear(3, 8, prior_dist=torch.distributions.Normal(0.0, 0.5), seed=3)
+    buffer = io.BytesIO()
+    torch.save(model, buffer)
+    buffer.seek(0)
+    loaded = torch.load(buffer, weights_only=False)
+    x = randn(0, 4, 3)
+    assert torch.equal(loaded(x), model(x))  # same parameters, same position in the noise stream
+    rnn = pickle.loads(pickle.dumps(BayesianGRU(3, 4, seed=0)))
+    assert rnn(randn(1, 2, 5, 3))[0].shape == (2, 5, 4)

@@ -29,6 +29,7 @@ module. That is how ``sample_elbo`` runs ``model(x)`` once under
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 from typing import NamedTuple
 
@@ -146,6 +147,22 @@ class GaussianModule(BayesianModule):
     def next_key(self) -> Key:
         """The key of the next draw (the stream advances by one)."""
         return self._stream.next_key()
+
+    # -- the fblitz layer ---------------------------------------------------------------
+    def _set_layer(self, constructor, *args, **kwargs) -> None:
+        """Build ``self._layer`` from an fblitz layer constructor, remembering how (for pickling)."""
+        self._layer_recipe = functools.partial(constructor, *args, **kwargs)
+        self._layer = self._layer_recipe()
+
+    def __getstate__(self):
+        # an fblitz layer holds closures, which pickle cannot store; it is rebuilt on loading
+        state = self.__dict__.copy()
+        state.pop("_layer", None)
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        self._layer = self._layer_recipe()
 
     # -- parameters -------------------------------------------------------------------
     def _register(self, tree: dict, active: tuple[str, ...] | None = None) -> None:

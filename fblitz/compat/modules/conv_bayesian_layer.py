@@ -22,7 +22,8 @@ class _BayesianConv(GaussianModule):
         names = ("weight", "bias") if bias else ("weight",)
         self._ignored_keys = () if bias else ("bias_zero",)  # BLiTZ's zero-bias buffer
         kwargs = blitz_arguments(self, names, *prior_args)
-        self._layer = _CONSTRUCTORS[self.dims](
+        self._set_layer(
+            _CONSTRUCTORS[self.dims],
             in_channels, out_channels, kernel_size, stride=stride, padding=padding, dilation=dilation,
             groups=groups, bias=bool(bias), **kwargs,
         )  # fmt: skip

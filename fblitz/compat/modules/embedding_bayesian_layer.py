@@ -52,7 +52,15 @@ class BayesianEmbedding(GaussianModule):
         del kwargs["estimator"], kwargs["posterior"]  # an embedding has one estimator and posterior
         if self._estimator != "reparameterization" or self._posterior != "gaussian":
             raise FblitzValueError("BayesianEmbedding supports neither the Flipout nor the Radial wrapper")
-        self._layer = layers.embedding(
-            num_embeddings, embedding_dim, padding_idx, max_norm, norm_type, scale_grad_by_freq, sparse, **kwargs
+        self._set_layer(
+            layers.embedding,
+            num_embeddings,
+            embedding_dim,
+            padding_idx,
+            max_norm,
+            norm_type,
+            scale_grad_by_freq,
+            sparse,
+            **kwargs,
         )
         self._register(self._layer.init(self.next_key(), dtype=torch.get_default_dtype()))

@@ -80,7 +80,17 @@ def prior_from_dist(dist) -> Prior:
         raise FblitzTypeError(f"prior_dist must be a torch.distributions object with log_prob, got {dist!r}")
     quiet = copy.copy(dist)
     quiet._validate_args = False
-    return log_prob(lambda w: quiet.log_prob(w).expand(w.shape))
+    return log_prob(DistLogProb(quiet))
+
+
+class DistLogProb:
+    """``w -> dist.log_prob(w)`` broadcast to ``w``'s shape (a class, so models holding it pickle)."""
+
+    def __init__(self, dist):
+        self.dist = dist
+
+    def __call__(self, w: torch.Tensor) -> torch.Tensor:
+        return self.dist.log_prob(w).expand(w.shape)
 
 
 class PriorWeightDistribution(nn.Module):
