@@ -1,0 +1,14 @@
+"""Drop-in BLiTZ API on fblitz's functional core: change ``blitz`` to ``fblitz.compat`` in imports.
+
+Mirrors ``blitz.modules`` (with ``weight_sampler`` and
+``base_bayesian_module``), ``blitz.utils``, ``blitz.losses`` and
+``blitz.models.b_vgg``. The layers are ``nn.Module`` s holding mu and rho as
+ordinary Parameters (each once) that call :mod:`fblitz.layers`;
+``sample_elbo`` evaluates its samples with ``torch.func.vmap``. See
+:mod:`fblitz.compat._module` for how randomness works (one key per layer,
+seeded by ``seed=`` or once from the global RNG at construction).
+"""
+
+from fblitz.compat import losses, modules, utils
+
+__all__ = ["losses", "modules", "utils"]

@@ -1,0 +1,98 @@
+"""S forward passes of a compat model in one ``torch.func.vmap`` (internal).
+
+Every Bayesian layer of the model draws its noise for all S samples up front
+(from its own key); ``model(inputs)`` then runs once under ``vmap`` over that
+noise, each layer taking its slice from a sampling context and reporting its
+``(log q, log p)`` back. The result is what S separate forward passes with
+those draws would give (tested against a loop). Models with BatchNorm layers
+in training mode run the S passes in a Python loop instead, with the same
+noise: their running statistics are updated in place, which ``vmap`` cannot do.
+So do models whose forward pass ``vmap`` rejects (``.item()``, Python branches
+on tensor values): the ``vmap`` attempt raises a RuntimeError naming vmap, and
+the loop runs instead.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from fblitz import _checks
+from fblitz.compat._module import Draw, GaussianModule, sampling
+from fblitz.tree import tree_map
+
+
+class Samples(NamedTuple):
+    """Per-sample results, each with a leading axis S.
+
+    Attributes:
+        outputs: the model's outputs (a tensor or a tuple of them).
+        data: ``criterion(outputs, labels)`` per sample (zeros without a criterion).
+        kl: the complexity cost ``sum(log q - log p)`` per sample.
+    """
+
+    outputs: object
+    data: torch.Tensor
+    kl: torch.Tensor
+
+
+def sampling_layers(model: nn.Module) -> list[GaussianModule]:
+    """The model's Bayesian layers that sample (not frozen)."""
+    return [m for m in model.modules() if isinstance(m, GaussianModule) and not m.freeze]
+
+
+def updates_running_stats(model: nn.Module) -> bool:
+    """True when a BatchNorm layer of ``model`` would update running statistics in a forward pass."""
+    return any(
+        isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training and m.track_running_stats for m in model.modules()
+    )
+
+
+def run_samples(model: nn.Module, inputs, sample_nbr: int, criterion=None, labels=None) -> Samples:
+    """Evaluate ``model(inputs)`` (and ``criterion(outputs, labels)``) for ``sample_nbr`` weight draws.
+
+    Afterwards each layer's ``log_variational_posterior``/``log_prior`` hold
+    the last sample's values, as after BLiTZ's loop.
+    """
+    count = _checks.integer("sample_nbr", sample_nbr, minimum=1)
+    layers = sampling_layers(model)
+    noise = [layer.draw_noise(count) for layer in layers]
+    called: list[bool] = []
+
+    def one(draws):
+        with sampling({layer: Draw(eps) for layer, eps in zip(layers, draws)}) as context:
+            outputs = model(inputs)
+        terms = [context.log_terms.get(layer) for layer in layers]
+        called[:] = [term is not None for term in terms]
+        zero = _zero_like(outputs)
+        log_q = torch.stack([zero if t is None else t[0] for t in terms]) if terms else zero.reshape(0)
+        log_p = torch.stack([zero if t is None else t[1] for t in terms]) if terms else zero.reshape(0)
+        data = zero if criterion is None else criterion(outputs, labels)
+        return outputs, data, log_q, log_p
+
+    result = None
+    if layers and not updates_running_stats(model):
+        try:
+            result = torch.func.vmap(one, randomness="different")(noise)
+        except RuntimeError as error:
+            if "vmap" not in str(error):  # only what vmap cannot run (.item(), branching on values) falls back
+                raise
+    if result is None:
+        per_sample = [one(tree_map(lambda t, i=i: t[i], noise)) for i in range(count)]
+        result = (tree_map(lambda *ts: torch.stack(ts), *[p[0] for p in per_sample]),) + tuple(
+            torch.stack([p[k] for p in per_sample]) for k in (1, 2, 3)
+        )
+    outputs, data, log_q, log_p = result
+    for index, (layer, was_called) in enumerate(zip(layers, called)):
+        if was_called:
+            layer.log_variational_posterior, layer.log_prior = log_q[-1, index], log_p[-1, index]
+    return Samples(outputs, data, (log_q - log_p).sum(dim=-1))
+
+
+def _zero_like(outputs) -> torch.Tensor:
+    first = outputs
+    while isinstance(first, (tuple, list)):
+        first = first[0]
+    return torch.zeros((), dtype=first.dtype, device=first.device)

@@ -1,0 +1,45 @@
+"""``BayesianGRU`` (BLiTZ's name, arguments and layout) on :func:`fblitz.layers.gru`."""
+
+from __future__ import annotations
+
+from fblitz.compat.modules.base_bayesian_module import BayesianRNN
+
+
+class BayesianGRU(BayesianRNN):
+    """A Bayesian one-layer GRU with BLiTZ's arguments, defaults, layout and return values.
+
+    ``forward(x, hidden_states=None)``: ``x`` (batch, seq, in_features) ->
+    ``(hidden_seq (batch, seq, H), h_t (batch, H))``; ``hidden_states`` is an
+    optional ``h_0`` (batch, H). The gates are torch's ``nn.GRU``'s (BLiTZ's
+    GRU computes the same function of its weights; see
+    :mod:`fblitz.compat.modules.base_bayesian_module` for the layout).
+
+    Example:
+        >>> import torch
+        >>> out, h = BayesianGRU(3, 5, seed=0)(torch.ones(2, 7, 3))
+        >>> out.shape, h.shape
+        (torch.Size([2, 7, 5]), torch.Size([2, 5]))
+    """
+
+    kind = "gru"
+
+    def __init__(
+        self,
+        in_features,
+        out_features,
+        bias=True,
+        prior_sigma_1=0.1,
+        prior_sigma_2=0.002,
+        prior_pi=1,
+        posterior_mu_init=0,
+        posterior_rho_init=-6.0,
+        freeze=False,
+        prior_dist=None,
+        **kwargs,
+    ):
+        super().__init__(freeze=freeze, **kwargs)
+        prior_args = (prior_sigma_1, prior_sigma_2, prior_pi, posterior_mu_init, posterior_rho_init, prior_dist)
+        self._build(in_features, out_features, bias, prior_args)
+
+    def forward(self, x, hidden_states=None, sharpen_loss=None):
+        return super().forward(x, hidden_states, sharpen_loss)
