@@ -1,6 +1,6 @@
 """Worker processes for tests/test_distributed*.py: ``python -m tests.distributed_worker``.
 
-:func:`launch` starts one process per rank (gloo over loopback, a free port)
+:class:`Launch` starts one process per rank (gloo over loopback, a free port)
 and waits for them; each runs a scenario from :data:`SCENARIOS` inside
 :func:`fblitz.distributed.process_group` and saves its result to
 ``<out_dir>/rank<r>.pt``. :func:`problem` is the small float64 regression that
@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import NamedTuple
@@ -84,63 +85,70 @@ SCENARIOS = {
 
 
 class RankRun(NamedTuple):
-    returncode: int | None  # None: still running when the launcher gave up (then killed)
+    returncode: int | None  # None: still running when the launcher stopped waiting (then killed)
     seconds: float  # from launch until this process ended
     stderr: str
 
 
-def launch(
-    scenario: str, out_dir: Path, *, world_size: int = 2, timeout: float = 20.0, wait: float = 60.0, wait_for=None
-):
-    """Run ``scenario`` on ``world_size`` local processes; a list of :class:`RankRun`.
+class Launch:
+    """``scenario`` running on ``world_size`` local processes (started at once; see :meth:`wait`).
 
-    Waits until the ranks in ``wait_for`` (default: all) have ended, at most
-    ``wait`` seconds; processes still alive then are killed (returncode None).
-    ``timeout`` is the process group's timeout, in seconds.
+    ``timeout`` is the process group's timeout in seconds. Several launches
+    can run side by side: each has its own port, and a thread per process
+    records when it ends and drains its stderr.
     """
-    wait_for = range(world_size) if wait_for is None else wait_for
-    port = distributed.free_port()
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    if Path("/sys/class/net/lo").exists():
-        env["GLOO_SOCKET_IFNAME"] = "lo"  # loopback only
-    start = time.perf_counter()
-    procs = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tests.distributed_worker",
-                scenario,
-                str(rank),
-                str(world_size),
-                str(port),
-                str(out_dir),
-                str(timeout),
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )  # fmt: skip
-        for rank in range(world_size)
-    ]
-    ended = [None] * world_size
-    while time.perf_counter() - start < wait and any(procs[rank].poll() is None for rank in wait_for):
-        for rank, proc in enumerate(procs):
-            if ended[rank] is None and proc.poll() is not None:
-                ended[rank] = time.perf_counter() - start
-        time.sleep(0.05)
-    runs = []
-    for rank, proc in enumerate(procs):
-        code = proc.poll()
-        if code is None:
-            proc.kill()
-        elif ended[rank] is None:
-            ended[rank] = time.perf_counter() - start
-        _, err = proc.communicate()
-        runs.append(RankRun(code, ended[rank] if code is not None else wait, err))
-    return runs
+
+    def __init__(self, scenario: str, out_dir: Path, *, world_size: int = 2, timeout: float = 20.0):
+        port = distributed.free_port()
+        env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+        if Path("/sys/class/net/lo").exists():
+            env["GLOO_SOCKET_IFNAME"] = "lo"  # loopback only
+        self.start = time.perf_counter()
+        self.procs = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "tests.distributed_worker",
+                    scenario,
+                    str(rank),
+                    str(world_size),
+                    str(port),
+                    str(out_dir),
+                    str(timeout),
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )  # fmt: skip
+            for rank in range(world_size)
+        ]
+        self.ended: list[float | None] = [None] * world_size
+        self.stderr = [""] * world_size
+        self.threads = [threading.Thread(target=self._watch, args=(rank,), daemon=True) for rank in range(world_size)]
+        for thread in self.threads:
+            thread.start()
+
+    def _watch(self, rank: int) -> None:
+        self.stderr[rank] = self.procs[rank].communicate()[1]
+        self.ended[rank] = time.perf_counter() - self.start
+
+    def wait(self, *, wait: float = 180.0, wait_for=None) -> list[RankRun]:
+        """Wait until the ranks in ``wait_for`` (default: all) end, at most ``wait`` s from the start; kill the rest."""
+        for rank in range(len(self.procs)) if wait_for is None else wait_for:
+            self.threads[rank].join(max(0.0, wait - (time.perf_counter() - self.start)))
+        codes = [proc.poll() for proc in self.procs]
+        for proc, code in zip(self.procs, codes):
+            if code is None:
+                proc.kill()
+        for thread in self.threads:
+            thread.join()
+        return [
+            RankRun(code, self.ended[rank] if code is not None else wait, self.stderr[rank])
+            for rank, code in enumerate(codes)
+        ]
 
 
 def main(argv: list[str]) -> None:

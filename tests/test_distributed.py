@@ -17,16 +17,29 @@ from fblitz.optim import apply_updates
 from fblitz.random import Key, permutation
 from fblitz.train import fit
 from fblitz.tree import tree_allclose, tree_leaves, tree_map
-from tests.distributed_worker import BATCH, KL_WEIGHT, launch, problem
+from tests.distributed_worker import BATCH, KL_WEIGHT, Launch, problem
 from tests.helpers import assert_trees_equal
 
 TOLERANCE = dict(rtol=1e-9, atol=1e-11)
 
 
+FAILURES = {"raise": 60.0, "exit": 60.0, "hang": 15.0}  # scenario: process-group timeout (s)
+
+
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    out = tmp_path_factory.mktemp("distributed")
-    runs = launch("train", out)
+def launches(tmp_path_factory):
+    """Every two-process job of this module, started together so their start-ups overlap."""
+    return {
+        scenario: (out, Launch(scenario, out, timeout=FAILURES.get(scenario, 20.0)))
+        for scenario in ("train", *FAILURES)
+        for out in [tmp_path_factory.mktemp(scenario)]
+    }
+
+
+@pytest.fixture(scope="module")
+def trained(launches):
+    out, launch = launches["train"]
+    runs = launch.wait()
     assert [run.returncode for run in runs] == [0, 0], [run.stderr[-2000:] for run in runs]
     return out, runs, [torch.load(out / f"rank{rank}.pt", weights_only=False) for rank in range(2)]
 
@@ -124,14 +137,15 @@ def test_only_rank_0_writes_checkpoints_and_progress(trained):
 
 
 @pytest.mark.parametrize("how", ["raise", "exit"])
-def test_a_crashing_rank_fails_the_job_promptly(tmp_path, how):
-    rank0, rank1 = launch(how, tmp_path, timeout=60, wait=60)
+def test_a_crashing_rank_fails_the_job_promptly(launches, how):
+    rank0, rank1 = launches[how][1].wait()
     assert rank1.returncode not in (0, None) and rank0.returncode not in (0, None)
     assert rank0.seconds - rank1.seconds < 10  # noticed at once, not after the 60 s group timeout
     assert "[fblitz rank 0/2] failed" in rank0.stderr
 
 
-def test_a_hung_rank_fails_the_job_after_the_timeout(tmp_path):
-    rank0, rank1 = launch("hang", tmp_path, timeout=5, wait=60, wait_for=[0])
+def test_a_hung_rank_fails_the_job_after_the_timeout(launches):
+    rank0, rank1 = launches["hang"][1].wait(wait_for=[0])
     assert rank0.returncode not in (0, None) and "[fblitz rank 0/2] failed" in rank0.stderr
+    assert "Timed out" in rank0.stderr  # gloo's message once the 15 s group timeout has passed
     assert rank1.returncode is None  # still hung, killed by the launcher
