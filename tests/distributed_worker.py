@@ -87,58 +87,57 @@ SCENARIOS = {
 class RankRun(NamedTuple):
     returncode: int | None  # None: still running when the launcher stopped waiting (then killed)
     seconds: float  # from launch until this process ended
+    stdout: str
     stderr: str
 
 
-class Launch:
-    """``scenario`` running on ``world_size`` local processes (started at once; see :meth:`wait`).
+def environment() -> dict:
+    """The workers' environment: this checkout importable, one thread, gloo on loopback."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    if Path("/sys/class/net/lo").exists():
+        env["GLOO_SOCKET_IFNAME"] = "lo"
+    return env
 
-    ``timeout`` is the process group's timeout in seconds. Several launches
-    can run side by side: each has its own port, and a thread per process
-    records when it ends and drains its stderr.
+
+class Launch:
+    """Processes started at once (one per command); see :meth:`wait`.
+
+    Several launches can run side by side; a thread per process records when
+    it ends and drains its output.
     """
 
-    def __init__(self, scenario: str, out_dir: Path, *, world_size: int = 2, timeout: float = 20.0):
-        port = distributed.free_port()
-        env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-        if Path("/sys/class/net/lo").exists():
-            env["GLOO_SOCKET_IFNAME"] = "lo"  # loopback only
+    def __init__(self, commands: list[list[str]]):
         self.start = time.perf_counter()
         self.procs = [
             subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "tests.distributed_worker",
-                    scenario,
-                    str(rank),
-                    str(world_size),
-                    str(port),
-                    str(out_dir),
-                    str(timeout),
-                ],
-                cwd=ROOT,
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                text=True,
-            )  # fmt: skip
-            for rank in range(world_size)
+                command, cwd=ROOT, env=environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
+            for command in commands
         ]
-        self.ended: list[float | None] = [None] * world_size
-        self.stderr = [""] * world_size
-        self.threads = [threading.Thread(target=self._watch, args=(rank,), daemon=True) for rank in range(world_size)]
+        self.ended: list[float | None] = [None] * len(commands)
+        self.output = [("", "")] * len(commands)
+        self.threads = [threading.Thread(target=self._watch, args=(i,), daemon=True) for i in range(len(commands))]
         for thread in self.threads:
             thread.start()
 
-    def _watch(self, rank: int) -> None:
-        self.stderr[rank] = self.procs[rank].communicate()[1]
-        self.ended[rank] = time.perf_counter() - self.start
+    @classmethod
+    def scenario(cls, scenario: str, out_dir: Path, *, world_size: int = 2, timeout: float = 20.0) -> Launch:
+        """One worker process per rank running ``scenario``; ``timeout``: the group's, in seconds."""
+        port = str(distributed.free_port())
+        return cls([
+            [sys.executable, "-m", "tests.distributed_worker", scenario, str(rank), str(world_size), port, str(out_dir),
+             str(timeout)]
+            for rank in range(world_size)
+        ])  # fmt: skip
+
+    def _watch(self, index: int) -> None:
+        self.output[index] = self.procs[index].communicate()
+        self.ended[index] = time.perf_counter() - self.start
 
     def wait(self, *, wait: float = 180.0, wait_for=None) -> list[RankRun]:
-        """Wait until the ranks in ``wait_for`` (default: all) end, at most ``wait`` s from the start; kill the rest."""
-        for rank in range(len(self.procs)) if wait_for is None else wait_for:
-            self.threads[rank].join(max(0.0, wait - (time.perf_counter() - self.start)))
+        """Wait (at most ``wait`` s from the start) for the processes in ``wait_for`` (default: all); kill the rest."""
+        for index in range(len(self.procs)) if wait_for is None else wait_for:
+            self.threads[index].join(max(0.0, wait - (time.perf_counter() - self.start)))
         codes = [proc.poll() for proc in self.procs]
         for proc, code in zip(self.procs, codes):
             if code is None:
@@ -146,8 +145,8 @@ class Launch:
         for thread in self.threads:
             thread.join()
         return [
-            RankRun(code, self.ended[rank] if code is not None else wait, self.stderr[rank])
-            for rank, code in enumerate(codes)
+            RankRun(code, self.ended[index] if code is not None else wait, *self.output[index])
+            for index, code in enumerate(codes)
         ]
 
 

