@@ -8,7 +8,9 @@ them alike):
 * ``single-1t``: rank 0 alone runs ``make_train_step`` with 1 thread (rank 1 waits);
 * ``single-2t``: the same with 2 threads (one process using both cores);
 * ``data-parallel``: both ranks, each on half of the batch with S samples;
-* ``sample-parallel``: both ranks, the whole batch, S/2 samples each.
+* ``sample-parallel``: both ranks, the whole batch, S/2 samples each;
+* ``all_reduce only``: the communication alone, one bucketed ``all_reduce`` of a
+  params-sized tree (what each parallel step adds to its share of the compute).
 
 Each timing is ``steps`` consecutive steps (one Adam update each, the
 all_reduce included); we report per-step medians and minima over the rounds
@@ -56,6 +58,7 @@ def _runners(net, batch: int, samples: int, rank: int, world_size: int) -> dict:
             "single-2t": (2, lambda p, s, k: single(p, s, k, x, y, 1e-3)),
             "data-parallel": (1, lambda p, s, k: by_rows(p, s, k, x[mine], y[mine], 1e-3)),
             "sample-parallel": (1, lambda p, s, k: by_samples(p, s, k, x, y, 1e-3)),
+            "all_reduce only": (1, lambda p, s, k: (distributed.all_reduce_tree(p), s, None)),
         },
         model.init(Key(0)),
         optimizer,
