@@ -7,6 +7,7 @@ pytree; ``torch.func.vmap`` evaluates many weight draws at once and
 
 from fblitz import (
     datasets,
+    distributed,
     distributions,
     errors,
     estimators,
@@ -47,6 +48,7 @@ __all__ = [
     "Layer",
     "NonFiniteError",
     "datasets",
+    "distributed",
     "distributions",
     "elbo_samples",
     "errors",

@@ -7,7 +7,7 @@ from hypothesis import given
 
 from fblitz import distributed, layers, likelihoods, optim
 from fblitz.distributed.collectives import pack, unpack
-from fblitz.errors import FblitzTypeError, FblitzValueError
+from fblitz.errors import FblitzTypeError, FblitzValueError, NonFiniteStepError
 from fblitz.random import Key
 from fblitz.train import fit, make_train_step
 from fblitz.tree import tree_leaves
@@ -148,3 +148,15 @@ def test_process_group_reports_the_failing_rank_and_leaves_the_group(monkeypatch
         raise ZeroDivisionError("on purpose")
     assert "[fblitz rank 0/1] failed: ZeroDivisionError" in capsys.readouterr().err
     assert not torch.distributed.is_initialized()
+
+
+def test_a_non_finite_step_raises_naming_epoch_and_step(one_rank):
+    model, params, x, y = problem()
+    y = y.clone()
+    y[13] = float("nan")  # in the second minibatch of the unshuffled first epoch
+    with pytest.raises(NonFiniteStepError, match="at epoch 0, step 1") as info:
+        distributed.fit_distributed(
+            model, params, x, y, likelihood=likelihoods.gaussian(0.3), optimizer=optim.adam(0.05), key=2, epochs=1,
+            batch_size=8, shuffle=False,
+        )  # fmt: skip
+    assert (info.value.epoch, info.value.step) == (0, 1)

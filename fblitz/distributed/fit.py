@@ -23,6 +23,7 @@ from fblitz.checkpoint import save_checkpoint
 from fblitz.distributed.collectives import broadcast_tree
 from fblitz.distributed.sharding import shard
 from fblitz.distributed.step import make_distributed_step
+from fblitz.errors import NonFiniteStepError
 from fblitz.layers.base import Layer
 from fblitz.objectives import resolve_sample_count
 from fblitz.optim import GradientTransformation, OptState
@@ -124,9 +125,15 @@ def fit_distributed(
             if mode == "data":
                 mine = shard(rows.stop - rows.start, rank, world_size)
                 rows = slice(rows.start + mine.start, rows.start + mine.stop)
-            params, opt_state, terms = step(
-                params, opt_state, epoch_key.fold_in(index + 1), x_epoch[rows], y_epoch[rows], weights[index]
-            )
+            try:
+                params, opt_state, terms = step(
+                    params, opt_state, epoch_key.fold_in(index + 1), x_epoch[rows], y_epoch[rows], weights[index]
+                )
+            except NonFiniteStepError as error:  # the same on every rank: all leave together
+                raise NonFiniteStepError(
+                    f"{error} at epoch {epoch}, step {index}",
+                    epoch=epoch, step=index, params=params, opt_state=opt_state,
+                ) from None  # fmt: skip
             epoch_terms.append(torch.stack(tuple(terms)))
         loss, data, kl = torch.stack(epoch_terms).double().mean(dim=0).tolist()
         for name, value in zip(("loss", "data", "kl", "skipped"), (loss, data, kl, 0)):
