@@ -28,8 +28,8 @@ the share-weighted average of the ranks' estimates.
 The collective carries the scaled gradients, the scaled (loss, data, kl)
 and c_r in one buffer; every rank then applies the same optimizer update, so
 params stay identical on all ranks. In sample mode every rank draws all S
-noise samples and keeps its slice: drawing is cheap next to the forward and
-backward pass, and it makes rank r's samples exactly the single-process ones.
+noise samples and keeps its slice, so rank r's samples are exactly the
+single-process ones (the price: each rank draws S samples, not S / W).
 """
 
 from __future__ import annotations
