@@ -6,6 +6,7 @@ import torch
 from hypothesis import given
 
 from fblitz import distributed, layers, likelihoods, optim
+from fblitz.checkpoint import load_checkpoint
 from fblitz.distributed.collectives import pack, unpack
 from fblitz.errors import FblitzTypeError, FblitzValueError, NonFiniteStepError
 from fblitz.random import Key
@@ -160,3 +161,16 @@ def test_a_non_finite_step_raises_naming_epoch_and_step(one_rank):
             batch_size=8, shuffle=False,
         )  # fmt: skip
     assert (info.value.epoch, info.value.step) == (0, 1)
+
+
+def test_resuming_from_rank_0s_checkpoint_continues_the_run_exactly(one_rank, tmp_path):
+    model, params, x, y = problem()
+    settings = dict(likelihood=likelihoods.gaussian(0.3), optimizer=optim.adam(0.05), batch_size=8, n_samples=2)
+    path = tmp_path / "run.ckpt"
+    distributed.fit_distributed(model, params, x, y, key=2, epochs=2, checkpoint_path=str(path), **settings)
+    checkpoint = load_checkpoint(path)
+    resumed = distributed.fit_distributed(model, checkpoint.params, x, y, epochs=3, **checkpoint.resume(), **settings)
+    straight = distributed.fit_distributed(model, params, x, y, key=2, epochs=3, **settings)
+    assert_trees_equal(resumed.params, straight.params)
+    with pytest.raises(FblitzValueError, match="state must be None"):
+        distributed.fit_distributed(model, params, x, y, key=2, epochs=1, state={"a": torch.ones(1)}, **settings)

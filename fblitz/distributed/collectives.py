@@ -68,11 +68,16 @@ def all_reduce_tree(tree: PyTree, *, group=None) -> PyTree:
     return tree_unflatten(structure, unpack(buffers, layout))
 
 
+def global_rank(rank: int, group=None) -> int:
+    """The default group's rank of ``group``'s rank ``rank`` (the same without a group)."""
+    return rank if group is None else dist.get_global_rank(group, rank)
+
+
 def broadcast_tree(tree: PyTree, *, src: int = 0, group=None) -> PyTree:
-    """Rank ``src``'s ``tree`` on every rank (e.g. to start all ranks from the same params)."""
+    """Rank ``src``'s (of ``group``) ``tree`` on every rank (e.g. to start all ranks from the same params)."""
     check_tensor_leaves("tree", tree)
     leaves, structure = tree_flatten(tree)
     buffers, layout = pack(leaves)
     for buffer in buffers:
-        dist.broadcast(buffer, src=src, group=group)
+        dist.broadcast(buffer, src=global_rank(src, group), group=group)
     return tree_unflatten(structure, unpack(buffers, layout))

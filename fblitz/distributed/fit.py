@@ -20,10 +20,10 @@ import torch.distributed as dist
 
 from fblitz import _checks
 from fblitz.checkpoint import save_checkpoint
-from fblitz.distributed.collectives import broadcast_tree
+from fblitz.distributed.collectives import broadcast_tree, global_rank
 from fblitz.distributed.sharding import shard
 from fblitz.distributed.step import make_distributed_step
-from fblitz.errors import NonFiniteStepError
+from fblitz.errors import FblitzValueError, NonFiniteStepError
 from fblitz.layers.base import Layer
 from fblitz.objectives import resolve_sample_count
 from fblitz.optim import GradientTransformation, OptState
@@ -53,6 +53,7 @@ def fit_distributed(
     estimator: str | None = None,
     shuffle: bool = True,
     opt_state: OptState | None = None,
+    state: PyTree | None = None,
     compile: bool = False,
     progress: bool | None = None,
     callback: Callable[[EpochInfo], bool | None] | None = None,
@@ -74,6 +75,10 @@ def fit_distributed(
             ``fit`` up to floating-point summation order).
         group: the process group (default: the default group).
 
+    ``state`` exists so that ``**checkpoint.resume()`` can be passed; it must
+    be None (models with running statistics are not supported). Resuming
+    with ``start_epoch`` continues the run exactly as ``fit`` does.
+
     ``batch_size`` is the global minibatch (all ranks together); params are
     broadcast from rank 0 at the start so all ranks begin alike. Models with
     batch norm and ``on_nonfinite="skip"`` are not supported (a non-finite
@@ -84,6 +89,8 @@ def fit_distributed(
         result = fit_distributed(model, model.init(0), x, y, likelihood=likelihoods.gaussian(0.1),
                                  optimizer=optim.adam(1e-2), key=1, epochs=10, batch_size=32)
     """
+    if state is not None:
+        raise FblitzValueError(f"state must be None: distributed training has no running statistics, got {state!r}")
     n = _check_data(inputs, targets)
     _checks.like_params("inputs", inputs, params)
     _checks.like_params("targets", targets, params)
@@ -142,7 +149,7 @@ def fit_distributed(
         stop = bool(main and callback is not None and callback(EpochInfo(epoch, params, opt_state, loss, data, kl)))
         if callback is not None:  # rank 0's decision, so that all ranks leave the loop together
             flag = torch.tensor([stop], dtype=torch.uint8, device=like.device)
-            dist.broadcast(flag, src=0, group=group)
+            dist.broadcast(flag, src=global_rank(0, group), group=group)
             stop = bool(flag.item())
         due = stop or (epoch + 1) % checkpoint_every == 0 or epoch + 1 == epochs
         if main and checkpoint_path is not None and due:
