@@ -8,6 +8,7 @@ pytree; ``torch.func.vmap`` evaluates many weight draws at once and
 from fblitz import (
     bridge,
     datasets,
+    distributed,
     distributions,
     errors,
     estimators,
@@ -54,6 +55,7 @@ __all__ = [
     "bayesify",
     "bridge",
     "datasets",
+    "distributed",
     "distributions",
     "elbo_samples",
     "errors",

@@ -23,7 +23,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
-from torch.func import vmap
+from torch.func import grad_and_value, vmap
 
 from fblitz import _checks
 from fblitz.errors import FblitzTypeError, FblitzValueError
@@ -140,6 +140,45 @@ def elbo_terms_with_state(
     if state is None:
         return terms, None
     return terms, tree_map(lambda t: t.mean(dim=0) if t.is_floating_point() else t[0], new_states)
+
+
+def elbo_grad(model: Layer, likelihood: Likelihood):
+    """The gradient of the mean negative ELBO over the S draws in ``eps``, unchecked.
+
+    Returns ``grad_fn(params, state, eps, inputs, targets, complexity_cost_weight, plan)
+    -> (grads, terms, state)``: ``grads`` has the structure of ``params``,
+    ``terms`` are the 0-dim :class:`ElboTerms` (means over the draws) and
+    ``state`` the updated running statistics (``()`` when ``state`` is None).
+    Training steps (:func:`fblitz.train.make_train_step`,
+    :mod:`fblitz.distributed`) build on it; arguments are trusted.
+
+    Example:
+        >>> import torch
+        >>> from fblitz.kl import make_plan
+        >>> from fblitz.layers import linear, sample_noise
+        >>> from fblitz.likelihoods import gaussian
+        >>> model = linear(2, 1)
+        >>> params = model.init(0)
+        >>> grad_fn = elbo_grad(model, gaussian())
+        >>> x, y = torch.ones(4, 2), torch.zeros(4, 1)
+        >>> grads, terms, _ = grad_fn(params, None, sample_noise(model, 1, params, 3), x, y, 0.25,
+        ...                           make_plan(params, model.priors, "auto"))
+        >>> grads["weight"]["mu"].shape, terms.loss.shape
+        (torch.Size([1, 2]), torch.Size([]))
+    """
+
+    def loss(params, state, eps, inputs, targets, weight, plan):
+        terms, state = elbo_terms_with_state(model, plan, likelihood, params, state, eps, inputs, targets, weight)
+        terms = ElboTerms(*(t.mean() for t in terms))
+        return terms.loss, (terms, () if state is None else state)  # grad's aux takes no None
+
+    loss_grad = grad_and_value(loss, has_aux=True)
+
+    def grad_fn(params, state, eps, inputs, targets, weight, plan):
+        grads, (_, (terms, state)) = loss_grad(params, state, eps, inputs, targets, weight, plan)
+        return grads, terms, state
+
+    return grad_fn
 
 
 def elbo_samples(

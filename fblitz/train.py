@@ -20,7 +20,6 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
-from torch.func import grad_and_value
 
 from fblitz import _checks
 from fblitz.checkpoint import save_checkpoint
@@ -29,7 +28,7 @@ from fblitz.estimators import check_estimator
 from fblitz.kl import KL_MODES, make_plan
 from fblitz.layers.base import Layer, init_state, is_stateful, sample_noise
 from fblitz.likelihoods import as_likelihood
-from fblitz.objectives import ElboTerms, _check_model, elbo_terms_with_state, resolve_sample_count
+from fblitz.objectives import ElboTerms, _check_model, elbo_grad, resolve_sample_count
 from fblitz.optim import GradientTransformation, OptState, apply_updates
 from fblitz.random import KeyLike, as_key, permutation
 from fblitz.tree import PyTree, tree_leaves, tree_structure
@@ -144,16 +143,10 @@ def make_train_step(
     if estimator is not None:
         check_estimator("estimator", estimator)
     plans: dict = {}
-
-    def loss(params, state, eps, inputs, targets, weight, plan):
-        terms, state = elbo_terms_with_state(model, plan, likelihood, params, state, eps, inputs, targets, weight)
-        terms = ElboTerms(*(t.mean() for t in terms))
-        return terms.loss, (terms, () if state is None else state)  # grad's aux takes no None
-
-    loss_grad = grad_and_value(loss, has_aux=True)
+    loss_grad = elbo_grad(model, likelihood)
 
     def update(params, opt_state, state, eps, inputs, targets, weight, plan):
-        grads, (_, (terms, state)) = loss_grad(params, state, eps, inputs, targets, weight, plan)
+        grads, terms, state = loss_grad(params, state, eps, inputs, targets, weight, plan)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         # the guard, read by the caller: loss + sum of the per-tensor gradient norms (an upper
         # bound of the global norm) is finite iff the loss and every gradient entry are

@@ -75,10 +75,9 @@ def evaluate(model, params, x, y, *, key, n_samples: int, std_multiplier: float,
     }
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
+def build_parser(description: str = __doc__.split("\n\n")[0]) -> argparse.ArgumentParser:
+    """The example's command-line options (shared with :mod:`fblitz.examples.boston_ddp`)."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--epochs", type=int, default=1000, help="passes over the training set")
     parser.add_argument("--samples", type=int, default=3, help="weight samples per training step (sample_nbr)")
     parser.add_argument("--eval-samples", type=int, default=25, help="predictions drawn per test point")
@@ -97,16 +96,15 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="compile the gradient step with torch.compile (faster for this small net)",
     )
     parser.add_argument("--json", action="store_true", help="print the final metrics as one JSON object")
-    return parser.parse_args(argv)
+    return parser
 
 
-def main(argv=None) -> dict:
-    args = parse_args(argv)
-    torch.set_num_threads(args.threads)
-    x_train, y_train, x_test, y_test, target_std = load_data()
-    model = build_model()
-    k_init, k_fit, k_eval = Key(args.seed).split(3)
-    params = model.init(k_init)
+def parse_args(argv=None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
+
+
+def make_reporter(args: argparse.Namespace, model, x_test, y_test, *, key, target_std: float):
+    """The ``fit`` callback printing test metrics every ``--report-every`` epochs."""
 
     def report(info):
         if args.report_every and (info.epoch + 1) % args.report_every == 0 and not args.json:
@@ -115,7 +113,7 @@ def main(argv=None) -> dict:
                 info.params,
                 x_test,
                 y_test,
-                key=k_eval.fold_in(info.epoch),
+                key=key.fold_in(info.epoch),
                 n_samples=args.eval_samples,
                 std_multiplier=args.std_multiplier,
                 target_std=target_std,
@@ -127,30 +125,47 @@ def main(argv=None) -> dict:
                 flush=True,
             )
 
+    return report
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    x_train, y_train, x_test, y_test, target_std = load_data()
+    model = build_model()
+    k_init, k_fit, k_eval = Key(args.seed).split(3)
+    params = model.init(k_init)
+    report = make_reporter(args, model, x_test, y_test, key=k_eval, target_std=target_std)
     start = time.perf_counter()
-    result = fit(
-        model,
-        params,
-        x_train,
-        y_train,
+    result = fit(model, params, x_train, y_train, key=k_fit, callback=report, **fit_settings(args, len(x_train)))
+    seconds = time.perf_counter() - start
+    return summarize(
+        args, model, result, x_test, y_test, key=k_eval, target_std=target_std, seconds=seconds, train_rows=len(x_train)
+    )
+
+
+def fit_settings(args: argparse.Namespace, train_rows: int) -> dict:
+    """The article's training settings as keyword arguments of :func:`fblitz.train.fit`."""
+    return dict(
         likelihood=likelihoods.criterion(F.mse_loss, "mse"),
         optimizer=optim.adam(args.lr),
-        key=k_fit,
         epochs=args.epochs,
         batch_size=args.batch_size,
         n_samples=args.samples,
-        complexity_cost_weight=1.0 / len(x_train),
+        complexity_cost_weight=1.0 / train_rows,
         compile=args.compile,
         progress=False,
-        callback=report,
     )
-    seconds = time.perf_counter() - start
+
+
+def summarize(args, model, result, x_test, y_test, *, key, target_std: float, seconds: float, train_rows: int) -> dict:
+    """Final test metrics of a :class:`~fblitz.train.FitResult`, printed as text or JSON; returns them."""
     scores = evaluate(
         model,
         result.params,
         x_test,
         y_test,
-        key=k_eval,
+        key=key,
         n_samples=args.eval_samples,
         std_multiplier=args.std_multiplier,
         target_std=target_std,
@@ -164,7 +179,7 @@ def main(argv=None) -> dict:
     if args.json:
         print(json.dumps(scores))
     else:
-        print(f"Boston housing, {len(x_train)} train / {len(x_test)} test rows, {args.epochs} epochs")
+        print(f"Boston housing, {train_rows} train / {len(x_test)} test rows, {args.epochs} epochs")
         print(f"  RMSE                {scores['rmse']:.3f} (standardised)  {scores['rmse_dollars_k']:.2f} ($1000s)")
         print(f"  Gaussian NLL        {scores['nll']:.3f} (standardised)")
         print(

@@ -1,0 +1,166 @@
+"""Distributed training steps: data-parallel and sample-parallel.
+
+In both modes rank r computes, with :func:`fblitz.objectives.elbo_grad`, the
+gradient g_r of the mean negative ELBO over *its part* of the work and the
+ranks combine them in one bucketed ``all_reduce``:
+
+    grad = sum_r c_r * g_r / sum_r c_r
+
+* ``mode="data"``: each rank passes its own rows of the batch; c_r is its row
+  count, so the data term is the mean over the whole batch (the likelihood
+  must average over rows, the fblitz convention). Noise is drawn from
+  ``rank_key(key, r)`` (independent per rank) or, with ``noise="shared"``,
+  from ``key`` on every rank, which reproduces single-process training.
+* ``mode="sample"``: every rank passes the same batch; all ranks draw the
+  single-process noise ``sample_noise(model, key, params, S)`` and rank r
+  keeps samples ``shard(S, r, W)``; c_r is its sample count. The result is
+  the single-process step with the same S, up to floating-point summation order.
+
+**The KL is counted once.** Rank r's objective is
+``L_r = (c_r / C) * (data_r + complexity_cost_weight * KL_r)`` with
+``C = sum_r c_r``; the shares c_r / C sum to 1, so the KL enters the summed
+objective with weight ``complexity_cost_weight`` exactly once (summing the
+ranks' unscaled losses would count it W times). With a closed-form KL, or
+shared noise, KL_r is the same on every rank and the total is exactly
+``complexity_cost_weight * KL``; a Monte Carlo KL with per-rank noise gives
+the share-weighted average of the ranks' estimates.
+
+The collective carries the scaled gradients, the scaled (loss, data, kl)
+and c_r in one buffer; every rank then applies the same optimizer update, so
+params stay identical on all ranks. In sample mode every rank draws all S
+noise samples and keeps its slice, so rank r's samples are exactly the
+single-process ones (the price: each rank draws S samples, not S / W).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import torch
+import torch.distributed as dist
+
+from fblitz import _checks
+from fblitz.distributed.collectives import all_reduce_tree
+from fblitz.distributed.sharding import NOISE_MODES, rank_key, shard
+from fblitz.errors import FblitzTypeError, FblitzValueError, NonFiniteStepError
+from fblitz.estimators import check_estimator
+from fblitz.kl import KL_MODES, make_plan
+from fblitz.layers.base import Layer, is_stateful, sample_noise
+from fblitz.likelihoods import as_likelihood
+from fblitz.objectives import ElboTerms, _check_model, elbo_grad
+from fblitz.optim import GradientTransformation, apply_updates
+from fblitz.random import as_key
+from fblitz.tree import tree_leaves, tree_map, tree_structure
+
+MODES = ("data", "sample")
+
+
+class DistributedStep(NamedTuple):
+    """A collective training step; call it as ``step(params, opt_state, key, inputs, targets, weight)``.
+
+    Every rank must call it with the same params, opt_state, key and weight.
+    Returns ``(params, opt_state, ElboTerms)``, the same on every rank; the
+    terms are those of the whole step (all rows, all samples). Raises
+    :class:`~fblitz.errors.NonFiniteStepError` on every rank when the reduced
+    loss or gradient is NaN or infinite.
+    """
+
+    fn: Callable
+
+    def __call__(self, params, opt_state, key, inputs, targets, complexity_cost_weight=1.0):
+        return self.fn(params, opt_state, key, inputs, targets, complexity_cost_weight)
+
+
+def make_distributed_step(
+    model: Layer,
+    likelihood,
+    optimizer: GradientTransformation,
+    *,
+    mode: str = "data",
+    n_samples: int = 1,
+    noise: str = "per_rank",
+    kl_mode: str = "auto",
+    estimator: str | None = None,
+    compile: bool = False,
+    group=None,
+) -> DistributedStep:
+    """Build a data- or sample-parallel step (see the module docstring).
+
+    Args:
+        model, likelihood, optimizer: as for :func:`fblitz.train.make_train_step`.
+        mode: ``"data"`` (inputs are this rank's rows) or ``"sample"``
+            (inputs are the whole batch, the S samples are split).
+        n_samples: S, weight draws per rank in data mode, in total in sample mode.
+        noise: data mode only: ``"per_rank"`` or ``"shared"``.
+        kl_mode, estimator: as for :func:`fblitz.train.make_train_step`.
+        compile: compile each rank's gradient computation with ``torch.compile``.
+        group: the process group (default: the default group).
+
+    Example (run under ``torchrun``; see :func:`fblitz.distributed.fit_distributed`)::
+
+        step = make_distributed_step(model, likelihoods.gaussian(0.1), optim.adam(1e-2), mode="sample", n_samples=8)
+        params, opt_state, terms = step(params, opt_state, key, x_batch, y_batch, 1 / n_train)
+    """
+    model = _check_model(model)
+    likelihood = as_likelihood(likelihood)
+    if not isinstance(optimizer, GradientTransformation):
+        raise FblitzTypeError(f"optimizer must be a fblitz.optim GradientTransformation, got {optimizer!r}")
+    _checks.one_of("mode", mode, MODES)
+    _checks.one_of("noise", noise, NOISE_MODES)
+    n_samples = _checks.integer("n_samples", n_samples, minimum=1)
+    _checks.one_of("kl_mode", kl_mode, KL_MODES)
+    if estimator is not None:
+        check_estimator("estimator", estimator)
+    if is_stateful(model):
+        raise FblitzValueError(
+            "model must be stateless: distributed training does not support running statistics (batch norm) yet"
+        )
+    grad_fn = elbo_grad(model, likelihood)
+    if compile:
+        grad_fn = torch.compile(grad_fn)
+    plans: dict = {}
+
+    def local_part(params, key, inputs, rank, world_size):
+        """This rank's noise and its count c_r (rows or samples); None noise when c_r is 0."""
+        if mode == "data":
+            count = inputs.shape[0]
+            noise_key = rank_key(key, rank) if noise == "per_rank" else key
+            return (sample_noise(model, noise_key, params, n_samples, estimator=estimator) if count else None), count
+        part = shard(n_samples, rank, world_size)
+        count = part.stop - part.start
+        if not count:
+            return None, 0
+        return tree_map(lambda t: t[part], sample_noise(model, key, params, n_samples, estimator=estimator)), count
+
+    def step(params, opt_state, key, inputs, targets, weight):
+        key = as_key(key)
+        structure = tree_structure(params)
+        if structure not in plans:
+            plans[structure] = make_plan(params, model.priors, kl_mode)
+        like = next(leaf for leaf in tree_leaves(params) if leaf.is_floating_point())
+        if not isinstance(weight, torch.Tensor):
+            weight = torch.tensor(
+                _checks.non_negative("complexity_cost_weight", weight), dtype=like.dtype, device=like.device
+            )
+        eps, count = local_part(params, key, inputs, dist.get_rank(group), dist.get_world_size(group))
+        if count:
+            grads, terms, _ = grad_fn(params, None, eps, inputs, targets, weight, plans[structure])
+            scaled = tree_map(lambda g: g * count, grads)
+            tally = torch.cat([torch.stack(tuple(terms)).to(like.dtype) * count, like.new_full((1,), count)])
+        else:  # an empty shard (a batch smaller than the world) adds nothing
+            scaled, tally = tree_map(torch.zeros_like, params), like.new_zeros(4)
+        scaled, tally = all_reduce_tree((scaled, tally), group=group)
+        total = tally[3]
+        grads = tree_map(lambda g: g / total, scaled)
+        terms = ElboTerms(*(tally[:3] / total))
+        leaves = tree_leaves(grads)
+        if not bool(torch.isfinite(terms.loss + torch.stack(torch._foreach_norm(leaves)).sum())):
+            raise NonFiniteStepError(
+                f"non-finite loss ({float(terms.loss)}) or gradient in a distributed step",
+                epoch=-1, step=-1, params=params, opt_state=opt_state,
+            )  # fmt: skip
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return apply_updates(params, updates), opt_state, terms
+
+    return DistributedStep(step)
