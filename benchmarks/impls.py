@@ -150,21 +150,17 @@ def blitz_step(case: Case, *, seed: int = 0) -> Runner:
 
 
 def fblitz_predict(case: Case, *, seed: int = 0) -> Runner:
-    """fblitz's ``mfvi_forward``: S predictions (vmap), mean and std."""
+    """fblitz's ``mfvi_forward``: S predictions (vmap, default draw groups), mean and std."""
     model, params, x, _ = _setup(case, seed)
     return Runner(lambda: mfvi_forward(model, params, x, key=seed + 2, sample_nbr=case.samples))
 
 
-GROUP_ROWS = 8192  # rows x draws per vectorized call in ``fblitz-grouped``
-
-
-def fblitz_grouped_predict(case: Case, *, seed: int = 0) -> Runner:
-    """fblitz's ``predict`` with ``sample_batch_size``: about ``GROUP_ROWS`` rows x draws per call."""
+def fblitz_one_call_predict(case: Case, *, seed: int = 0) -> Runner:
+    """fblitz's ``predict`` with all S draws in one vectorized call (``sample_batch_size=S``)."""
     model, params, x, _ = _setup(case, seed)
-    group = max(1, GROUP_ROWS // case.batch)
 
     def run():
-        samples = predict(model, params, x, key=seed + 2, n_samples=case.samples, sample_batch_size=group)
+        samples = predict(model, params, x, key=seed + 2, n_samples=case.samples, sample_batch_size=case.samples)
         return predictive_mean_std(samples)
 
     return Runner(run)
@@ -220,7 +216,7 @@ def implementations(case: Case, *, compile: bool, blitz: bool) -> list[Impl]:
     """Every implementation to run for ``case`` (compiled fblitz only when ``compile``)."""
     if case.task == "predict":
         impls = [Impl("fblitz", "reparameterization", False, fblitz_predict)]
-        impls += [Impl("fblitz-grouped", "reparameterization", False, fblitz_grouped_predict)]
+        impls += [Impl("fblitz-one-call", "reparameterization", False, fblitz_one_call_predict)]
         impls += [Impl("loop", "reparameterization", False, loop_predict)]
         impls += [Impl("bmm", "reparameterization", False, bmm_predict)]
         return impls + ([Impl("blitz", "reparameterization", False, blitz_predict)] if blitz else [])

@@ -14,14 +14,15 @@ Example:
 from __future__ import annotations
 
 import torch
-from torch.func import vmap
 
 from fblitz import _checks
 from fblitz.errors import FblitzValueError
 from fblitz.layers.base import Layer, apply_with_state, sample_noise
-from fblitz.objectives import _check_model, resolve_sample_count
+from fblitz.objectives import _check_model, over_samples, resolve_sample_count
 from fblitz.random import KeyLike
 from fblitz.tree import PyTree, tree_leaves, tree_map
+
+ROWS_X_DRAWS_PER_CALL = 8192  # the default group size of predict_with_eps: rows x draws per vectorized call
 
 
 def evaluation_forward(model: Layer, state: PyTree | None = None):
@@ -49,15 +50,18 @@ def predict_with_eps(
 ) -> torch.Tensor:
     """Model outputs for each draw in ``eps`` (leading sample axis S): shape (S, B, ...).
 
-    Memory: one call holds every layer's activations for all S draws and all
-    rows at once (S x B x width values per hidden layer). Two options bound it
-    without changing the result:
+    Memory: one vectorized call holds every layer's activations for all its
+    draws and rows at once (draws x rows x width values per hidden layer).
+    Two options bound it without changing the draws:
 
     - ``batch_size``: rows of ``inputs`` in chunks of that many (same weight
       draws for every chunk);
-    - ``sample_batch_size``: the S draws in groups of that many, each group
-      one vectorized call. At many rows (thousands) a few draws at a time also
-      run faster, because the activations stay in cache.
+    - ``sample_batch_size``: the S draws in groups of that many, one
+      vectorized call per group. The default (None) takes groups of about
+      ``ROWS_X_DRAWS_PER_CALL // rows`` draws: all S at once for small
+      inputs, a few at a time for thousands of rows, where it also runs
+      faster (the activations stay in cache; see benchmarks/README.md).
+      Pass ``sample_batch_size=S`` for a single call.
 
     ``state``: see :func:`evaluation_forward`.
     """
@@ -65,15 +69,22 @@ def predict_with_eps(
     _checks.like_params("inputs", inputs, params)
     if inputs.is_floating_point():
         _checks.float_input("inputs", inputs)
-    mapped = vmap(evaluation_forward(model, state), in_dims=(None, None, 0))
+    forward = evaluation_forward(model, state)
+
+    def mapped(params, rows, eps):
+        return over_samples(lambda e: forward(params, rows, e))(eps)
+
     row_chunks = [inputs]
     if batch_size is not None:
         batch_size = _checks.integer("batch_size", batch_size, minimum=1)
         if inputs.dim() == 0:
             raise FblitzValueError("inputs must have a batch dimension to be split into chunks, got a 0-dim tensor")
         row_chunks = list(inputs.split(batch_size))
-    eps_groups = [eps]
-    if sample_batch_size is not None:
+    if sample_batch_size is None:
+        rows = row_chunks[0].shape[0] if inputs.dim() else 1
+        sample_batch_size = max(1, ROWS_X_DRAWS_PER_CALL // max(rows, 1))
+        eps_groups = _split_samples(eps, sample_batch_size) if tree_leaves(eps) else [eps]
+    else:
         sample_batch_size = _checks.integer("sample_batch_size", sample_batch_size, minimum=1)
         eps_groups = _split_samples(eps, sample_batch_size)
     outputs = [torch.cat([mapped(params, rows, group) for rows in row_chunks], dim=1) for group in eps_groups]
@@ -104,8 +115,10 @@ def predict(
 ) -> torch.Tensor:
     """Predictive samples: ``n_samples`` weight draws from ``key``, output (S, B, ...).
 
-    ``batch_size``, ``sample_batch_size``: bound memory by evaluating rows or
-    draws in groups (see :func:`predict_with_eps`); the draws are the same.
+    ``batch_size``, ``sample_batch_size``: how many rows and draws each
+    vectorized call evaluates (see :func:`predict_with_eps`; by default all
+    rows, and all draws unless there are thousands of rows); the draws are
+    the same whatever the grouping.
     ``state``: running statistics for models with batch norm (see
     :func:`evaluation_forward`). ``estimator``: see :mod:`fblitz.estimators`
     (with local reparameterization or Flipout and ``batch_size``, rows at the

@@ -38,7 +38,7 @@ def test_reference_computes_fblitz_loss(name):
 
 def test_predict_runners_agree_on_the_mean():
     case = Case(NETS["13-512-1"], 32, 5, "predict")
-    runners = (impls.fblitz_predict, impls.fblitz_grouped_predict, impls.loop_predict, impls.bmm_predict)
+    runners = (impls.fblitz_predict, impls.fblitz_one_call_predict, impls.loop_predict, impls.bmm_predict)
     means = [build(case).run()[0] for build in runners]
     for mean in means[1:]:
         torch.testing.assert_close(mean, means[0], rtol=1e-4, atol=1e-5)

@@ -6,10 +6,10 @@ import torch.nn.functional as F
 
 from fblitz import layers, likelihoods, priors
 from fblitz.errors import FblitzTypeError, FblitzValueError
-from fblitz.kl import kl_divergence
-from fblitz.objectives import elbo_samples, negative_elbo, sample_elbo
+from fblitz.kl import kl_divergence, make_plan
+from fblitz.objectives import elbo_grad, elbo_samples, negative_elbo, sample_elbo
 from fblitz.random import sample_eps
-from fblitz.tree import tree_leaves, tree_structure, tree_unflatten
+from fblitz.tree import tree_leaves, tree_map, tree_structure, tree_unflatten
 from tests.helpers import assert_trees_equal, clone_tree, mlp, randn, to_double
 
 
@@ -169,3 +169,29 @@ def test_learned_noise_trains_with_the_heteroscedastic_likelihood():
     assert grads["1"]["noise_rho"].shape == (1,) and float(grads["1"]["noise_rho"].abs()) > 0
     prior_tree = model.priors
     assert prior_tree["1"] == {"noise_rho": None} and isinstance(prior_tree["0"]["weight"], priors.ScaleMixturePrior)
+
+
+@pytest.mark.parametrize("estimator", ["reparameterization", "local_reparameterization", "flipout"])
+def test_one_draw_skips_vmap_with_the_same_result(estimator):
+    # S = 1 runs the model directly (no vmap); duplicating the draw forces the vmapped path.
+    model = layers.serial(
+        layers.linear(3, 8, posterior_rho_init=-3.0),
+        layers.batch_norm1d(8),
+        layers.relu,
+        layers.dropout(0.2),
+        layers.linear(8, 2, posterior_rho_init=-3.0),
+    )
+    params = model.init(0, dtype=torch.float64)
+    state = layers.init_state(model, dtype=torch.float64)
+    x, y = randn(1, 10, 3, dtype=torch.float64), randn(2, 10, 2, dtype=torch.float64)
+    one = layers.sample_noise(model, 5, params, 1, estimator=estimator)
+    two = tree_map(lambda t: torch.cat([t, t]), one)
+    terms_one = elbo_samples(model, params, one, x, y, likelihood=F.mse_loss, kl_mode="closed_form")
+    terms_two = elbo_samples(model, params, two, x, y, likelihood=F.mse_loss, kl_mode="closed_form")
+    for a, b in zip(terms_one, terms_two):
+        assert a.shape == (1,) and b.shape == (2,)
+        torch.testing.assert_close(a[0], b[0], rtol=1e-12, atol=1e-12)
+    grad_fn = elbo_grad(model, likelihoods.as_likelihood(F.mse_loss))
+    plan = make_plan(params, model.priors, "closed_form")
+    for a, b in zip(grad_fn(params, state, one, x, y, 0.1, plan), grad_fn(params, state, two, x, y, 0.1, plan)):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
