@@ -29,6 +29,7 @@ import time
 import torch
 
 from fblitz import likelihoods, metrics, models, optim
+from fblitz.examples._cli import example_parser
 from fblitz.predict import predict
 from fblitz.random import Key, uniform
 from fblitz.train import fit
@@ -82,25 +83,11 @@ def evaluate(model, params, x, y, *, key, n_samples: int) -> dict:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    parser = example_parser(
+        __doc__, epochs=30, samples=1, eval_samples=50, batch_size=32, lr=0.003, plot="the reliability diagram"
     )
-    parser.add_argument("--epochs", type=int, default=30, help="passes over the training set")
-    parser.add_argument("--samples", type=int, default=1, help="weight samples per training step (sample_nbr)")
-    parser.add_argument("--eval-samples", type=int, default=50, help="weight draws for the predictive")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=0.003, help="Adam learning rate")
     parser.add_argument("--train-rows", type=int, default=None, help="use only this many training rows (quick runs)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the key for init, shuffling and noise")
     parser.add_argument("--prior", choices=sorted(PRIORS), default="mixture", help="prior on every weight")
-    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
-    parser.add_argument(
-        "--compile",
-        action=argparse.BooleanOptionalAction,
-        default=False,
-        help="compile the training step with torch.compile",
-    )
-    parser.add_argument("--json", action="store_true", help="print the final metrics as one JSON object")
     return parser.parse_args(argv)
 
 

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 
 from fblitz import _checks, layers, likelihoods, metrics, optim, priors
 from fblitz.datasets import load_boston, load_diabetes
+from fblitz.estimators import ESTIMATORS
 from fblitz.experiments.splits import Split, random_splits, read_splits
 from fblitz.experiments.standardize import Standardizer
 from fblitz.predict import gaussian_mixture_mean_std, predict
@@ -51,6 +52,7 @@ class Config(NamedTuple):
     prior_sigma: float = 1.0
     rho_init: float = -5.0
     noise_init: float = 0.5
+    estimator: str = "reparameterization"
     compile: bool = True
 
 
@@ -122,6 +124,7 @@ def run_split(features: torch.Tensor, target: torch.Tensor, split: Split, config
         batch_size=config.batch_size,
         n_samples=config.n_samples,
         complexity_cost_weight=1.0 / len(x_train),
+        estimator=config.estimator,
         compile=config.compile,
         progress=False,
     )
@@ -175,6 +178,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--noise-init", type=float, default=defaults.noise_init, help="initial noise std (standardised units)"
     )
+    parser.add_argument(
+        "--estimator", choices=ESTIMATORS, default=defaults.estimator, help="gradient estimator of the weight noise"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the split list and of every key")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument(
@@ -205,6 +211,7 @@ def main(argv=None) -> dict:
         prior_sigma=args.prior_sigma,
         rho_init=args.rho_init,
         noise_init=args.noise_init,
+        estimator=args.estimator,
         compile=args.compile,
     )
     key = Key(args.seed)
