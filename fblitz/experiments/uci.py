@@ -140,6 +140,7 @@ def run_split(features: torch.Tensor, target: torch.Tensor, split: Split, config
         "log_likelihood": metrics.gaussian_mixture_log_likelihood(means, sigmas, y_test),
         "log_likelihood_gaussian": -metrics.gaussian_nll(mean, std, y_test),
         "coverage_90": metrics.interval_coverage(y_test, mean=mean, std=std, level=0.9),
+        "calibration": metrics.calibration_curve(y_test, mean=mean, std=std),
         "noise_sigma": float(sigmas[0].mean()),
         "train_seconds": result.history["seconds"],
     }
@@ -153,6 +154,11 @@ def summarize(results: list[dict]) -> dict:
         stderr = float(values.std() / math.sqrt(len(values))) if len(values) > 1 else 0.0
         summary[name] = {"mean": float(values.mean()), "stderr": stderr}
     return summary
+
+
+def mean_calibration_curve(curves: list[metrics.CalibrationCurve]) -> metrics.CalibrationCurve:
+    """The observed coverage at each nominal level, averaged over splits (all at the same levels)."""
+    return metrics.CalibrationCurve(curves[0].nominal, torch.stack([c.observed for c in curves]).mean(dim=0))
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -190,6 +196,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="compile the training step with torch.compile",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON summary object")
+    parser.add_argument(
+        "--plot", metavar="PATH", help="save a PNG of observed vs nominal coverage, averaged over splits (matplotlib)"
+    )
     return parser.parse_args(argv)
 
 
@@ -236,6 +245,13 @@ def main(argv=None) -> dict:
         "seconds": time.perf_counter() - start,
         **summarize(results),
     }
+    curve = mean_calibration_curve([r["calibration"] for r in results])
+    summary["calibration"] = {"nominal": curve.nominal.tolist(), "observed": curve.observed.tolist()}
+    if args.plot:
+        from fblitz.plots import coverage_plot
+
+        title = f"{args.dataset}: {len(results)} {summary['evaluated_on']} splits"
+        coverage_plot({"fblitz BBB (mean over splits)": curve}, title=title, path=args.plot)
     if args.json:
         print(json.dumps(summary))
     else:
