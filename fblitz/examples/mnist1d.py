@@ -57,7 +57,7 @@ def build_model(prior: str = "mixture", length: int = 40, hidden: int = HIDDEN, 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = example_parser(
-        __doc__, epochs=60, samples=1, eval_samples=50, batch_size=64, lr=0.003, compile_default=True,
+        __doc__, epochs=30, samples=1, eval_samples=50, batch_size=64, lr=0.003, compile_default=True,
         plot="the reliability diagram",
     )  # fmt: skip
     parser.add_argument(
