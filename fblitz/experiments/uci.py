@@ -28,6 +28,7 @@ import torch.nn.functional as F
 
 from fblitz import _checks, layers, likelihoods, metrics, optim, priors
 from fblitz.datasets import load_boston, load_diabetes
+from fblitz.errors import FblitzValueError
 from fblitz.estimators import ESTIMATORS
 from fblitz.experiments.splits import Split, random_splits, read_splits
 from fblitz.experiments.standardize import Standardizer
@@ -170,6 +171,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--splits", help="directory of index_train_K.txt/index_test_K.txt (0-based rows)")
     parser.add_argument("--n-splits", type=int, default=20, help="random splits (or the first n of --splits)")
     parser.add_argument(
+        "--first-split", type=int, default=0, help="start at this split (to share a run between processes)"
+    )
+    parser.add_argument(
         "--validation",
         action="store_true",
         help="tuning mode: evaluate on 10%% of each TRAINING part; test rows are never used",
@@ -207,10 +211,13 @@ def main(argv=None) -> dict:
     torch.set_num_threads(args.threads)
     n_splits = _checks.integer("--n-splits", args.n_splits, minimum=1)
     features, target = load_dataset(args.dataset)
+    first = _checks.integer("--first-split", args.first_split, minimum=0)
     if args.splits is None:
-        splits = random_splits(len(features), n_splits=n_splits, seed=args.seed)
+        splits = random_splits(len(features), n_splits=first + n_splits, seed=args.seed)[first:]
     else:
-        splits = read_splits(args.splits, len(features))[:n_splits]
+        splits = read_splits(args.splits, len(features))[first : first + n_splits]
+    if not splits:
+        raise FblitzValueError(f"--first-split {first} leaves no split to run")
     config = Config(
         epochs=args.epochs,
         batch_size=args.batch_size,
@@ -225,7 +232,7 @@ def main(argv=None) -> dict:
     )
     key = Key(args.seed)
     start, results = time.perf_counter(), []
-    for k, split in enumerate(splits):
+    for k, split in enumerate(splits, start=first):
         if args.validation:
             split = validation_split(split, key.fold_in(10_000 + k))
         results.append(run_split(features, target, split, config, key.fold_in(k)))
@@ -244,6 +251,7 @@ def main(argv=None) -> dict:
         "config": config._asdict(),
         "seconds": time.perf_counter() - start,
         **summarize(results),
+        "per_split": [{name: r[name] for name in METRICS} for r in results],
     }
     curve = mean_calibration_curve([r["calibration"] for r in results])
     summary["calibration"] = {"nominal": curve.nominal.tolist(), "observed": curve.observed.tolist()}
