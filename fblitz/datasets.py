@@ -44,3 +44,42 @@ def load_diabetes() -> tuple[np.ndarray, np.ndarray]:
     if features.shape != (442, 10) or target.shape != (442,):
         raise FblitzError(f"unexpected diabetes data shapes {features.shape} and {target.shape}")
     return features, target
+
+
+def load_mnist1d(num_samples: int | None = None) -> dict[str, np.ndarray]:
+    """MNIST-1D (Greydanus 2020), generated offline by the ``mnist1d`` package with its default arguments.
+
+    Calls ``mnist1d.data.make_dataset`` (never ``get_dataset``, which downloads)
+    and writes no file. The package seeds NumPy's and Python's global random
+    generators; their states are restored afterwards, so callers' streams are
+    left as they were.
+
+    Args:
+        num_samples: examples to generate (default: the package's 5000, split
+            80/20); smaller values make quick runs.
+
+    Returns:
+        ``{"x": (N, 40), "y": (N,), "x_test": (M, 40), "y_test": (M,)}``: float64
+        sequences (standardised by the generator) and int64 labels 0-9.
+    """
+    import random
+
+    try:
+        from mnist1d.data import get_dataset_args, make_dataset
+    except ModuleNotFoundError:
+        raise FblitzError("the MNIST-1D data set needs the 'mnist1d' package: pip install 'fblitz[examples]'") from None
+    args = get_dataset_args()
+    if num_samples is not None:
+        args.num_samples = num_samples
+    numpy_state, python_state = np.random.get_state(), random.getstate()
+    try:
+        data = make_dataset(args)
+    finally:
+        np.random.set_state(numpy_state)
+        random.setstate(python_state)
+    return {
+        "x": np.asarray(data["x"], dtype=np.float64),
+        "y": np.asarray(data["y"], dtype=np.int64),
+        "x_test": np.asarray(data["x_test"], dtype=np.float64),
+        "y_test": np.asarray(data["y_test"], dtype=np.int64),
+    }

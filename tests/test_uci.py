@@ -131,3 +131,16 @@ def test_summary_is_mean_and_standard_error():
     summary = uci.summarize(results)
     assert summary["rmse"]["mean"] == pytest.approx(3.0)
     assert summary["rmse"]["stderr"] == pytest.approx(np.std([1, 2, 6], ddof=1) / np.sqrt(3))
+
+
+def test_first_split_runs_the_same_split_as_a_full_run(tmp_path, capsys):
+    quick = ["--epochs", "1", "--eval-samples", "4", "--no-compile", "--json"]
+    both = uci.main(["--n-splits", "2", *quick])
+    second = uci.main(["--first-split", "1", "--n-splits", "1", *quick])
+    capsys.readouterr()
+    assert len(both["per_split"]) == 2 and len(second["per_split"]) == 1
+    for name in ("rmse", "log_likelihood", "coverage_90"):
+        assert second["per_split"][0][name] == both["per_split"][1][name]
+    write_split(tmp_path, 0, range(400), range(400, 506))
+    with pytest.raises(FblitzValueError, match="--first-split 3 leaves no split"):
+        uci.main(["--splits", str(tmp_path), "--first-split", "3", *quick])

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from fblitz import layers, likelihoods, metrics, optim
 from fblitz.datasets import load_boston
+from fblitz.examples._cli import example_parser
 from fblitz.predict import mean_std_interval, predict, predictive_mean_std
 from fblitz.random import Key
 from fblitz.train import fit
@@ -75,27 +76,15 @@ def evaluate(model, params, x, y, *, key, n_samples: int, std_multiplier: float,
     }
 
 
-def build_parser(description: str = __doc__.split("\n\n")[0]) -> argparse.ArgumentParser:
+def build_parser(doc: str = __doc__) -> argparse.ArgumentParser:
     """The example's command-line options (shared with :mod:`fblitz.examples.boston_ddp`)."""
-    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=1000, help="passes over the training set")
-    parser.add_argument("--samples", type=int, default=3, help="weight samples per training step (sample_nbr)")
-    parser.add_argument("--eval-samples", type=int, default=25, help="predictions drawn per test point")
+    parser = example_parser(
+        doc, epochs=1000, samples=3, eval_samples=25, batch_size=16, lr=0.01, compile_default=True,
+        threads_help="torch intra-op threads (1 is fastest for this small network)",
+        eval_samples_help="predictions drawn per test point",
+    )  # fmt: skip
     parser.add_argument("--std-multiplier", type=float, default=3.0, help="interval = mean +/- k * std")
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--lr", type=float, default=0.01, help="Adam learning rate")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the key for init, shuffling and noise")
-    parser.add_argument(
-        "--threads", type=int, default=1, help="torch intra-op threads (1 is fastest for this small network)"
-    )
     parser.add_argument("--report-every", type=int, default=100, help="epochs between progress reports (0: none)")
-    parser.add_argument(
-        "--compile",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="compile the gradient step with torch.compile (faster for this small net)",
-    )
-    parser.add_argument("--json", action="store_true", help="print the final metrics as one JSON object")
     return parser
 
 

@@ -29,7 +29,7 @@ from fblitz.tree import tree_map
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = boston.build_parser(__doc__.split("\n\n")[0])
+    parser = boston.build_parser(__doc__)
     parser.add_argument("--mode", choices=("data", "sample"), default="data", help="what the ranks split")
     parser.add_argument(
         "--noise", choices=("per_rank", "shared"), default="per_rank", help="data mode: noise drawn per rank or shared"

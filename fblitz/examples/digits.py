@@ -21,17 +21,15 @@ Run it with ``python -m fblitz.examples.digits`` (``--help`` for options).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
-import time
 
 import torch
 
-from fblitz import likelihoods, metrics, models, optim
-from fblitz.predict import predict
-from fblitz.random import Key, uniform
-from fblitz.train import fit
+from fblitz import models
+from fblitz.examples._classification import train_and_report
+from fblitz.examples._cli import example_parser
+from fblitz.random import Key
 
 # Blundell et al. 2015 (sec. 3.3 and 5.1): a two-scale mixture; BLiTZ's default: N(0, 0.1^2)
 PRIORS = {
@@ -54,53 +52,12 @@ def load_data(dtype: torch.dtype = torch.float32):
     return images(x_train), labels(y_train), images(x_test), labels(y_test)
 
 
-def class_probabilities(model, params, x, *, key, n_samples: int) -> torch.Tensor:
-    """Softmax probabilities of ``n_samples`` weight draws: (S, N, 10)."""
-    return torch.softmax(predict(model, params, x, key=key, n_samples=n_samples), dim=-1)
-
-
-def evaluate(model, params, x, y, *, key, n_samples: int) -> dict:
-    """Accuracy, NLL, ECE and uncertainty of the Monte Carlo predictive on (x, y)."""
-    k_test, k_ood, k_noise = key.split(3)
-    samples = class_probabilities(model, params, x, key=k_test, n_samples=n_samples)
-    probs = samples.mean(dim=0)
-    in_dist = metrics.uncertainty_decomposition(samples)
-    noise_images = uniform(k_noise, x.shape, dtype=x.dtype)
-    ood = metrics.uncertainty_decomposition(
-        class_probabilities(model, params, noise_images, key=k_ood, n_samples=n_samples)
-    )
-    return {
-        "accuracy": metrics.accuracy(probs, y),
-        "nll": metrics.classification_nll(probs, y),
-        "ece": metrics.expected_calibration_error(probs, y, n_bins=15).ece,
-        "brier": metrics.brier_score(probs, y),
-        "entropy_test": float(in_dist.total.mean()),
-        "mutual_information_test": float(in_dist.epistemic.mean()),
-        "entropy_ood": float(ood.total.mean()),
-        "mutual_information_ood": float(ood.epistemic.mean()),
-    }
-
-
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    parser = example_parser(
+        __doc__, epochs=30, samples=1, eval_samples=50, batch_size=32, lr=0.003, plot="the reliability diagram"
     )
-    parser.add_argument("--epochs", type=int, default=30, help="passes over the training set")
-    parser.add_argument("--samples", type=int, default=1, help="weight samples per training step (sample_nbr)")
-    parser.add_argument("--eval-samples", type=int, default=50, help="weight draws for the predictive")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=0.003, help="Adam learning rate")
     parser.add_argument("--train-rows", type=int, default=None, help="use only this many training rows (quick runs)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the key for init, shuffling and noise")
     parser.add_argument("--prior", choices=sorted(PRIORS), default="mixture", help="prior on every weight")
-    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
-    parser.add_argument(
-        "--compile",
-        action=argparse.BooleanOptionalAction,
-        default=False,
-        help="compile the training step with torch.compile",
-    )
-    parser.add_argument("--json", action="store_true", help="print the final metrics as one JSON object")
     return parser.parse_args(argv)
 
 
@@ -111,47 +68,11 @@ def main(argv=None) -> dict:
     if args.train_rows is not None:
         x_train, y_train = x_train[: args.train_rows], y_train[: args.train_rows]
     model = models.lenet(1, 10, input_size=8, padding=2, **PRIORS[args.prior])
-    k_init, k_fit, k_eval = Key(args.seed).split(3)
-    start = time.perf_counter()
-    result = fit(
-        model,
-        model.init(k_init),
-        x_train,
-        y_train,
-        likelihood=likelihoods.categorical(),
-        optimizer=optim.adam(args.lr),
-        key=k_fit,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        n_samples=args.samples,
-        complexity_cost_weight=1.0 / len(x_train),
-        compile=args.compile,
-        progress=None if not args.json else False,
-    )
-    seconds = time.perf_counter() - start
-    scores = evaluate(model, result.params, x_test, y_test, key=k_eval, n_samples=args.eval_samples)
-    history = result.history["loss"]
-    scores.update(
-        train_seconds=seconds,
-        epochs=args.epochs,
-        first_loss=history[0] if history else None,
-        final_loss=history[-1] if history else None,
-    )
-    if args.json:
-        print(json.dumps(scores))
-    else:
-        print(f"Digits (8x8), Bayesian LeNet, {len(x_train)} train / {len(x_test)} test images, {args.epochs} epochs")
-        print(f"  accuracy            {scores['accuracy']:.4f}")
-        print(f"  NLL                 {scores['nll']:.4f}")
-        print(f"  ECE (15 bins)       {scores['ece']:.4f}")
-        print(f"  Brier score         {scores['brier']:.4f}")
-        print(f"  entropy   test {scores['entropy_test']:.3f}   noise images {scores['entropy_ood']:.3f}")
-        print(
-            f"  mutual information  test {scores['mutual_information_test']:.3f}   "
-            f"noise images {scores['mutual_information_ood']:.3f}"
-        )
-        print(f"  training time       {seconds:.1f} s")
-    return scores
+    return train_and_report(
+        model, x_train, y_train, x_test, y_test, args, key=Key(args.seed),
+        title=f"Digits (8x8), Bayesian LeNet, {len(x_train)} train / {len(x_test)} test images",
+        ood_label="noise images",
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

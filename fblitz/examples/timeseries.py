@@ -29,6 +29,7 @@ import time
 import torch
 
 from fblitz import layers, likelihoods, metrics, optim
+from fblitz.examples._cli import example_parser
 from fblitz.predict import gaussian_mixture_mean_std, mean_std_interval, predict
 from fblitz.random import Key, normal
 from fblitz.train import fit
@@ -82,24 +83,17 @@ def evaluate(model, params, x, y, *, key, n_samples: int, std_multiplier: float,
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
+    parser = example_parser(
+        __doc__, epochs=40, samples=2, eval_samples=100, batch_size=64, lr=0.01,
+        eval_samples_help="predictions drawn per test point",
+    )  # fmt: skip
     parser.add_argument("--length", type=int, default=3000, help="points in the generated series")
     parser.add_argument("--noise", type=float, default=0.1, help="standard deviation of the series' noise")
     parser.add_argument("--window", type=int, default=16, help="past values per input window")
     parser.add_argument("--test-fraction", type=float, default=0.2, help="held-out tail of the series")
     parser.add_argument("--hidden", type=int, default=16, help="LSTM hidden size")
-    parser.add_argument("--epochs", type=int, default=40, help="passes over the training windows")
-    parser.add_argument("--samples", type=int, default=2, help="weight samples per training step (sample_nbr)")
-    parser.add_argument("--eval-samples", type=int, default=100, help="predictions drawn per test point")
     parser.add_argument("--std-multiplier", type=float, default=2.0, help="interval = mean +/- k * std")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=0.01, help="Adam learning rate")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the key for data, init, shuffling and noise")
-    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument("--report-every", type=int, default=10, help="epochs between progress reports (0: none)")
-    parser.add_argument("--json", action="store_true", help="print the final metrics as one JSON object")
     return parser.parse_args(argv)
 
 
@@ -135,7 +129,8 @@ def main(argv=None) -> dict:
     result = fit(
         model, params, x_train, y_train, likelihood=likelihoods.heteroscedastic_gaussian(),
         optimizer=optim.adam(args.lr), key=k_fit, epochs=args.epochs, batch_size=args.batch_size,
-        n_samples=args.samples, complexity_cost_weight=1.0 / len(x_train), progress=False, callback=report,
+        n_samples=args.samples, complexity_cost_weight=1.0 / len(x_train), compile=args.compile, progress=False,
+        callback=report,
     )  # fmt: skip
     seconds = time.perf_counter() - start
     scores = score(result.params, k_eval)

