@@ -32,6 +32,7 @@ from fblitz.kl import closed_form_kl, make_plan, monte_carlo_kl
 from fblitz.layers import sample_noise
 from fblitz.likelihoods import as_likelihood
 from fblitz.predict import mfvi_forward, predict, predictive_mean_std
+from fblitz.predictor import make_predictor
 from fblitz.random import Key
 from fblitz.train import make_train_step
 from fblitz.tree import tree_map
@@ -155,6 +156,13 @@ def fblitz_predict(case: Case, *, seed: int = 0) -> Runner:
     return Runner(lambda: mfvi_forward(model, params, x, key=seed + 2, sample_nbr=case.samples))
 
 
+def fblitz_compiled_predict(case: Case, *, seed: int = 0) -> Runner:
+    """``make_predictor(model, compile=True)``: the default draw groups, compiled once."""
+    model, params, x, _ = _setup(case, seed)
+    predictor = make_predictor(model, compile=True)
+    return Runner(lambda: predictive_mean_std(predictor(params, x, key=seed + 2, n_samples=case.samples)))
+
+
 def fblitz_one_call_predict(case: Case, *, seed: int = 0) -> Runner:
     """fblitz's ``predict`` with all S draws in one vectorized call (``sample_batch_size=S``)."""
     model, params, x, _ = _setup(case, seed)
@@ -216,6 +224,8 @@ def implementations(case: Case, *, compile: bool, blitz: bool) -> list[Impl]:
     """Every implementation to run for ``case`` (compiled fblitz only when ``compile``)."""
     if case.task == "predict":
         impls = [Impl("fblitz", "reparameterization", False, fblitz_predict)]
+        if compile:
+            impls += [Impl("fblitz", "reparameterization", True, fblitz_compiled_predict)]
         impls += [Impl("fblitz-one-call", "reparameterization", False, fblitz_one_call_predict)]
         impls += [Impl("loop", "reparameterization", False, loop_predict)]
         impls += [Impl("bmm", "reparameterization", False, bmm_predict)]

@@ -24,6 +24,7 @@ from fblitz import (
     optim,
     posterior,
     predict,
+    predictor,
     priors,
     radial,
     random,
@@ -39,6 +40,7 @@ from fblitz.kl import kl_divergence
 from fblitz.layers import Layer, linear, relu, sample_noise, serial
 from fblitz.objectives import ElboTerms, elbo_samples, negative_elbo, sample_elbo
 from fblitz.predict import mfvi_forward, predict_mean_weights, predictive_mean_std
+from fblitz.predictor import make_predictor
 from fblitz.random import Key, sample_eps, split
 from fblitz.train import fit, kl_weights, make_train_step, minibatch_weights
 
@@ -70,6 +72,7 @@ __all__ = [
     "layers",
     "likelihoods",
     "linear",
+    "make_predictor",
     "make_train_step",
     "metrics",
     "mfvi_forward",
@@ -83,6 +86,7 @@ __all__ = [
     "predict",
     "predict_mean_weights",
     "predictive_mean_std",
+    "predictor",
     "priors",
     "radial",
     "random",

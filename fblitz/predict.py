@@ -22,7 +22,7 @@ from fblitz.objectives import _check_model, over_samples, resolve_sample_count
 from fblitz.random import KeyLike
 from fblitz.tree import PyTree, tree_leaves, tree_map
 
-ROWS_X_DRAWS_PER_CALL = 8192  # the default group size of predict_with_eps: rows x draws per vectorized call
+ROWS_X_DRAWS_PER_CALL = 4096  # the default group size of predict_with_eps: rows x draws per vectorized call
 
 
 def evaluation_forward(model: Layer, state: PyTree | None = None):
@@ -74,6 +74,17 @@ def predict_with_eps(
     def mapped(params, rows, eps):
         return over_samples(lambda e: forward(params, rows, e))(eps)
 
+    return evaluate_in_groups(mapped, params, inputs, eps, batch_size=batch_size, sample_batch_size=sample_batch_size)
+
+
+def evaluate_in_groups(
+    mapped, params: PyTree, inputs: torch.Tensor, eps: PyTree, *, batch_size=None, sample_batch_size=None
+) -> torch.Tensor:
+    """``mapped(params, rows, eps_group) -> (draws, rows, ...)`` over groups of rows and draws.
+
+    The grouping of :func:`predict_with_eps` (``inputs`` already checked);
+    the outputs are concatenated back to (S, B, ...) and checked finite.
+    """
     row_chunks = [inputs]
     if batch_size is not None:
         batch_size = _checks.integer("batch_size", batch_size, minimum=1)
