@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from fblitz.errors import FblitzValueError
+from fblitz.errors import FblitzTypeError, FblitzValueError, NonFiniteError
 from fblitz.metrics import calibration_curve, expected_calibration_error
 
 pytest.importorskip("matplotlib")
@@ -54,10 +54,28 @@ def test_plot_inputs_are_checked():
         plots.regression_band(x, x, x[:5])
     with pytest.raises(FblitzValueError, match="x_train and y_train must be given together"):
         plots.regression_band(x, x, x, x_train=x)
-    with pytest.raises(FblitzValueError, match="bins must be the ReliabilityBins"):
+    with pytest.raises(FblitzTypeError, match="bins must be the ReliabilityBins"):
         plots.reliability_diagram({"ece": 0.1})
-    with pytest.raises(FblitzValueError, match="curves must be a CalibrationCurve"):
+    with pytest.raises(FblitzValueError, match="curves must be a CalibrationCurve.*empty dict"):
         plots.coverage_plot({})
+    with pytest.raises(FblitzTypeError, match="curves must be a CalibrationCurve"):
+        plots.coverage_plot({"a": (x, x)})
+
+
+@pytest.mark.parametrize("multiplier", [0.0, -1.0, float("inf")])
+def test_regression_band_rejects_non_positive_multipliers(multiplier):
+    # before: 0 raised a raw ZeroDivisionError, -1 matplotlib's alpha ValueError, inf drew nothing
+    x = torch.linspace(0, 1, 10)
+    with pytest.raises(FblitzValueError, match=r"multipliers\[1\]"):
+        plots.regression_band(x, x, x, multipliers=(1.0, multiplier))
+
+
+def test_regression_band_rejects_negative_std_and_nan():
+    x = torch.linspace(0, 1, 10)
+    with pytest.raises(FblitzValueError, match="std must be >= 0"):
+        plots.regression_band(x, x, x - 0.5)  # an inverted band was drawn silently
+    with pytest.raises(NonFiniteError, match="mean contains NaN"):
+        plots.regression_band(x, x * float("nan"), x)
 
 
 def test_toy_regression_band_widens_outside_the_data(tmp_path, capsys):
