@@ -62,7 +62,7 @@ def over_samples(fn):
 
     def run(eps):
         leaves = tree_leaves(eps)
-        if leaves and leaves[0].shape[0] == 1:
+        if leaves and all(leaf.shape[0] == 1 for leaf in leaves):
             return tree_map(lambda t: t.unsqueeze(0), fn(tree_map(lambda t: t[0], eps)))
         return mapped(eps)
 
