@@ -117,7 +117,7 @@ def test_bad_arguments(one_rank):
         distributed.make_distributed_step(model, likelihood, optimizer, mode="pipeline")
     with pytest.raises(FblitzValueError, match="noise"):
         distributed.make_distributed_step(model, likelihood, optimizer, noise="global")
-    with pytest.raises(FblitzTypeError, match="optimizer"):
+    with pytest.raises(FblitzTypeError, match="optimizer must be .* fblitz.interop.from_torchopt"):
         distributed.make_distributed_step(model, likelihood, torch.optim.SGD)
     with pytest.raises(FblitzValueError, match="stateless"):
         distributed.make_distributed_step(
