@@ -112,7 +112,7 @@ class TrainStep(NamedTuple):
         return self.guarded(params, opt_state, state, key, inputs, targets, complexity_cost_weight)[:4]
 
 
-def check_optimizer(optimizer: object) -> GradientTransformation:
+def _check_optimizer(optimizer: object) -> GradientTransformation:
     """``optimizer`` if it is a fblitz :class:`~fblitz.optim.GradientTransformation`; else FblitzTypeError."""
     if not isinstance(optimizer, GradientTransformation):
         raise FblitzTypeError(
@@ -143,7 +143,7 @@ def make_train_step(
     """
     model = _check_model(model)
     likelihood = as_likelihood(likelihood)
-    check_optimizer(optimizer)
+    _check_optimizer(optimizer)
     n_samples = _checks.integer("n_samples", n_samples, minimum=1)
     _checks.one_of("kl_mode", kl_mode, KL_MODES)
     if estimator is not None:

@@ -51,7 +51,7 @@ from fblitz.likelihoods import as_likelihood
 from fblitz.objectives import ElboTerms, _check_model, elbo_grad
 from fblitz.optim import GradientTransformation, apply_updates
 from fblitz.random import as_key
-from fblitz.train import check_optimizer
+from fblitz.train import _check_optimizer
 from fblitz.tree import tree_leaves, tree_map, tree_structure
 
 MODES = ("data", "sample")
@@ -105,7 +105,7 @@ def make_distributed_step(
     """
     model = _check_model(model)
     likelihood = as_likelihood(likelihood)
-    check_optimizer(optimizer)
+    _check_optimizer(optimizer)
     _checks.one_of("mode", mode, MODES)
     _checks.one_of("noise", noise, NOISE_MODES)
     n_samples = _checks.integer("n_samples", n_samples, minimum=1)
