@@ -39,12 +39,22 @@ def test_regression_band_draws_the_bands_the_mean_and_the_data(tmp_path):
 def test_reliability_and_coverage_plots(tmp_path):
     probs = torch.softmax(torch.randn(200, 4, generator=torch.Generator().manual_seed(0)), dim=1)
     labels = torch.arange(200) % 4
-    plots.reliability_diagram(expected_calibration_error(probs, labels, n_bins=10).bins, path=tmp_path / "rel.png")
+    bins = expected_calibration_error(probs, labels, n_bins=10).bins
+    figure = plots.reliability_diagram(bins, path=tmp_path / "rel.png")
     assert_real_png(tmp_path / "rel.png")
+    # the dots are (mean confidence, accuracy) of exactly the non-empty bins, the bars their accuracies
+    filled = bins.count > 0
+    dots = torch.from_numpy(figure.axes[0].lines[0].get_xydata())
+    torch.testing.assert_close(dots, torch.stack([bins.confidence[filled], bins.accuracy[filled]], 1).double())
+    heights = [bar.get_height() for bar in figure.axes[0].patches]
+    assert heights == pytest.approx(bins.accuracy[filled].tolist())
     y = torch.linspace(-2, 2, 50)
     curve = calibration_curve(y, mean=torch.zeros(50), std=torch.ones(50))
-    figure = plots.coverage_plot({"a": curve, "b": curve}, title="t", path=tmp_path / "cov.png")
+    wide = calibration_curve(y, mean=torch.zeros(50), std=torch.full((50,), 3.0))
+    figure = plots.coverage_plot({"a": curve, "b": wide}, title="t", path=tmp_path / "cov.png")
     assert len(figure.axes[0].lines) == 3
+    for line, c in zip(figure.axes[0].lines, (curve, wide)):
+        torch.testing.assert_close(torch.from_numpy(line.get_xydata()), torch.stack([c.nominal, c.observed], 1))
     assert_real_png(tmp_path / "cov.png")
 
 
