@@ -52,7 +52,7 @@ class ElboTerms(NamedTuple):
 def over_samples(fn):
     """``fn(eps_s) -> outputs`` mapped over the leading sample axis of ``eps``.
 
-    ``torch.func.vmap`` for S > 1. A single draw is evaluated directly on
+    ``torch.func.vmap`` for S > 1. A single draw (every leaf with S = 1) is evaluated directly on
     ``eps[0]`` (and its outputs given back their sample axis): the result is
     the same -- every layer's sample under ``vmap`` equals the layer alone,
     which the layer contract test checks -- without vmap's per-op overhead,

@@ -63,7 +63,9 @@ def predict_with_eps(
       faster (the activations stay in cache; see benchmarks/README.md).
       Pass ``sample_batch_size=S`` for a single call.
 
-    ``state``: see :func:`evaluation_forward`.
+    ``state``: see :func:`evaluation_forward`. Every tensor of ``eps`` must
+    have the same leading sample count S (FblitzValueError otherwise, also
+    for a noise tree without tensors: a model that draws no noise).
     """
     _checks.tensor("inputs", inputs)
     _checks.like_params("inputs", inputs, params)
