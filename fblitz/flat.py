@@ -6,7 +6,7 @@ A flat dict maps a dotted path to each tensor leaf, the way
 that expect a ``state_dict``, or to compare two runs key by key.
 :func:`from_flat_dict` needs a template tree (``model.init(...)`` or any
 params of the same model) for the structure; it rejects missing and
-unexpected keys and any shape or dtype that differs from the template's.
+unexpected keys and any shape, dtype or device that differs from the template's.
 
 Example:
     >>> import torch
@@ -48,6 +48,9 @@ def _named_leaves(tree: PyTree, name: str) -> tuple[list[str], list, optree.PyTr
                 f"{name} has a key that cannot be part of a dotted name: {bad[0]!r} in path {tuple(path)}"
             )
         names.append(SEPARATOR.join(parts))
+    if len(set(names)) != len(names):  # e.g. keys 0 and "0" of one dict: a leaf would be lost
+        clash = next(n for n in names if names.count(n) > 1)
+        raise FblitzValueError(f"{name} has two leaves with the same dotted name {clash!r}; give them distinct keys")
     return names, leaves, spec
 
 
@@ -66,7 +69,8 @@ def to_flat_dict(params: PyTree) -> dict[str, torch.Tensor]:
 
     Raises:
         FblitzTypeError: a leaf is not a tensor.
-        FblitzValueError: a key is empty or contains ``"."``.
+        FblitzValueError: a key is empty or contains ``"."``, or two leaves
+            would get the same dotted name (e.g. keys ``0`` and ``"0"``).
 
     Example:
         >>> import torch
@@ -86,7 +90,7 @@ def from_flat_dict(flat: Mapping[str, torch.Tensor], like: PyTree) -> PyTree:
     Args:
         flat: mapping from dotted paths to tensors, e.g. a loaded ``torch.save``
             file or a ``state_dict`` written by :func:`to_flat_dict`.
-        like: a tree with the wanted structure, shapes and dtypes (e.g.
+        like: a tree with the wanted structure, shapes, dtypes and devices (e.g.
             ``model.init(0)``); only its structure and leaf metadata are read.
 
     Returns:
@@ -94,7 +98,8 @@ def from_flat_dict(flat: Mapping[str, torch.Tensor], like: PyTree) -> PyTree:
 
     Raises:
         FblitzValueError: ``flat`` lacks a key of ``like`` or has a key ``like``
-            does not, or a tensor's shape or dtype differs from ``like``'s.
+            does not, or a tensor's shape, dtype or device differs from ``like``'s
+            (load a ``torch.save`` file with ``map_location`` first).
         FblitzTypeError: ``flat`` is not a mapping or holds a non-tensor.
 
     Example:
@@ -118,10 +123,10 @@ def from_flat_dict(flat: Mapping[str, torch.Tensor], like: PyTree) -> PyTree:
         value = flat[name]
         if not isinstance(value, torch.Tensor):
             raise FblitzTypeError(f"flat['{name}'] must be a tensor, got {type(value).__name__}")
-        if value.shape != reference.shape or value.dtype != reference.dtype:
+        if (value.shape, value.dtype, value.device) != (reference.shape, reference.dtype, reference.device):
             raise FblitzValueError(
-                f"flat['{name}'] must have like's shape and dtype {tuple(reference.shape)} {reference.dtype}, "
-                f"got {tuple(value.shape)} {value.dtype}"
+                f"flat['{name}'] must have like's shape, dtype and device {tuple(reference.shape)} "
+                f"{reference.dtype} {reference.device}, got {tuple(value.shape)} {value.dtype} {value.device}"
             )
         leaves.append(value)
     return optree.tree_unflatten(spec, leaves)

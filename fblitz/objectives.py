@@ -52,7 +52,7 @@ class ElboTerms(NamedTuple):
 def over_samples(fn):
     """``fn(eps_s) -> outputs`` mapped over the leading sample axis of ``eps``.
 
-    ``torch.func.vmap`` for S > 1. A single draw is evaluated directly on
+    ``torch.func.vmap`` for S > 1. A single draw (every leaf with S = 1) is evaluated directly on
     ``eps[0]`` (and its outputs given back their sample axis): the result is
     the same -- every layer's sample under ``vmap`` equals the layer alone,
     which the layer contract test checks -- without vmap's per-op overhead,
@@ -62,7 +62,7 @@ def over_samples(fn):
 
     def run(eps):
         leaves = tree_leaves(eps)
-        if leaves and leaves[0].shape[0] == 1:
+        if leaves and all(leaf.shape[0] == 1 for leaf in leaves):
             return tree_map(lambda t: t.unsqueeze(0), fn(tree_map(lambda t: t[0], eps)))
         return mapped(eps)
 

@@ -19,7 +19,7 @@ import os
 import torch
 
 from fblitz import _checks
-from fblitz.errors import FblitzValueError
+from fblitz.errors import FblitzTypeError, FblitzValueError
 from fblitz.metrics import CalibrationCurve, ReliabilityBins
 
 
@@ -34,15 +34,27 @@ def _figure(size=(6.0, 4.0)):
     return figure, figure.add_subplot()
 
 
-def _finish(figure, path: str | os.PathLike | None):
+def _finish(figure, axes, title: str | None, path: str | os.PathLike | None):
+    axes.legend(loc="upper left", fontsize="small")
+    if title:
+        axes.set_title(title)
     figure.tight_layout()
     if path is not None:
         figure.savefig(os.fspath(path), format="png")
     return figure
 
 
+def _unit_square(axes, xlabel: str, ylabel: str) -> None:
+    """Both axes on [0, 1] with the diagonal (perfect calibration) dashed."""
+    axes.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
+    axes.set_xlim(0.0, 1.0)
+    axes.set_ylim(0.0, 1.0)
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(ylabel)
+
+
 def _vector(name: str, value: torch.Tensor, length: int | None = None) -> torch.Tensor:
-    _checks.tensor(name, value, floating=True)
+    _checks.tensor(name, value, floating=True, finite=True)
     flat = value.detach().reshape(-1).double().cpu()
     if value.dim() > 2 or (value.dim() == 2 and value.shape[1] != 1):
         raise FblitzValueError(f"{name} must have shape (N,) or (N, 1), got {tuple(value.shape)}")
@@ -67,10 +79,10 @@ def regression_band(
 
     Args:
         x_grid: (G,) or (G, 1) grid of inputs, increasing.
-        mean, std: (G,) or (G, 1) predictive mean and standard deviation on the grid.
+        mean, std: (G,) or (G, 1) predictive mean and standard deviation (>= 0) on the grid.
         x_train, y_train: optional training points, shown as dots.
         truth: optional (G,) noise-free function on the grid, dashed.
-        multipliers: the ``k`` of each band, widest drawn lightest.
+        multipliers: the ``k`` of each band (each > 0), widest drawn lightest.
         title: optional axes title.
         path: if given, save the figure there as a PNG.
 
@@ -86,6 +98,11 @@ def regression_band(
     """
     grid = _vector("x_grid", x_grid)
     mean, std = _vector("mean", mean, len(grid)), _vector("std", std, len(grid))
+    if (std < 0).any():
+        raise FblitzValueError(f"std must be >= 0 everywhere, got a minimum of {std.min()}")
+    if not isinstance(multipliers, (tuple, list)):
+        raise FblitzTypeError(f"multipliers must be a tuple of positive numbers, got {multipliers!r}")
+    multipliers = [_checks.positive(f"multipliers[{i}]", k) for i, k in enumerate(multipliers)]
     figure, axes = _figure()
     for k in sorted(multipliers, reverse=True):
         alpha = 0.15 + 0.25 / k
@@ -100,10 +117,7 @@ def regression_band(
         axes.plot(xs, _vector("y_train", y_train, len(xs)), ".", color="C3", ms=3, label="training data")
     axes.set_xlabel("x")
     axes.set_ylabel("y")
-    axes.legend(loc="upper left", fontsize="small")
-    if title:
-        axes.set_title(title)
-    return _finish(figure, path)
+    return _finish(figure, axes, title, path)
 
 
 def reliability_diagram(bins: ReliabilityBins, *, title: str | None = None, path: str | os.PathLike | None = None):
@@ -127,7 +141,7 @@ def reliability_diagram(bins: ReliabilityBins, *, title: str | None = None, path
         [0.0, 1.0]
     """
     if not isinstance(bins, ReliabilityBins):
-        raise FblitzValueError(f"bins must be the ReliabilityBins of expected_calibration_error, got {bins!r}")
+        raise FblitzTypeError(f"bins must be the ReliabilityBins of expected_calibration_error, got {bins!r}")
     filled = bins.count > 0
     lower, upper, confidence, accuracy = (
         t[filled].double().cpu().numpy() for t in (bins.lower, bins.upper, bins.confidence, bins.accuracy)
@@ -136,15 +150,8 @@ def reliability_diagram(bins: ReliabilityBins, *, title: str | None = None, path
     axes.bar(lower, accuracy, width=upper - lower, align="edge", color="C0", edgecolor="k", lw=0.5, alpha=0.6,
              label="accuracy of the bin")  # fmt: skip
     axes.plot(confidence, accuracy, "o", color="C1", ms=4, label="(mean confidence, accuracy)")
-    axes.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
-    axes.set_xlim(0.0, 1.0)
-    axes.set_ylim(0.0, 1.0)
-    axes.set_xlabel("confidence (mean of the top probability)")
-    axes.set_ylabel("accuracy")
-    axes.legend(loc="upper left", fontsize="small")
-    if title:
-        axes.set_title(title)
-    return _finish(figure, path)
+    _unit_square(axes, "confidence (mean of the top probability)", "accuracy")
+    return _finish(figure, axes, title, path)
 
 
 def coverage_plot(
@@ -173,17 +180,13 @@ def coverage_plot(
     """
     if isinstance(curves, CalibrationCurve):
         curves = {"observed": curves}
-    if not isinstance(curves, dict) or not curves or not all(isinstance(c, CalibrationCurve) for c in curves.values()):
-        raise FblitzValueError(f"curves must be a CalibrationCurve or a non-empty dict of them, got {curves!r}")
+    if not isinstance(curves, dict) or not all(isinstance(c, CalibrationCurve) for c in curves.values()):
+        raise FblitzTypeError(f"curves must be a CalibrationCurve or a non-empty dict of them, got {curves!r}")
+    if not curves:
+        raise FblitzValueError("curves must be a CalibrationCurve or a non-empty dict of them, got an empty dict")
     figure, axes = _figure((5.0, 5.0))
     for label, curve in curves.items():
-        axes.plot(curve.nominal.cpu().numpy(), curve.observed.cpu().numpy(), "o-", ms=3, label=label)
-    axes.plot([0, 1], [0, 1], "k--", lw=1, label="calibrated")
-    axes.set_xlim(0.0, 1.0)
-    axes.set_ylim(0.0, 1.0)
-    axes.set_xlabel("nominal coverage of the central interval")
-    axes.set_ylabel("observed coverage")
-    axes.legend(loc="upper left", fontsize="small")
-    if title:
-        axes.set_title(title)
-    return _finish(figure, path)
+        nominal, observed = (t.detach().double().cpu().numpy() for t in (curve.nominal, curve.observed))
+        axes.plot(nominal, observed, "o-", ms=3, label=label)
+    _unit_square(axes, "nominal coverage of the central interval", "observed coverage")
+    return _finish(figure, axes, title, path)

@@ -63,7 +63,9 @@ def predict_with_eps(
       faster (the activations stay in cache; see benchmarks/README.md).
       Pass ``sample_batch_size=S`` for a single call.
 
-    ``state``: see :func:`evaluation_forward`.
+    ``state``: see :func:`evaluation_forward`. Every tensor of ``eps`` must
+    have the same leading sample count S (FblitzValueError otherwise, also
+    for a noise tree without tensors: a model that draws no noise).
     """
     _checks.tensor("inputs", inputs)
     _checks.like_params("inputs", inputs, params)
@@ -82,9 +84,11 @@ def evaluate_in_groups(
 ) -> torch.Tensor:
     """``mapped(params, rows, eps_group) -> (draws, rows, ...)`` over groups of rows and draws.
 
-    The grouping of :func:`predict_with_eps` (``inputs`` already checked);
-    the outputs are concatenated back to (S, B, ...) and checked finite.
+    The grouping of :func:`predict_with_eps` (``inputs`` already checked,
+    ``eps`` checked here); the outputs are concatenated back to (S, B, ...)
+    and checked finite.
     """
+    count = _shared_sample_count(eps)
     row_chunks = [inputs]
     if batch_size is not None:
         batch_size = _checks.integer("batch_size", batch_size, minimum=1)
@@ -94,21 +98,25 @@ def evaluate_in_groups(
     if sample_batch_size is None:
         rows = row_chunks[0].shape[0] if inputs.dim() else 1
         sample_batch_size = max(1, ROWS_X_DRAWS_PER_CALL // max(rows, 1))
-        eps_groups = _split_samples(eps, sample_batch_size) if tree_leaves(eps) else [eps]
     else:
         sample_batch_size = _checks.integer("sample_batch_size", sample_batch_size, minimum=1)
-        eps_groups = _split_samples(eps, sample_batch_size)
+    size = sample_batch_size
+    eps_groups = [tree_map(lambda t, i=i: t[i : i + size], eps) for i in range(0, count, size)]
     outputs = [torch.cat([mapped(params, rows, group) for rows in row_chunks], dim=1) for group in eps_groups]
     return _checks.finite_result("the predictions", torch.cat(outputs, dim=0))
 
 
-def _split_samples(eps: PyTree, size: int) -> list[PyTree]:
-    """``eps`` cut along its leading sample axis into groups of ``size`` draws."""
+def _shared_sample_count(eps: PyTree) -> int:
+    """The sample count S that every tensor leaf of ``eps`` has as its leading axis."""
     leaves = tree_leaves(eps)
     if not leaves:
-        raise FblitzValueError("sample_batch_size needs a noise tree with a sample axis, got one without tensors")
-    count = leaves[0].shape[0]
-    return [tree_map(lambda t, start=start: t[start : start + size], eps) for start in range(0, count, size)]
+        raise FblitzValueError("eps holds no tensors: the model draws no noise (no Gaussian node, no seed)")
+    counts = {leaf.shape[0] if isinstance(leaf, torch.Tensor) and leaf.dim() else None for leaf in leaves}
+    if None in counts:
+        raise FblitzValueError("eps leaves must be tensors with a leading sample axis S")
+    if len(counts) != 1:
+        raise FblitzValueError(f"eps leaves must share one leading sample count S, got {sorted(counts)}")
+    return counts.pop()
 
 
 def predict(

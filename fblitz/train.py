@@ -112,6 +112,16 @@ class TrainStep(NamedTuple):
         return self.guarded(params, opt_state, state, key, inputs, targets, complexity_cost_weight)[:4]
 
 
+def _check_optimizer(optimizer: object) -> GradientTransformation:
+    """``optimizer`` if it is a fblitz :class:`~fblitz.optim.GradientTransformation`; else FblitzTypeError."""
+    if not isinstance(optimizer, GradientTransformation):
+        raise FblitzTypeError(
+            f"optimizer must be a fblitz.optim GradientTransformation (wrap a torchopt optimizer with "
+            f"fblitz.interop.from_torchopt), got {optimizer!r}"
+        )
+    return optimizer
+
+
 def make_train_step(
     model: Layer,
     likelihood,
@@ -133,11 +143,7 @@ def make_train_step(
     """
     model = _check_model(model)
     likelihood = as_likelihood(likelihood)
-    if not isinstance(optimizer, GradientTransformation):
-        raise FblitzTypeError(
-            f"optimizer must be a fblitz.optim GradientTransformation (wrap a torchopt optimizer with "
-            f"fblitz.interop.from_torchopt), got {optimizer!r}"
-        )
+    _check_optimizer(optimizer)
     n_samples = _checks.integer("n_samples", n_samples, minimum=1)
     _checks.one_of("kl_mode", kl_mode, KL_MODES)
     if estimator is not None:

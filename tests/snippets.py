@@ -1,8 +1,8 @@
 """Extract the ```python blocks of a Markdown file, so the docs' code is run by the tests.
 
 A block preceded by the line ``<!-- no-run -->`` is returned with ``run=False``
-(kept for code that cannot run in the test environment, e.g. the ``fblitz.compat``
-snippets of the porting guide); every other ```python block is meant to run.
+(kept for BLiTZ's own code, shown for comparison: tests/test_docs.py allows it for
+nothing else); every other ```python block is meant to run.
 """
 
 from __future__ import annotations

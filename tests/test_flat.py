@@ -72,8 +72,10 @@ def test_missing_and_unexpected_keys_are_named():
 def test_shape_dtype_and_type_mismatches_raise():
     params = MODELS["mlp"]().init(0)
     for bad, error, pattern in (
-        (torch.zeros(2, 4, 1), FblitzValueError, r"flat\['2.weight.mu'\] must have like's shape and dtype \(2, 4\)"),
-        (torch.zeros(2, 4, dtype=torch.float64), FblitzValueError, "torch.float32, got .* torch.float64"),
+        (torch.zeros(2, 4, 1), FblitzValueError, r"flat\['2.weight.mu'\] must have like's shape, dtype and dev"),
+        (torch.zeros(2, 4, dtype=torch.float64), FblitzValueError, "torch.float32 cpu, got .* torch.float64"),
+        # another device (meta stands in for cuda on a CPU-only machine) was accepted silently
+        (torch.zeros(2, 4, device="meta"), FblitzValueError, "torch.float32 cpu, got .* torch.float32 meta"),
         ([[0.0] * 4] * 2, FblitzTypeError, r"flat\['2.weight.mu'\] must be a tensor, got list"),
     ):
         with pytest.raises(error, match=pattern):
@@ -85,5 +87,7 @@ def test_shape_dtype_and_type_mismatches_raise():
 def test_keys_that_would_make_ambiguous_names_are_rejected():
     with pytest.raises(FblitzValueError, match="'a.b'"):
         to_flat_dict({"a.b": torch.zeros(1)})
+    with pytest.raises(FblitzValueError, match="two leaves with the same dotted name '0'"):
+        to_flat_dict({0: torch.zeros(1), "0": torch.ones(1)})  # one leaf was silently dropped
     with pytest.raises(FblitzTypeError, match="must hold only tensors"):
         to_flat_dict({"a": 1.0})

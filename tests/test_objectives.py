@@ -195,3 +195,18 @@ def test_one_draw_skips_vmap_with_the_same_result(estimator):
     plan = make_plan(params, model.priors, "closed_form")
     for a, b in zip(grad_fn(params, state, one, x, y, 0.1, plan), grad_fn(params, state, two, x, y, 0.1, plan)):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_over_samples_takes_the_direct_path_only_when_every_leaf_has_one_draw():
+    from fblitz.objectives import over_samples
+
+    calls = []
+
+    def fn(eps):
+        calls.append(eps["a"].dim())
+        return eps["a"] * 2 + eps["b"].sum()
+
+    one = over_samples(fn)({"a": torch.ones(1, 2), "b": torch.ones(1, 3)})
+    assert calls == [1] and torch.equal(one, torch.full((1, 2), 5.0))  # direct: fn saw unbatched (2,) leaves
+    with pytest.raises(ValueError, match="same size in the mapped dimension"):  # before: silently used b[0] only
+        over_samples(fn)({"a": torch.ones(1, 2), "b": torch.ones(3, 3)})

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from fblitz.errors import FblitzValueError
+from fblitz.errors import FblitzTypeError, FblitzValueError, NonFiniteError
 from fblitz.metrics import calibration_curve, expected_calibration_error
 
 pytest.importorskip("matplotlib")
@@ -39,12 +39,22 @@ def test_regression_band_draws_the_bands_the_mean_and_the_data(tmp_path):
 def test_reliability_and_coverage_plots(tmp_path):
     probs = torch.softmax(torch.randn(200, 4, generator=torch.Generator().manual_seed(0)), dim=1)
     labels = torch.arange(200) % 4
-    plots.reliability_diagram(expected_calibration_error(probs, labels, n_bins=10).bins, path=tmp_path / "rel.png")
+    bins = expected_calibration_error(probs, labels, n_bins=10).bins
+    figure = plots.reliability_diagram(bins, path=tmp_path / "rel.png")
     assert_real_png(tmp_path / "rel.png")
+    # the dots are (mean confidence, accuracy) of exactly the non-empty bins, the bars their accuracies
+    filled = bins.count > 0
+    dots = torch.from_numpy(figure.axes[0].lines[0].get_xydata())
+    torch.testing.assert_close(dots, torch.stack([bins.confidence[filled], bins.accuracy[filled]], 1).double())
+    heights = [bar.get_height() for bar in figure.axes[0].patches]
+    assert heights == pytest.approx(bins.accuracy[filled].tolist())
     y = torch.linspace(-2, 2, 50)
     curve = calibration_curve(y, mean=torch.zeros(50), std=torch.ones(50))
-    figure = plots.coverage_plot({"a": curve, "b": curve}, title="t", path=tmp_path / "cov.png")
+    wide = calibration_curve(y, mean=torch.zeros(50), std=torch.full((50,), 3.0))
+    figure = plots.coverage_plot({"a": curve, "b": wide}, title="t", path=tmp_path / "cov.png")
     assert len(figure.axes[0].lines) == 3
+    for line, c in zip(figure.axes[0].lines, (curve, wide)):
+        torch.testing.assert_close(torch.from_numpy(line.get_xydata()), torch.stack([c.nominal, c.observed], 1))
     assert_real_png(tmp_path / "cov.png")
 
 
@@ -54,10 +64,28 @@ def test_plot_inputs_are_checked():
         plots.regression_band(x, x, x[:5])
     with pytest.raises(FblitzValueError, match="x_train and y_train must be given together"):
         plots.regression_band(x, x, x, x_train=x)
-    with pytest.raises(FblitzValueError, match="bins must be the ReliabilityBins"):
+    with pytest.raises(FblitzTypeError, match="bins must be the ReliabilityBins"):
         plots.reliability_diagram({"ece": 0.1})
-    with pytest.raises(FblitzValueError, match="curves must be a CalibrationCurve"):
+    with pytest.raises(FblitzValueError, match="curves must be a CalibrationCurve.*empty dict"):
         plots.coverage_plot({})
+    with pytest.raises(FblitzTypeError, match="curves must be a CalibrationCurve"):
+        plots.coverage_plot({"a": (x, x)})
+
+
+@pytest.mark.parametrize("multiplier", [0.0, -1.0, float("inf")])
+def test_regression_band_rejects_non_positive_multipliers(multiplier):
+    # before: 0 raised a raw ZeroDivisionError, -1 matplotlib's alpha ValueError, inf drew nothing
+    x = torch.linspace(0, 1, 10)
+    with pytest.raises(FblitzValueError, match=r"multipliers\[1\]"):
+        plots.regression_band(x, x, x, multipliers=(1.0, multiplier))
+
+
+def test_regression_band_rejects_negative_std_and_nan():
+    x = torch.linspace(0, 1, 10)
+    with pytest.raises(FblitzValueError, match="std must be >= 0"):
+        plots.regression_band(x, x, x - 0.5)  # an inverted band was drawn silently
+    with pytest.raises(NonFiniteError, match="mean contains NaN"):
+        plots.regression_band(x, x * float("nan"), x)
 
 
 def test_toy_regression_band_widens_outside_the_data(tmp_path, capsys):

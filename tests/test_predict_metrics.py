@@ -5,7 +5,7 @@ import torch
 
 from fblitz import metrics
 from fblitz.errors import FblitzValueError
-from fblitz.layers import dropout, linear, relu, serial
+from fblitz.layers import dropout, linear, relu, sample_noise, serial
 from fblitz.predict import (
     gaussian_mixture_mean_std,
     mean_std_interval,
@@ -133,3 +133,19 @@ def test_gaussian_mixture_log_likelihood():
         metrics.gaussian_mixture_log_likelihood(means, stds, y.unsqueeze(0))
     with pytest.raises(FblitzValueError, match="stds must be > 0"):
         metrics.gaussian_mixture_log_likelihood(means, -stds, y)
+
+
+def test_predict_with_eps_checks_the_noise_tree():
+    # Before: the S = 1 shortcut and the draw groups read S from the first leaf only, so
+    # leaves with different sample counts silently lost draws; a noise-free model leaked vmap's error.
+    model = mlp(3, 4, 1)
+    params = model.init(0)
+    x = randn(1, 2, 3)
+    for total, first in ((6, 4), (3, 1)):
+        eps = sample_noise(model, 0, params, total)
+        eps["0"]["bias"] = eps["0"]["bias"][:first]
+        with pytest.raises(FblitzValueError, match=rf"one leading sample count S, got \[{first}, {total}\]"):
+            predict_with_eps(model, params, x, eps, sample_batch_size=4)
+    deterministic = serial(relu)
+    with pytest.raises(FblitzValueError, match="eps holds no tensors"):
+        predict(deterministic, deterministic.init(0), x, key=0, n_samples=3)

@@ -43,7 +43,7 @@ import torch.distributed as dist
 from fblitz import _checks
 from fblitz.distributed.collectives import all_reduce_tree
 from fblitz.distributed.sharding import NOISE_MODES, rank_key, shard
-from fblitz.errors import FblitzTypeError, FblitzValueError, NonFiniteStepError
+from fblitz.errors import FblitzValueError, NonFiniteStepError
 from fblitz.estimators import check_estimator
 from fblitz.kl import KL_MODES, make_plan
 from fblitz.layers.base import Layer, is_stateful, sample_noise
@@ -51,6 +51,7 @@ from fblitz.likelihoods import as_likelihood
 from fblitz.objectives import ElboTerms, _check_model, elbo_grad
 from fblitz.optim import GradientTransformation, apply_updates
 from fblitz.random import as_key
+from fblitz.train import _check_optimizer
 from fblitz.tree import tree_leaves, tree_map, tree_structure
 
 MODES = ("data", "sample")
@@ -104,8 +105,7 @@ def make_distributed_step(
     """
     model = _check_model(model)
     likelihood = as_likelihood(likelihood)
-    if not isinstance(optimizer, GradientTransformation):
-        raise FblitzTypeError(f"optimizer must be a fblitz.optim GradientTransformation, got {optimizer!r}")
+    _check_optimizer(optimizer)
     _checks.one_of("mode", mode, MODES)
     _checks.one_of("noise", noise, NOISE_MODES)
     n_samples = _checks.integer("n_samples", n_samples, minimum=1)

@@ -16,6 +16,7 @@ one-process group. ``--help`` lists the options.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -42,17 +43,30 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _single_process_defaults() -> None:
-    if "RANK" not in os.environ:
-        os.environ.update(RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(distributed.free_port()))
+@contextlib.contextmanager
+def _single_process_defaults():
+    """Without a launcher, a one-rank group's variables for the block; the environment is restored after."""
+    if "RANK" in os.environ:
+        yield
+        return
+    added = dict(RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(distributed.free_port()))
+    saved = {name: os.environ.get(name) for name in added}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def main(argv=None) -> dict | None:
     """Train on this rank; rank 0 returns the final metrics, the other ranks None."""
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    _single_process_defaults()
-    with distributed.process_group(args.backend, timeout=args.timeout) as world:
+    with _single_process_defaults(), distributed.process_group(args.backend, timeout=args.timeout) as world:
         x_train, y_train, x_test, y_test, target_std = (
             t.to(world.device) if isinstance(t, torch.Tensor) else t for t in boston.load_data()
         )
