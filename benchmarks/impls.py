@@ -226,7 +226,7 @@ def implementations(case: Case, *, compile: bool, blitz: bool) -> list[Impl]:
         impls = [Impl("fblitz", "reparameterization", False, fblitz_predict)]
         if compile:
             impls += [Impl("fblitz", "reparameterization", True, fblitz_compiled_predict)]
-        impls += [Impl("fblitz-one-call", "reparameterization", False, fblitz_one_call_predict)]
+        impls += [Impl("vmap-one-call", "reparameterization", False, fblitz_one_call_predict)]
         impls += [Impl("loop", "reparameterization", False, loop_predict)]
         impls += [Impl("bmm", "reparameterization", False, bmm_predict)]
         return impls + ([Impl("blitz", "reparameterization", False, blitz_predict)] if blitz else [])

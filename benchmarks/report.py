@@ -1,6 +1,6 @@
 """Tables, ratios, the target checklist and the README section, from a list of records.
 
-A record is a dict with ``impl`` (``fblitz-eager``, ``fblitz-compiled``, ``fblitz-one-call``, ``loop``,
+A record is a dict with ``impl`` (``fblitz-eager``, ``fblitz-compiled``, ``vmap-one-call``, ``loop``,
 ``bmm``, ``blitz``), ``task``, ``model``, ``batch``, ``samples``, ``estimator``,
 ``threads``, ``ms_median``, ``ms_min``, ``peak_mb`` and ``compile_s`` (compiled
 rows). Every ratio compares medians from the same run. ``x blitz`` is

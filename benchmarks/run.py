@@ -28,7 +28,7 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--json", metavar="PATH", help="save the records as JSON")
     p.add_argument("--threads", type=int, default=2, help="torch intra-op threads (default 2)")
     p.add_argument("--cases", metavar="PATTERN", help="comma-separated filter, e.g. '13-512-1,S16' or 'predict'")
-    impl_names = "fblitz-eager,fblitz-compiled,fblitz-one-call,loop,bmm,blitz"
+    impl_names = "fblitz-eager,fblitz-compiled,vmap-one-call,loop,bmm,blitz"
     p.add_argument("--impls", metavar="NAMES", help=f"subset of {impl_names}")
     p.add_argument("--no-compile", action="store_true", help="skip the compiled fblitz rows")
     p.add_argument("--no-blitz", action="store_true", help="skip BLiTZ even when it is installed")
