@@ -154,6 +154,12 @@ def test_process_group_reports_the_failing_rank_and_leaves_the_group(monkeypatch
     assert not torch.distributed.is_initialized()
 
 
+def test_process_group_leaves_a_group_it_did_not_create_running(one_rank):
+    with distributed.process_group("gloo", timeout=30) as world:
+        assert world == one_rank
+    assert torch.distributed.is_initialized()  # the fixture owns it and shuts it down
+
+
 def test_a_non_finite_step_raises_naming_epoch_and_step(one_rank):
     model, params, x, y = problem()
     y = y.clone()

@@ -106,9 +106,12 @@ def shutdown() -> None:
 def process_group(backend: str | None = None, *, timeout: float = DEFAULT_TIMEOUT) -> Iterator[World]:
     """:func:`init` on entry, :func:`shutdown` on exit.
 
-    An exception inside the block is reported on stderr with the rank before
-    it propagates, so the launcher's log says which rank failed first.
+    A group that was already initialised when the block was entered is used
+    as it is and left running on exit (its owner shuts it down). An exception
+    inside the block is reported on stderr with the rank before it
+    propagates, so the launcher's log says which rank failed first.
     """
+    owned = not (dist.is_available() and dist.is_initialized())
     world = init(backend, timeout=timeout)
     try:
         yield world
@@ -116,7 +119,8 @@ def process_group(backend: str | None = None, *, timeout: float = DEFAULT_TIMEOU
         print(f"[fblitz rank {world.rank}/{world.world_size}] failed: {error!r}", file=sys.stderr, flush=True)
         raise
     finally:
-        shutdown()
+        if owned:
+            shutdown()
 
 
 def free_port(host: str = "127.0.0.1") -> int:
