@@ -168,3 +168,22 @@ def test_models_vmap_cannot_run_fall_back_to_the_loop(monkeypatch):
     monkeypatch.setattr(model.fc, "draw_noise", lambda n: noise[model.fc])
     expected = _loop(model, noise, x, y, nn.MSELoss(), 3)[1]
     torch.testing.assert_close(model.sample_elbo(x, y, nn.MSELoss(), 3, 1 / 4), expected)
+
+
+@variational_estimator
+class DictOutput(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = BayesianLinear(3, 2, posterior_rho_init=-3.0, seed=0)
+
+    def forward(self, x):
+        return {"mean": self.fc(x), "extra": [x.sum(dim=1)]}
+
+
+def test_models_returning_dicts_are_sampled_like_any_pytree():
+    model = DictOutput()
+    x = randn(0, 5, 3)
+    samples = run_samples(model, x, 4)
+    assert samples.outputs["mean"].shape == (4, 5, 2) and samples.outputs["extra"][0].shape == (4, 5)
+    assert not torch.equal(samples.outputs["mean"][0], samples.outputs["mean"][1])
+    torch.testing.assert_close(samples.outputs["extra"][0], x.sum(dim=1).expand(4, 5))

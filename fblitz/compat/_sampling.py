@@ -21,14 +21,15 @@ from torch import nn
 
 from fblitz import _checks
 from fblitz.compat._module import Draw, GaussianModule, sampling
-from fblitz.tree import tree_map
+from fblitz.errors import FblitzTypeError
+from fblitz.tree import tree_leaves, tree_map
 
 
 class Samples(NamedTuple):
     """Per-sample results, each with a leading axis S.
 
     Attributes:
-        outputs: the model's outputs (a tensor or a tuple of them).
+        outputs: the model's outputs (a tensor or any nesting of tuples, lists and dicts of them).
         data: ``criterion(outputs, labels)`` per sample (zeros without a criterion).
         kl: the complexity cost ``sum(log q - log p)`` per sample.
     """
@@ -92,7 +93,8 @@ def run_samples(model: nn.Module, inputs, sample_nbr: int, criterion=None, label
 
 
 def _zero_like(outputs) -> torch.Tensor:
-    first = outputs
-    while isinstance(first, (tuple, list)):
-        first = first[0]
-    return torch.zeros((), dtype=first.dtype, device=first.device)
+    """A 0-dim zero with the dtype and device of the first tensor in ``outputs`` (any pytree)."""
+    tensors = [leaf for leaf in tree_leaves(outputs) if isinstance(leaf, torch.Tensor)]
+    if not tensors:
+        raise FblitzTypeError(f"the model's forward must return tensors (in any nesting), got {type(outputs).__name__}")
+    return torch.zeros((), dtype=tensors[0].dtype, device=tensors[0].device)
