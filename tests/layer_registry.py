@@ -331,12 +331,17 @@ class Inputs(NamedTuple):
 
 
 def _rnn_case(name, kind, shapes, *, state=False, peephole=False, **kwargs):
-    """lstm/gru(3, 2, **kwargs) on a (4, 2, 3) sequence (batch-first / unbatched per kwargs)."""
+    """lstm/gru/rnn(3, 2, **kwargs) on a (4, 2, 3) sequence (batch-first / unbatched per kwargs)."""
     from tests.rnn_reference import peephole_loop, torch_rnn
 
     unbatched = kwargs.pop("unbatched", False)
     estimator = kwargs.pop("estimator", "reparameterization")
     posterior = kwargs.pop("posterior", "gaussian")
+    # relu: means around 0.1 keep most units active (mean-zero weights can leave all of them dead)
+    posterior_kwargs = {
+        "posterior": posterior,
+        "posterior_mu_init": 0.1 if kwargs.get("nonlinearity") == "relu" else 0.0,
+    }
     x_shape = (4, 3) if unbatched else (2, 4, 3) if kwargs.get("batch_first") else (4, 2, 3)
     h_shape = (kwargs.get("num_layers", 1) * (1 + kwargs.get("bidirectional", False)),) + (() if unbatched else (2,))
     h_shape += (2,)
@@ -350,9 +355,9 @@ def _rnn_case(name, kind, shapes, *, state=False, peephole=False, **kwargs):
 
     reference = peephole_loop if peephole else torch_rnn(kind, 3, 2, **kwargs)
     make = (
-        (lambda: layers.lstm(3, 2, peephole=True, estimator=estimator, posterior=posterior, **kwargs))
+        (lambda: layers.lstm(3, 2, peephole=True, estimator=estimator, **posterior_kwargs, **kwargs))
         if peephole
-        else lambda: getattr(layers, kind)(3, 2, estimator=estimator, posterior=posterior, **kwargs)
+        else lambda: getattr(layers, kind)(3, 2, estimator=estimator, **posterior_kwargs, **kwargs)
     )
     return LayerCase(
         f"{kind}-{name}",
@@ -360,7 +365,7 @@ def _rnn_case(name, kind, shapes, *, state=False, peephole=False, **kwargs):
         make,
         inputs,
         lambda m, x: reference(m, x.x, *x.extra) if isinstance(x, Inputs) else reference(m, x),
-        shapes if kind == "gru" else shapes + shapes[-1:],
+        shapes if kind in ("gru", "rnn") else shapes + shapes[-1:],
     )
 
 
@@ -378,6 +383,37 @@ CASES += [
     _rnn_case("peephole", "lstm", ((4, 2, 2), (1, 2, 2)), peephole=True),
     _rnn_case("peephole-state", "lstm", ((4, 2, 2), (1, 2, 2)), peephole=True, state=True),
     _rnn_case("peephole-no-bias", "lstm", ((4, 2, 2), (1, 2, 2)), peephole=True, bias=False),
+]
+
+
+# The vanilla RNN, both nonlinearities (relu exercises the unbounded path; mirrors the lstm/gru cases).
+for _act in ("tanh", "relu"):
+    CASES += [
+        _rnn_case(f"{_act}-1-layer", "rnn", ((4, 2, 2), (1, 2, 2)), nonlinearity=_act),
+        _rnn_case(
+            f"{_act}-2-layer-bidirectional",
+            "rnn",
+            ((4, 2, 4), (4, 2, 2)),
+            nonlinearity=_act,
+            num_layers=2,
+            bidirectional=True,
+        ),
+        _rnn_case(f"{_act}-batch-first", "rnn", ((2, 4, 2), (1, 2, 2)), nonlinearity=_act, batch_first=True),
+        _rnn_case(f"{_act}-no-bias", "rnn", ((4, 2, 2), (1, 2, 2)), nonlinearity=_act, bias=False),
+    ]
+CASES += [
+    _rnn_case("initial-state", "rnn", ((4, 2, 4), (2, 2, 2)), state=True, bidirectional=True),
+    _rnn_case("unbatched-state", "rnn", ((4, 2), (2, 2)), unbatched=True, state=True, num_layers=2),
+    _rnn_case("relu-flipout", "rnn", ((4, 2, 2), (1, 2, 2)), nonlinearity="relu", estimator="flipout"),
+    _rnn_case(
+        "flipout-bidirectional-state",
+        "rnn",
+        ((4, 2, 4), (2, 2, 2)),
+        estimator="flipout",
+        state=True,
+        bidirectional=True,
+    ),
+    _rnn_case("radial", "rnn", ((4, 2, 2), (1, 2, 2)), posterior="radial"),
 ]
 
 

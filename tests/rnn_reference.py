@@ -1,4 +1,4 @@
-"""References for the recurrent layers: torch's ``nn.LSTM``/``nn.GRU`` loaded with the
+"""References for the recurrent layers: torch's ``nn.LSTM``/``nn.GRU``/``nn.RNN`` loaded with the
 means, and BLiTZ's peephole LSTM written out as a plain loop (it has no torch counterpart)."""
 
 from __future__ import annotations
@@ -6,13 +6,15 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+_MODULES = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
+
 
 def torch_rnn(kind: str, input_size: int, hidden_size: int, **kwargs):
-    """``(means, x, *state) -> torch's output`` for an ``nn.LSTM``/``nn.GRU`` holding ``means``."""
+    """``(means, x, *state) -> torch's output`` for an ``nn.LSTM``/``nn.GRU``/``nn.RNN`` holding ``means``."""
 
     def reference(means, x, *state):
         with torch.random.fork_rng():  # torch's init reads the global RNG
-            module = {"lstm": nn.LSTM, "gru": nn.GRU}[kind](input_size, hidden_size, dtype=x.dtype, **kwargs)
+            module = _MODULES[kind](input_size, hidden_size, dtype=x.dtype, **kwargs)
         assert dict(module.named_parameters()).keys() == means.keys()
         with torch.no_grad():
             for name, value in means.items():

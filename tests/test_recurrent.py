@@ -24,10 +24,25 @@ from tests.rnn_reference import peephole_loop
         ({"input_size": 3, "hidden_size": 2, "posterior_mu_std": -1}, FblitzValueError, "posterior_mu_std"),
     ],
 )
-@pytest.mark.parametrize("constructor", [layers.lstm, layers.gru])
+@pytest.mark.parametrize("constructor", [layers.lstm, layers.gru, layers.rnn])
 def test_constructor_argument_errors(constructor, kwargs, error, match):
     with pytest.raises(error, match=match):
         constructor(**kwargs)
+
+
+@pytest.mark.parametrize("nonlinearity", ["sigmoid", "Tanh", None])
+def test_rnn_refuses_an_unknown_nonlinearity_by_name(nonlinearity):
+    with pytest.raises(
+        FblitzValueError, match=rf"nonlinearity must be one of \('tanh', 'relu'\), got {nonlinearity!r}"
+    ):
+        layers.rnn(3, 2, nonlinearity=nonlinearity)
+
+
+def test_rnn_repr_and_param_errors_name_the_rnn():
+    layer = layers.rnn(3, 2, nonlinearity="relu", bidirectional=True)
+    assert repr(layer) == "Layer(rnn(3, 2, nonlinearity='relu', bidirectional=True))"
+    with pytest.raises(FblitzValueError, match="params of rnn must be a dict with keys"):
+        layer.apply(layers.rnn(3, 2).init(0), randn(0, 4, 2, 3))
 
 
 def test_options_after_hidden_size_are_keyword_only_and_dropout_is_not_offered():

@@ -30,7 +30,7 @@ from fblitz.layers.linear import linear
 from fblitz.layers.noise import learned_noise
 from fblitz.layers.normalization import batch_norm1d, batch_norm2d, batch_norm3d, layer_norm
 from fblitz.layers.pooling import adaptive_avg_pool, avg_pool, max_pool
-from fblitz.layers.recurrent import gru, lstm
+from fblitz.layers.recurrent import gru, lstm, rnn
 
 __all__ = [
     "Layer",
@@ -63,6 +63,7 @@ __all__ = [
     "max_pool",
     "lstm",
     "relu",
+    "rnn",
     "sample_noise",
     "serial",
     "sigmoid",

@@ -4,7 +4,8 @@ torch's fused kernels (``aten::lstm``, ``aten::gru``, ``aten::lstm_cell``)
 have no ``vmap`` batching rule, so the cells are spelled out with
 ``F.linear``, ``sigmoid`` and ``tanh``, which ``torch.func.vmap`` and
 ``torch.func.grad`` handle. Gate order and parameter layout are torch's
-(LSTM: input, forget, cell, output; GRU: reset, update, new).
+(LSTM: input, forget, cell, output; GRU: reset, update, new; the vanilla
+RNN has one block).
 
 Every step function receives the weights of one layer and direction as a
 :class:`CellWeights` argument and every matrix product goes through the
@@ -38,7 +39,7 @@ class CellWeights(NamedTuple):
     """The (sampled) weights of one layer and direction, in torch's layout.
 
     Attributes:
-        w_ih: (G * H, H_in) input-to-hidden weights, G = 4 (LSTM) or 3 (GRU).
+        w_ih: (G * H, H_in) input-to-hidden weights, G = 4 (LSTM), 3 (GRU) or 1 (RNN).
         w_hh: (G * H, H) hidden-to-hidden weights (cell-to-hidden with peepholes).
         b_ih: (G * H,) input bias, or None.
         b_hh: (G * H,) hidden bias, or None.
@@ -104,6 +105,21 @@ def gru_step(gx: torch.Tensor, h: torch.Tensor, w: CellWeights, linear: Linear =
     z = torch.sigmoid(xz + hz)
     n = torch.tanh(xn + r * hn)
     h = n + z * (h - n)
+    return h, h
+
+
+def rnn_tanh_step(gx: torch.Tensor, h: torch.Tensor, w: CellWeights, linear: Linear = F.linear):
+    """One step of ``torch.nn.RNN(nonlinearity="tanh")``: ``h_t = tanh(gx + h W_hh^T + b_hh)``.
+
+    ``gx`` (N, H) is ``x_t W_ih^T + b_ih``; ``h`` is (N, H). Returns ``(h_t, h_t)``.
+    """
+    h = torch.tanh(gx + linear(h, w.w_hh, w.b_hh))
+    return h, h
+
+
+def rnn_relu_step(gx: torch.Tensor, h: torch.Tensor, w: CellWeights, linear: Linear = F.linear):
+    """One step of ``torch.nn.RNN(nonlinearity="relu")``: ``h_t = relu(gx + h W_hh^T + b_hh)``."""
+    h = torch.relu(gx + linear(h, w.w_hh, w.b_hh))
     return h, h
 
 

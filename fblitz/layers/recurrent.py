@@ -1,6 +1,6 @@
-"""Bayesian LSTM and GRU layers (stacked, optionally bidirectional), torch's conventions.
+"""Bayesian LSTM, GRU and vanilla RNN layers (stacked, optionally bidirectional), torch's conventions.
 
-The params tree uses ``torch.nn.LSTM``/``nn.GRU`` names, one Gaussian node per
+The params tree uses ``torch.nn.LSTM``/``nn.GRU``/``nn.RNN`` names, one Gaussian node per
 tensor, so a model with zero noise loaded into torch's module computes the same
 outputs (for the means ``m``: ``getattr(module, name).copy_(m[name])``)::
 
@@ -8,7 +8,7 @@ outputs (for the means ``m``: ``getattr(module, name).copy_(m[name])``)::
      "bias_ih_l0": (G*H,), "bias_hh_l0": (G*H,),       # absent when bias=False
      "weight_ih_l0_reverse": ..., "weight_ih_l1": (G*H, D*H), ...}
 
-with G = 4 for LSTM (gates i, f, g, o) and 3 for GRU (r, z, n), D = 2 when
+with G = 4 for LSTM (gates i, f, g, o), 3 for GRU (r, z, n) and 1 for RNN, D = 2 when
 bidirectional. The cell math lives in :mod:`fblitz.layers.cells`.
 """
 
@@ -20,7 +20,17 @@ from fblitz import _checks, seeded
 from fblitz.distributions import sigma
 from fblitz.errors import FblitzTypeError, FblitzValueError
 from fblitz.layers.base import Layer
-from fblitz.layers.cells import CellWeights, FlipoutWeight, flipout_linear, gru_step, lstm_step, peephole_step, scan
+from fblitz.layers.cells import (
+    CellWeights,
+    FlipoutWeight,
+    flipout_linear,
+    gru_step,
+    lstm_step,
+    peephole_step,
+    rnn_relu_step,
+    rnn_tanh_step,
+    scan,
+)
 from fblitz.posterior import gaussian_init, sample
 from fblitz.priors import Prior, blitz_default, check_prior
 from fblitz.radial import check_posterior, radial_noise, radial_prior
@@ -64,6 +74,16 @@ def _validate_state(name: str, value: object, shape: tuple, like: torch.Tensor) 
     return value
 
 
+# kind -> (step function, gate blocks G, family name used in messages and the repr)
+_KINDS = {
+    "lstm": (lstm_step, 4, "lstm"),
+    "peephole": (peephole_step, 4, "lstm"),
+    "gru": (gru_step, 3, "gru"),
+    "rnn_tanh": (rnn_tanh_step, 1, "rnn"),
+    "rnn_relu": (rnn_relu_step, 1, "rnn"),
+}
+
+
 def _recurrent(kind: str, input_size, hidden_size, options: dict) -> Layer:
     input_size = _checks.integer("input_size", input_size, minimum=1)
     hidden_size = _checks.integer("hidden_size", hidden_size, minimum=1)
@@ -82,9 +102,9 @@ def _recurrent(kind: str, input_size, hidden_size, options: dict) -> Layer:
     )
     default_estimator = _checks.one_of("estimator", options["estimator"], ("reparameterization", "flipout"))
     radial = check_posterior("posterior", options["posterior"], default_estimator) == "radial"
-    step = {"lstm": lstm_step, "peephole": peephole_step, "gru": gru_step}[kind]
-    is_lstm = kind != "gru"
-    rows = (4 if is_lstm else 3) * hidden_size
+    step, gates, family = _KINDS[kind]
+    is_lstm = family == "lstm"
+    rows = gates * hidden_size
     cells = []  # (layer, direction, names of w_ih, w_hh, b_ih, b_hh)
     shapes = {}
     for layer in range(num_layers):
@@ -120,12 +140,12 @@ def _recurrent(kind: str, input_size, hidden_size, options: dict) -> Layer:
     def weights(params, eps):
         if not isinstance(params, dict) or params.keys() != shapes.keys():
             got = sorted(params) if isinstance(params, dict) else type(params).__name__
-            raise FblitzValueError(f"params of {kind} must be a dict with keys {sorted(shapes)}, got {got}")
+            raise FblitzValueError(f"params of {family} must be a dict with keys {sorted(shapes)}, got {got}")
         if freeze or eps is None:
             return {name: params[name]["mu"] for name in shapes}
         if not isinstance(eps, dict) or eps.keys() - {"seed"} != shapes.keys():
             got = sorted(eps) if isinstance(eps, dict) else type(eps).__name__
-            raise FblitzValueError(f"eps of {kind} must be a dict with keys {sorted(shapes)}, got {got}")
+            raise FblitzValueError(f"eps of {family} must be a dict with keys {sorted(shapes)}, got {got}")
         if "seed" in eps:  # Flipout: mean + signed shared perturbation for the matrices
             return {
                 name: FlipoutWeight(params[name]["mu"], sigma(params[name]["rho"]) * eps[name], stream(eps["seed"], i))
@@ -174,8 +194,9 @@ def _recurrent(kind: str, input_size, hidden_size, options: dict) -> Layer:
     options = {"num_layers": num_layers, "bias": has_bias, "batch_first": batch_first}
     options |= {"bidirectional": directions == 2, "peephole": kind == "peephole"}
     defaults = {"num_layers": 1, "bias": True, "batch_first": False, "bidirectional": False, "peephole": False}
-    flags = "".join(f", {key}={value}" for key, value in options.items() if value != defaults[key])
-    name = f"{'lstm' if is_lstm else 'gru'}({input_size}, {hidden_size}{flags})"
+    flags = ", nonlinearity='relu'" if kind == "rnn_relu" else ""
+    flags += "".join(f", {key}={value}" for key, value in options.items() if value != defaults[key])
+    name = f"{family}({input_size}, {hidden_size}{flags})"
     return Layer(init, apply, {n: radial_prior(prior) if radial else prior for n in shapes}, name, noise)
 
 
@@ -240,6 +261,40 @@ def gru(
     return _recurrent("gru", input_size, hidden_size, dict(locals()))
 
 
+def rnn(
+    input_size: int,
+    hidden_size: int,
+    *,
+    nonlinearity: str = "tanh",
+    num_layers: int = 1,
+    bias: bool = True,
+    batch_first: bool = False,
+    bidirectional: bool = False,
+    prior_sigma_1: float = 0.1,
+    prior_sigma_2: float = 0.002,
+    prior_pi: float = 1.0,
+    posterior_mu_init: float = 0.0,
+    posterior_rho_init: float = -6.0,
+    freeze: bool = False,
+    prior: Prior | None = None,
+    posterior_mu_std: float = 0.1,
+    posterior_rho_std: float = 0.1,
+    estimator: str = "reparameterization",
+    posterior: str = "gaussian",
+) -> Layer:
+    """A Bayesian vanilla (Elman) RNN with ``torch.nn.RNN``'s arguments, layout and return values.
+
+    Each step computes ``h_t = act(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh)``
+    with ``act`` = ``tanh`` or ``relu`` (``nonlinearity``). ``apply`` returns
+    ``(output, h_n)``: output (L, N, D * H) (or batch-first, or (L, D * H)
+    unbatched) and h_n (num_layers * D, N, H) (or (num_layers * D, H)
+    unbatched); ``state`` is an optional ``h0`` of h_n's shape. BLiTZ has no
+    Bayesian vanilla RNN; the prior/posterior defaults are those of its LSTM/GRU.
+    """
+    nonlinearity = _checks.one_of("nonlinearity", nonlinearity, ("tanh", "relu"))
+    return _recurrent(f"rnn_{nonlinearity}", input_size, hidden_size, dict(locals()))
+
+
 _EXAMPLE = """
     Example:
         >>> import torch
@@ -252,3 +307,7 @@ _EXAMPLE = """
 """
 lstm.__doc__ += _DOC_ARGS + _EXAMPLE.format(name="lstm")
 gru.__doc__ += _DOC_ARGS + _EXAMPLE.format(name="gru")
+_NONLINEARITY_ARG = """
+        nonlinearity: ``"tanh"`` (torch's default) or ``"relu"``; anything else
+            raises :class:`~fblitz.errors.FblitzValueError`."""
+rnn.__doc__ += _DOC_ARGS.replace("    Args:", "    Args:" + _NONLINEARITY_ARG, 1) + _EXAMPLE.format(name="rnn")
