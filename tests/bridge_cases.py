@@ -77,6 +77,12 @@ CASES = [
         lambda: nn.GRU(3, 4, batch_first=True),
         lambda: randn(6, 2, 5, 3),
     ),
+    Case(
+        "rnn_relu",
+        lambda: nn.RNN(3, 4, nonlinearity="relu", num_layers=2, bidirectional=True, batch_first=True),
+        lambda: randn(10, 2, 5, 3),
+    ),
+    Case("rnn_head", lambda: LastStep(nn.RNN(3, 4, batch_first=True, bias=False), 4), lambda: randn(11, 4, 5, 3)),
     Case("lstm_cell", lambda: nn.LSTMCell(3, 4), lambda: randn(7, 2, 3)),
     Case("gru_cell", lambda: nn.GRUCell(3, 4), lambda: randn(8, 2, 3)),
     Case("lstm_head", lambda: LastStep(nn.LSTM(3, 4, batch_first=True), 4), lambda: randn(9, 4, 5, 3), "rnn.*"),

@@ -34,7 +34,6 @@ class MuRho(nn.Module):
         (_mlp, {"init": "blitz", "moped_delta": 0.1}, FblitzValueError, "moped_delta needs init='module'"),
         (_mlp, {"moped_delta": -1.0}, FblitzValueError, "moped_delta must be > 0"),
         (_mlp, {"prior": "normal"}, FblitzTypeError, "prior"),
-        (lambda: nn.RNN(2, 3), {}, FblitzTypeError, "nn.RNN has no vmap batching rule"),
         (lambda: nn.LSTM(2, 3, proj_size=2), {}, FblitzValueError, "proj_size > 0 is not supported"),
         (lambda: nn.SyncBatchNorm(3), {}, FblitzTypeError, "SyncBatchNorm at '<root>' is not supported"),
         (lambda: nn.LazyLinear(3), {}, FblitzValueError, "uninitialised lazy parameter 'weight'"),

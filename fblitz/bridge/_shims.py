@@ -6,9 +6,9 @@
   functional batch norm (:mod:`fblitz.layers.normalization`) and *reports*
   updated running statistics instead of writing them in place (an in-place
   update of an unbatched buffer with per-sample values fails under ``vmap``);
-* ``nn.LSTM``/``nn.GRU`` for :class:`RecurrentShim`, which runs fblitz's
-  recurrent layers (:mod:`fblitz.layers.recurrent`; ``aten::lstm``/``gru`` have
-  no batching rule), and ``nn.LSTMCell``/``nn.GRUCell`` for :class:`CellShim`
+* ``nn.LSTM``/``nn.GRU``/``nn.RNN`` for :class:`RecurrentShim`, which runs
+  fblitz's recurrent layers (:mod:`fblitz.layers.recurrent`; ``aten::lstm``,
+  ``gru`` and ``rnn_tanh``/``rnn_relu`` have no batching rule), and ``nn.LSTMCell``/``nn.GRUCell`` for :class:`CellShim`
   (the step functions of :mod:`fblitz.layers.cells`).
 
 Each stand-in registers the *same* parameter and buffer names as the module it
@@ -32,7 +32,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from fblitz.errors import FblitzTypeError, FblitzValueError
 from fblitz.layers.cells import CellWeights, gru_step, lstm_step
 from fblitz.layers.normalization import batch_norm1d, batch_norm2d, batch_norm3d
-from fblitz.layers.recurrent import gru, lstm
+from fblitz.layers.recurrent import gru, lstm, rnn
 
 
 class CallMode(NamedTuple):
@@ -100,15 +100,20 @@ class BatchNormShim(nn.Module):
         return y
 
 
+_RECURRENT = {nn.LSTM: lstm, nn.GRU: gru, nn.RNN: rnn}
+
+
 class RecurrentShim(nn.Module):
-    """``nn.LSTM``/``nn.GRU`` run by fblitz's recurrent layer (same gate order: i, f, g, o and r, z, n)."""
+    """``nn.LSTM``/``nn.GRU``/``nn.RNN`` run by fblitz's recurrent layer (same gate order: i, f, g, o and r, z, n)."""
 
     def __init__(self, original: nn.Module):
         super().__init__()
         if getattr(original, "proj_size", 0):
             raise FblitzValueError(f"module: nn.LSTM with proj_size > 0 is not supported, got {original!r}")
-        make = lstm if isinstance(original, nn.LSTM) else gru
+        make = _RECURRENT[type(original)]
         options = {name: getattr(original, name) for name in ("num_layers", "bias", "batch_first", "bidirectional")}
+        if isinstance(original, nn.RNN):
+            options["nonlinearity"] = original.nonlinearity
         self.layer = make(original.input_size, original.hidden_size, **options)
         self.names = tuple(original._flat_weights_names)
         for name in self.names:
@@ -142,11 +147,6 @@ class CellShim(nn.Module):
         return gru_step(gx, hx, weights)[1]
 
 
-_UNSUPPORTED = {
-    nn.RNN: "nn.RNN has no vmap batching rule and no fblitz counterpart; use nn.LSTM or nn.GRU",
-}
-
-
 def _swap(module: nn.Module, path: str) -> nn.Module:
     """The stand-in for ``module`` (at dotted ``path``), or ``module`` itself."""
     if type(module) in _BATCH_NORMS:
@@ -155,13 +155,10 @@ def _swap(module: nn.Module, path: str) -> nn.Module:
         raise FblitzTypeError(
             f"module: {type(module).__name__} at '{path or '<root>'}' is not supported (only BatchNorm1d/2d/3d)"
         )
-    if type(module) in (nn.LSTM, nn.GRU):
+    if type(module) in _RECURRENT:
         return RecurrentShim(module)
     if type(module) in (nn.LSTMCell, nn.GRUCell):
         return CellShim(module)
-    for kind, reason in _UNSUPPORTED.items():
-        if isinstance(module, kind):
-            raise FblitzTypeError(f"module: {type(module).__name__} at '{path or '<root>'}' is not supported: {reason}")
     for name, child in list(module.named_children()):
         replacement = _swap(child, f"{path}.{name}" if path else name)
         if replacement is not child:

@@ -62,9 +62,9 @@ def bayesify(
 
     Args:
         module: the network; it is deep-copied and never changed. ``nn.LSTM``,
-            ``nn.GRU``, ``nn.LSTMCell`` and ``nn.GRUCell`` run on fblitz's own
-            recurrent code (torch's fused kernels have no ``vmap`` rule);
-            ``nn.RNN``, ``proj_size > 0`` and batch norms other than
+            ``nn.GRU``, ``nn.RNN``, ``nn.LSTMCell`` and ``nn.GRUCell`` run on
+            fblitz's own recurrent code (torch's fused kernels have no ``vmap``
+            rule); ``proj_size > 0`` and batch norms other than
             ``BatchNorm1d/2d/3d`` are refused.
         bayesian: which trainable parameters get a ``{"mu", "rho"}`` posterior:
             an ``fnmatch`` pattern on dotted names (``"*"``: all, ``"*.weight"``,
