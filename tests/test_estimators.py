@@ -140,7 +140,7 @@ def _two_sample_z(a, b):
     return float(torch.maximum(mean_z.abs().max(), var_z.abs().max()))
 
 
-@pytest.mark.parametrize("kind", ["lstm", "gru"])
+@pytest.mark.parametrize("kind", ["lstm", "gru", "rnn"])
 def test_recurrent_flipout_matches_weight_sampling_in_distribution(kind):
     layer = getattr(layers, kind)(2, 3, posterior_rho_init=-1.0)
     params = layer.init(4, dtype=torch.float64)
