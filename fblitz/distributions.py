@@ -69,6 +69,35 @@ def gaussian_log_prob(x: torch.Tensor, mean, std) -> torch.Tensor:
     return -0.5 * z * z - torch.log(torch.as_tensor(std, dtype=z.dtype, device=z.device)) - LOG_SQRT_2PI
 
 
+def student_t_log_prob(x: torch.Tensor, loc, scale, df) -> torch.Tensor:
+    """Elementwise log density of a location-scale Student-t at ``x``.
+
+    ``lgamma((df+1)/2) - lgamma(df/2) - log(pi df)/2 - log(scale) - (df+1)/2 log1p(z^2 / df)``
+    with ``z = (x - loc) / scale``; ``scale`` and ``df`` (> 0) are floats or tensors
+    of ``x``'s shape (nothing is broadcast). ``log1p`` keeps it exact for small z.
+
+    Example:
+        >>> round(float(student_t_log_prob(torch.zeros(1), 0.0, 1.0, 1.0)), 4)  # Cauchy: -log(pi)
+        -1.1447
+    """
+    _checks.float_input("x", x)
+    values = {}
+    for name, value in (("scale", scale), ("df", df)):
+        if isinstance(value, torch.Tensor):
+            _checks.float_input(name, value)
+            _checks.same_shape(name, value, x.shape, "x")
+            if _checks.eager(value) and not bool((value > 0).all()):
+                raise FblitzValueError(f"{name} must be > 0 everywhere")
+        else:
+            value = torch.tensor(_checks.positive(name, value), dtype=x.dtype, device=x.device)
+        values[name] = value
+    scale, df = values["scale"], values["df"]
+    z = (x - loc) / scale
+    half_df = 0.5 * df
+    log_norm = torch.lgamma(half_df + 0.5) - torch.lgamma(half_df) - 0.5 * torch.log(math.pi * df) - torch.log(scale)
+    return log_norm - (half_df + 0.5) * torch.log1p(z * z / df)
+
+
 def posterior_log_prob(eps: torch.Tensor, rho: torch.Tensor) -> torch.Tensor:
     """Elementwise log q(w) at ``w = mu + sigma * eps``, written through eps.
 

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from fblitz import _checks
-from fblitz.distributions import LOG_SQRT_2PI
+from fblitz.distributions import LOG_SQRT_2PI, student_t_log_prob
 from fblitz.errors import FblitzTypeError, FblitzValueError
 
 
@@ -101,6 +101,48 @@ def heteroscedastic_gaussian(min_sigma: float = 1e-6) -> Likelihood:
         return _per_datum_mean(0.5 * z * z + torch.log(sigma) + LOG_SQRT_2PI)
 
     return Likelihood(nll, f"heteroscedastic_gaussian(min_sigma={min_sigma})")
+
+
+def student_t(df: float | None = None, min_sigma: float = 1e-6, min_df: float = 1.0) -> Likelihood:
+    """Student-t observation noise with a learned (or predicted) scale and fixed or learned tails.
+
+    For targets of shape (..., D), ``outputs`` hold location ``outputs[..., :D]``
+    and raw scale ``outputs[..., D:2D]`` with scale = softplus(raw) + ``min_sigma``
+    (as :func:`heteroscedastic_gaussian`; ``layers.learned_noise`` makes the scale a
+    learned constant). With ``df`` a number the degrees of freedom are fixed and
+    ``outputs`` has shape (..., 2 * D). With ``df=None`` they are learned too:
+    ``outputs`` has shape (..., 3 * D) whose last D entries are raw degrees of
+    freedom, df = softplus(raw) + ``min_df`` (``layers.learned_df`` appends a learned
+    constant). The default ``min_df = 1`` keeps the predictive mean defined.
+
+    Example:
+        >>> import torch
+        >>> nll = student_t(df=1.0, min_sigma=0.0)  # Cauchy with scale softplus(0) = log 2
+        >>> round(float(nll(torch.zeros(3, 2), torch.zeros(3, 1))), 4)  # log(pi log 2)
+        0.7782
+    """
+    fixed_df = None if df is None else _checks.positive("df", df)
+    min_sigma = _checks.non_negative("min_sigma", min_sigma)
+    min_df = _checks.positive("min_df", min_df)
+    parts = 2 if fixed_df is not None else 3
+
+    def nll(outputs, targets):
+        _checks.float_input("outputs", outputs)
+        _checks.float_input("targets", targets)
+        width = outputs.shape[-1] // parts if outputs.dim() else 0
+        if outputs.dim() == 0 or outputs.shape[-1] % parts or outputs.shape[:-1] + (width,) != targets.shape:
+            layout = "locations, raw scales" + ("" if fixed_df is not None else ", raw degrees of freedom")
+            raise FblitzValueError(
+                f"outputs must have shape (..., {parts} * D) with {layout} for targets of shape (..., D); "
+                f"got outputs {tuple(outputs.shape)} and targets {tuple(targets.shape)}"
+            )
+        loc, raw_scale, *raw_df = outputs.chunk(parts, dim=-1)
+        scale = F.softplus(raw_scale) + min_sigma
+        dof = fixed_df if fixed_df is not None else F.softplus(raw_df[0]) + min_df
+        return _per_datum_mean(-student_t_log_prob(targets, loc, scale, dof))
+
+    df_name = "learned" if fixed_df is None else fixed_df
+    return Likelihood(nll, f"student_t(df={df_name}, min_sigma={min_sigma}, min_df={min_df})")
 
 
 def categorical() -> Likelihood:

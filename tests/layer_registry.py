@@ -310,6 +310,7 @@ EXEMPT = {
     "flatten",
     "freeze",
     "learned_noise",
+    "learned_df",  # deterministic like learned_noise; tested in tests/test_student_t.py
     "StateSpec",
     "apply_with_state",
     "init_state",

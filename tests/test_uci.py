@@ -144,3 +144,36 @@ def test_first_split_runs_the_same_split_as_a_full_run(tmp_path, capsys):
     write_split(tmp_path, 0, range(400), range(400, 506))
     with pytest.raises(FblitzValueError, match="--first-split 3 leaves no split"):
         uci.main(["--splits", str(tmp_path), "--first-split", "3", *quick])
+
+
+@pytest.mark.parametrize("df", [None, "4"])
+def test_student_t_smoke_run_reports_its_degrees_of_freedom(capsys, df):
+    argv = ["--n-splits", "1", "--epochs", "2", "--eval-samples", "8", "--no-compile", "--json"]
+    summary = uci.main([*argv, "--likelihood", "student_t", "--df-init", "6", *(["--df", df] if df else [])])
+    capsys.readouterr()
+    assert set(summary["per_split"][0]) == set(uci.STUDENT_T_METRICS)
+    assert summary["config"]["likelihood"] == "student_t"
+    # two epochs barely move the raw df from its initial value (a fixed df stays exact)
+    assert summary["df"]["mean"] == pytest.approx(4.0 if df else 6.0, rel=0 if df else 0.05)
+    assert np.isfinite(summary["log_likelihood"]["mean"]) and 0.0 <= summary["coverage_90"]["mean"] <= 1.0
+
+
+def test_student_t_metrics_approach_the_gaussian_ones_for_large_df():
+    # outputs of 50 weight draws for 40 targets, standardised units: [location, raw scale]
+    locs = 0.3 * randn(0, 50, 40, 1, dtype=torch.float64) + randn(1, 1, 40, 1, dtype=torch.float64)
+    raw = torch.full((50, 40, 1), 0.2, dtype=torch.float64)
+    scaler = Standardizer(torch.tensor([10.0], dtype=torch.float64), torch.tensor([3.0], dtype=torch.float64))
+    y_test = scaler.inverse(randn(2, 40, 1, dtype=torch.float64))
+    config = uci.Config(likelihood="student_t", df=1e7, coverage_draws=40)
+    got = uci._student_t_metrics(torch.cat([locs, raw], dim=-1), y_test, scaler, config, uci.Key(0))
+    sigmas = (torch.nn.functional.softplus(raw) + uci.MIN_SIGMA).expand_as(locs) * 3.0
+    gaussian_ll = uci.metrics.gaussian_mixture_log_likelihood(scaler.inverse(locs), sigmas, y_test)
+    assert got["log_likelihood"] == pytest.approx(gaussian_ll, abs=1e-5)
+    assert got["rmse"] == pytest.approx(uci.metrics.rmse(scaler.inverse(locs.mean(0)), y_test), rel=1e-12)
+    # 2000 draws per target: the empirical 5%/95% quantiles have a standard error of ~0.05 sd,
+    # so the coverage matches the moment-matched Gaussian one to within a target or two
+    mean, std = (
+        scaler.inverse(locs.mean(0)),
+        (sigmas.square().mean(0) + scaler.inverse(locs).var(0, correction=0)).sqrt(),
+    )
+    assert got["coverage_90"] == pytest.approx(uci.metrics.interval_coverage(y_test, mean=mean, std=std), abs=2.5 / 40)

@@ -3,12 +3,16 @@
 As in Hernandez-Lobato & Adams (2015) and Gal & Ghahramani (2016): 20 random
 90/10 train/test splits (or the split files of ``--splits``), features and
 target standardised with statistics of the training part only, a network with
-one hidden layer of 50 ReLU units, and a learned homoscedastic Gaussian noise.
+one hidden layer of 50 ReLU units, and a learned homoscedastic Gaussian noise
+(``--likelihood gaussian``) or a learned Student-t noise: learned scale, degrees
+of freedom learned or fixed with ``--df`` (``--likelihood student_t``).
 Reported over splits as mean +/- standard error, in the target's ORIGINAL
 units: the test RMSE of the predictive mean, the test log-likelihood of the
-predictive Gaussian mixture (one component per weight draw, each with the
-learned noise) and the coverage of the central 90% interval of the
-moment-matched Gaussian predictive (mean and variance of that mixture).
+predictive mixture (one Gaussian or Student-t component per weight draw, each
+with the learned noise) and the coverage of a central 90% interval: for the
+Gaussian that of the moment-matched Gaussian predictive (mean and variance of
+the mixture); for the Student-t the empirical 5% and 95% quantiles of
+``coverage_draws`` seeded draws per component from the mixture itself.
 
 Run it with ``python -m fblitz.experiments.uci --dataset boston`` (``--help``
 for options).
@@ -38,7 +42,10 @@ from fblitz.train import fit
 
 DATASETS = {"boston": load_boston, "diabetes": load_diabetes}
 MIN_SIGMA = 1e-6
+MIN_DF = 1.0
 METRICS = ("rmse", "log_likelihood", "log_likelihood_gaussian", "coverage_90", "noise_sigma", "train_seconds")
+STUDENT_T_METRICS = ("rmse", "log_likelihood", "coverage_90", "noise_sigma", "df", "train_seconds")
+LIKELIHOODS = ("gaussian", "student_t")
 
 
 class Config(NamedTuple):
@@ -55,6 +62,15 @@ class Config(NamedTuple):
     noise_init: float = 0.5
     estimator: str = "reparameterization"
     compile: bool = True
+    likelihood: str = "gaussian"
+    df: float | None = None
+    df_init: float = 10.0
+    coverage_draws: int = 50
+
+
+def metric_names(config: Config) -> tuple[str, ...]:
+    """The metrics summarised for ``config``'s likelihood."""
+    return STUDENT_T_METRICS if config.likelihood == "student_t" else METRICS
 
 
 def load_dataset(name: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -64,17 +80,31 @@ def load_dataset(name: str) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def build_model(in_features: int, config: Config) -> layers.Layer:
-    """``in -> hidden (ReLU) -> 1`` Bayesian MLP with Gaussian priors, then a learned noise scale."""
+    """``in -> hidden (ReLU) -> 1`` Bayesian MLP with Gaussian priors, then a learned noise scale.
+
+    With ``config.likelihood == "student_t"`` and ``config.df`` None, learned
+    degrees of freedom follow (outputs [location, raw scale, raw df]).
+    """
 
     def bayesian(n_in, n_out):
         return layers.linear(n_in, n_out, prior=priors.gaussian(config.prior_sigma), posterior_rho_init=config.rho_init)
 
-    return layers.serial(
+    stack = [
         bayesian(in_features, config.hidden),
         layers.relu,
         bayesian(config.hidden, 1),
         layers.learned_noise(1, init_sigma=config.noise_init),
-    )
+    ]
+    if config.likelihood == "student_t" and config.df is None:
+        stack.append(layers.learned_df(1, init_df=config.df_init, min_df=MIN_DF))
+    return layers.serial(*stack)
+
+
+def make_likelihood(config: Config) -> likelihoods.Likelihood:
+    """The training likelihood named by ``config.likelihood``."""
+    if config.likelihood == "student_t":
+        return likelihoods.student_t(config.df, min_sigma=MIN_SIGMA, min_df=MIN_DF)
+    return likelihoods.heteroscedastic_gaussian(MIN_SIGMA)
 
 
 def validation_split(split: Split, key: KeyLike, fraction: float = 0.1) -> Split:
@@ -118,7 +148,7 @@ def run_split(features: torch.Tensor, target: torch.Tensor, split: Split, config
         model.init(k_init),
         x_train,
         y_train,
-        likelihood=likelihoods.heteroscedastic_gaussian(MIN_SIGMA),
+        likelihood=make_likelihood(config),
         optimizer=optim.adam(config.lr),
         key=k_fit,
         epochs=config.epochs,
@@ -131,6 +161,10 @@ def run_split(features: torch.Tensor, target: torch.Tensor, split: Split, config
     )
     with torch.no_grad():
         samples = predict(model, result.params, x_test, key=k_pred, n_samples=config.eval_samples).double()
+    if config.likelihood == "student_t":
+        return _student_t_metrics(samples, y_test, y_scaler, config, k_pred.fold_in(1)) | {
+            "train_seconds": result.history["seconds"]
+        }
     means, raw = samples.chunk(2, dim=-1)
     means = y_scaler.inverse(means)
     sigmas = (F.softplus(raw) + MIN_SIGMA) * y_scaler.scale
@@ -147,10 +181,29 @@ def run_split(features: torch.Tensor, target: torch.Tensor, split: Split, config
     }
 
 
-def summarize(results: list[dict]) -> dict:
+def _student_t_metrics(samples, y_test, y_scaler: Standardizer, config: Config, key: Key) -> dict:
+    """Metrics of the Student-t mixture predictive from (S, N, 2 or 3) network outputs, original units."""
+    locs, raw_scale, *raw_df = samples.chunk(3 if config.df is None else 2, dim=-1)
+    locs = y_scaler.inverse(locs)
+    scales = (F.softplus(raw_scale) + MIN_SIGMA) * y_scaler.scale
+    dfs = F.softplus(raw_df[0]) + MIN_DF if raw_df else torch.full_like(locs, config.df)
+    draws = metrics.student_t_mixture_samples(key, locs, scales, dfs, config.coverage_draws)
+    # each component's mean is its location (df > 1), so the mixture's mean is their average
+    mean = locs.mean(dim=0)
+    return {
+        "rmse": metrics.rmse(mean, y_test),
+        "log_likelihood": metrics.student_t_mixture_log_likelihood(locs, scales, dfs, y_test),
+        "coverage_90": metrics.interval_coverage(y_test, samples=draws, level=0.9),
+        "calibration": metrics.calibration_curve(y_test, samples=draws),
+        "noise_sigma": float(scales[0].mean()),
+        "df": float(dfs[0].mean()),
+    }
+
+
+def summarize(results: list[dict], names: tuple[str, ...] = METRICS) -> dict:
     """Mean and standard error (std with ddof 1 over sqrt(n); 0 for one split) of each metric."""
     summary = {}
-    for name in METRICS:
+    for name in names:
         values = torch.tensor([r[name] for r in results], dtype=torch.float64)
         stderr = float(values.std() / math.sqrt(len(values))) if len(values) > 1 else 0.0
         summary[name] = {"mean": float(values.mean()), "stderr": stderr}
@@ -191,6 +244,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--estimator", choices=ESTIMATORS, default=defaults.estimator, help="gradient estimator of the weight noise"
     )
+    parser.add_argument("--likelihood", choices=LIKELIHOODS, default=defaults.likelihood, help="observation noise")
+    parser.add_argument(
+        "--df", type=float, default=None, help="fixed Student-t degrees of freedom (default: learned, > 1)"
+    )
+    parser.add_argument("--df-init", type=float, default=defaults.df_init, help="initial learned degrees of freedom")
+    parser.add_argument(
+        "--coverage-draws",
+        type=int,
+        default=defaults.coverage_draws,
+        help="Student-t: draws per weight sample for the quantile intervals",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the split list and of every key")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument(
@@ -229,7 +293,12 @@ def main(argv=None) -> dict:
         noise_init=args.noise_init,
         estimator=args.estimator,
         compile=args.compile,
+        likelihood=args.likelihood,
+        df=None if args.df is None else _checks.positive("--df", args.df),
+        df_init=args.df_init,
+        coverage_draws=_checks.integer("--coverage-draws", args.coverage_draws, minimum=1),
     )
+    names = metric_names(config)
     key = Key(args.seed)
     start, results = time.perf_counter(), []
     for k, split in enumerate(splits, start=first):
@@ -240,7 +309,9 @@ def main(argv=None) -> dict:
             r = results[-1]
             print(
                 f"split {k:2d}  RMSE {r['rmse']:.3f}  LL {r['log_likelihood']:.3f}  "
-                f"cover90 {r['coverage_90']:.3f}  noise {r['noise_sigma']:.3f}  {r['train_seconds']:.1f}s",
+                f"cover90 {r['coverage_90']:.3f}  noise {r['noise_sigma']:.3f}  "
+                + (f"df {r['df']:.2f}  " if "df" in r else "")
+                + f"{r['train_seconds']:.1f}s",
                 flush=True,
             )
     summary = {
@@ -250,8 +321,8 @@ def main(argv=None) -> dict:
         "evaluated_on": "validation" if args.validation else "test",
         "config": config._asdict(),
         "seconds": time.perf_counter() - start,
-        **summarize(results),
-        "per_split": [{name: r[name] for name in METRICS} for r in results],
+        **summarize(results, names),
+        "per_split": [{name: r[name] for name in names} for r in results],
     }
     curve = mean_calibration_curve([r["calibration"] for r in results])
     summary["calibration"] = {"nominal": curve.nominal.tolist(), "observed": curve.observed.tolist()}
@@ -264,7 +335,7 @@ def main(argv=None) -> dict:
         print(json.dumps(summary))
     else:
         print(f"{args.dataset}: {len(results)} splits, {summary['seconds']:.0f} s ({summary['evaluated_on']} rows)")
-        for name in METRICS:
+        for name in names:
             print(f"  {name:24s} {summary[name]['mean']:8.3f} +/- {summary[name]['stderr']:.3f}")
     return summary
 

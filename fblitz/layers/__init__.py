@@ -27,7 +27,7 @@ from fblitz.layers.conv_transpose import conv_transpose1d, conv_transpose2d, con
 from fblitz.layers.dropout import dropout
 from fblitz.layers.embedding import embedding
 from fblitz.layers.linear import linear
-from fblitz.layers.noise import learned_noise
+from fblitz.layers.noise import learned_df, learned_noise
 from fblitz.layers.normalization import batch_norm1d, batch_norm2d, batch_norm3d, layer_norm
 from fblitz.layers.pooling import adaptive_avg_pool, avg_pool, max_pool
 from fblitz.layers.recurrent import gru, lstm, rnn
@@ -58,6 +58,7 @@ __all__ = [
     "init_state",
     "is_stateful",
     "layer_norm",
+    "learned_df",
     "learned_noise",
     "linear",
     "max_pool",

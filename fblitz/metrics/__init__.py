@@ -6,6 +6,8 @@ naming the argument; nothing is broadcast.
 
 * :mod:`fblitz.metrics.regression` -- RMSE, Gaussian and Gaussian-mixture
   log-likelihoods, interval accuracy and width;
+* :mod:`fblitz.metrics.student_t` -- the Student-t mixture predictive's
+  log-likelihood and seeded samples;
 * :mod:`fblitz.metrics.coverage` -- interval coverage (PICP) at any level and
   the regression calibration curve;
 * :mod:`fblitz.metrics.classification` -- accuracy, Brier score, NLL;
@@ -26,6 +28,7 @@ from fblitz.metrics.regression import (
     rmse,
 )
 from fblitz.metrics.reliability import BINNINGS, CalibrationError, ReliabilityBins, expected_calibration_error
+from fblitz.metrics.student_t import student_t_mixture_log_likelihood, student_t_mixture_samples
 from fblitz.metrics.uncertainty import (
     UncertaintyDecomposition,
     expected_entropy,
@@ -55,5 +58,7 @@ __all__ = [
     "mutual_information",
     "predictive_entropy",
     "rmse",
+    "student_t_mixture_log_likelihood",
+    "student_t_mixture_samples",
     "uncertainty_decomposition",
 ]
