@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import torch
 
+from fblitz.tree import tree_map
+
 
 def build(cls, *args, **kwargs):
     """A float64 BLiTZ module, initialised without touching the global RNG."""
@@ -27,23 +29,32 @@ def load(module, params):
                 getattr(sampler, part).copy_(node[part])
 
 
-def forward_with_noise(monkeypatch, module, x, names, seed=0):
-    """BLiTZ's output on ``x`` and the noise it drew, as an fblitz eps tree ``{name: eps}``."""
+def record_draws(monkeypatch) -> dict:
+    """Patch BLiTZ's sampler to record its noise: ``{id(sampler): [eps of each draw, in order]}``.
+
+    The patch lasts as long as ``monkeypatch`` (the test, or a ``monkeypatch.context()``).
+    """
     from blitz.modules.weight_sampler import TrainableRandomDistribution as trd
 
     original, draws = trd.sample, {}
 
     def sample(self):
         w = original(self)
-        draws[id(self)] = self.eps_w.detach().clone()
+        draws.setdefault(id(self), []).append(self.eps_w.detach().clone())
         return w
 
     monkeypatch.setattr(trd, "sample", sample)
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        y = module(x).detach()
-    monkeypatch.setattr(trd, "sample", original)
-    return y, {name: draws[id(getattr(module, f"{name}_sampler"))] for name in names}
+    return draws
+
+
+def forward_with_noise(monkeypatch, module, x, names, seed=0):
+    """BLiTZ's output on ``x`` (tensors, detached) and the noise it drew, as ``{name: eps}``."""
+    with monkeypatch.context() as scoped:
+        draws = record_draws(scoped)
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            y = module(x)
+    return tree_map(torch.Tensor.detach, y), {name: draws[id(getattr(module, f"{name}_sampler"))][-1] for name in names}
 
 
 def frozen_forward(module, params, x):

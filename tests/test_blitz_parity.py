@@ -12,6 +12,7 @@ import torch.nn as nn
 from fblitz import likelihoods
 from fblitz.kl import kl_divergence
 from fblitz.objectives import negative_elbo
+from tests import blitz_reference
 from tests.helpers import mlp, randn
 
 blitz_modules = pytest.importorskip("blitz.modules")
@@ -49,15 +50,7 @@ def build_pair(prior_pi):
 
 def record_noise(monkeypatch, net):
     """Record BLiTZ's eps draws: {(layer, name): [eps per forward]}."""
-    draws = {}
-    original = blitz_sampler.TrainableRandomDistribution.sample
-
-    def sample(self):
-        w = original(self)
-        draws.setdefault(id(self), []).append(self.eps_w.detach().clone())
-        return w
-
-    monkeypatch.setattr(blitz_sampler.TrainableRandomDistribution, "sample", sample)
+    draws = blitz_reference.record_draws(monkeypatch)
 
     def eps_tree():
         tree = {"1": {}}

@@ -80,18 +80,8 @@ def float64_default():
 
 def _forward_with_noise(monkeypatch, module, x, names):
     """BLiTZ's first output on ``x`` and its noise draws ``{name: eps}`` (global RNG restored)."""
-    draws, original = {}, blitz_sampler.TrainableRandomDistribution.sample
-
-    def sample(self):
-        w = original(self)
-        draws[id(self)] = self.eps_w.detach().clone()
-        return w
-
-    monkeypatch.setattr(blitz_sampler.TrainableRandomDistribution, "sample", sample)
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        y = _first(module(x)).detach()
-    return y, {name: draws[id(getattr(module, f"{name}_sampler"))] for name in names}
+    y, eps = blitz_reference.forward_with_noise(monkeypatch, module, x, names)
+    return _first(y), eps
 
 
 def _first(out):
@@ -148,15 +138,7 @@ def _nets(prior_pi):
 @pytest.mark.parametrize("prior_pi", [1.0, 0.5])
 def test_sample_elbo_and_kl_equal_blitz_on_the_same_noise(monkeypatch, prior_pi):
     ours, theirs = _nets(prior_pi)
-    draws = {}
-    original = blitz_sampler.TrainableRandomDistribution.sample
-
-    def sample(self):
-        w = original(self)
-        draws.setdefault(id(self), []).append(self.eps_w.detach().clone())
-        return w
-
-    monkeypatch.setattr(blitz_sampler.TrainableRandomDistribution, "sample", sample)
+    draws = blitz_reference.record_draws(monkeypatch)
     x, y = randn(1, 8, 3, dtype=torch.float64), randn(2, 8, 2, dtype=torch.float64)
     with torch.random.fork_rng():
         torch.manual_seed(1)

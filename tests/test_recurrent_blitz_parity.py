@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from fblitz import layers
+from tests import blitz_reference
 from tests.helpers import randn
 
 blitz_modules = pytest.importorskip("blitz.modules")
@@ -70,19 +71,13 @@ def _to_fblitz(kind, module, noise):
 
 
 def _run_blitz(monkeypatch, module, x, state):
-    noise = {}
-    original = blitz_sampler.TrainableRandomDistribution.sample
-
-    def sample(self):
-        w = original(self)
-        noise[id(self)] = self.eps_w.detach().clone()
-        return w
-
-    monkeypatch.setattr(blitz_sampler.TrainableRandomDistribution, "sample", sample)
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        out = module(x, state)
-    return out, noise
+    """BLiTZ's output and the last noise each of its samplers drew: ``{id(sampler): eps}``."""
+    with monkeypatch.context() as scoped:
+        draws = blitz_reference.record_draws(scoped)
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            out = module(x, state)
+    return out, {sampler: eps[-1] for sampler, eps in draws.items()}
 
 
 @pytest.mark.parametrize(("kind", "peephole"), [("lstm", False), ("lstm", True), ("gru", False)])
