@@ -67,10 +67,6 @@ def predict_with_eps(
     have the same leading sample count S (FblitzValueError otherwise, also
     for a noise tree without tensors: a model that draws no noise).
     """
-    _checks.tensor("inputs", inputs)
-    _checks.like_params("inputs", inputs, params)
-    if inputs.is_floating_point():
-        _checks.float_input("inputs", inputs)
     forward = evaluation_forward(model, state)
 
     def mapped(params, rows, eps):
@@ -84,10 +80,15 @@ def evaluate_in_groups(
 ) -> torch.Tensor:
     """``mapped(params, rows, eps_group) -> (draws, rows, ...)`` over groups of rows and draws.
 
-    The grouping of :func:`predict_with_eps` (``inputs`` already checked,
-    ``eps`` checked here); the outputs are concatenated back to (S, B, ...)
-    and checked finite.
+    The grouping of :func:`predict_with_eps` and
+    :func:`fblitz.predictor.make_predictor`: ``inputs`` and ``eps`` are
+    checked here, the outputs concatenated back to (S, B, ...) and checked
+    finite.
     """
+    _checks.tensor("inputs", inputs)
+    _checks.like_params("inputs", inputs, params)
+    if inputs.is_floating_point():
+        _checks.float_input("inputs", inputs)
     count = _shared_sample_count(eps)
     row_chunks = [inputs]
     if batch_size is not None:

@@ -75,10 +75,6 @@ def make_predictor(
         mapped = torch.compile(mapped)
 
     def predictor(params: PyTree, inputs: torch.Tensor, *, key: KeyLike, n_samples: int | None = 10) -> torch.Tensor:
-        _checks.tensor("inputs", inputs)
-        _checks.like_params("inputs", inputs, params)
-        if inputs.is_floating_point():
-            _checks.float_input("inputs", inputs)
         count = resolve_sample_count(n_samples, None, default=10)
         eps = sample_noise(model, key, params, count, estimator=estimator)
         with torch.no_grad():
