@@ -56,6 +56,13 @@ def probability(name: str, value: object) -> float:
     return value
 
 
+def boolean(name: str, value: object) -> bool:
+    """``value`` if it is a bool (``True``/``False``; not ``"no"``, not 0/1)."""
+    if not isinstance(value, bool):
+        raise FblitzTypeError(f"{name} must be True or False, got {_describe(value)}")
+    return value
+
+
 def integer(name: str, value: object, *, minimum: int | None = None) -> int:
     """``value`` as an int (bools rejected), optionally >= ``minimum``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):

@@ -177,25 +177,61 @@ def bernoulli() -> Likelihood:
     return Likelihood(nll, "bernoulli")
 
 
-def criterion(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], name: str | None = None) -> Likelihood:
+def criterion(
+    fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], name: str | None = None, *, check_shapes: bool = True
+) -> Likelihood:
     """Wrap a torch-style criterion ``fn(outputs, targets) -> scalar`` (e.g. ``F.mse_loss``).
 
     The criterion's own reduction and scale are used as they are; BLiTZ's
-    examples use ``nn.MSELoss()``.
+    examples use ``nn.MSELoss()``. Torch criteria broadcast: ``F.mse_loss`` of
+    outputs (N, 1) against targets (N,) averages an (N, N) table of every
+    output against every target. So the shapes are checked first: targets
+    must have the outputs' shape, or be integer class indices of the outputs'
+    shape without the class dimension 1 (``F.cross_entropy``'s (N, C) logits
+    and (N,) labels). ``check_shapes=False`` turns that off for criteria with
+    other conventions.
+
+    Example:
+        >>> import torch, torch.nn.functional as F
+        >>> mse = criterion(F.mse_loss, "mse")
+        >>> float(mse(torch.zeros(4, 1), torch.ones(4, 1)))
+        1.0
+        >>> mse(torch.zeros(4, 1), torch.ones(4))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+          ...
+        fblitz.errors.FblitzValueError: criterion mse: targets must have the outputs' shape (4, 1) ...
     """
     if not callable(fn):
         raise FblitzTypeError(f"criterion must be callable (outputs, targets) -> scalar, got {fn!r}")
+    name = name or getattr(fn, "__name__", type(fn).__name__)
+    check_shapes = _checks.boolean("check_shapes", check_shapes)
 
     def nll(outputs, targets):
+        if check_shapes:
+            _check_criterion_shapes(name, outputs, targets)
         value = fn(outputs, targets)
         if not isinstance(value, torch.Tensor) or value.dim() != 0:
             raise FblitzValueError(
-                f"criterion {name or fn!r} must return a 0-dim tensor (use a mean or sum reduction), got "
+                f"criterion {name!r} must return a 0-dim tensor (use a mean or sum reduction), got "
                 f"{tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__}"
             )
         return value
 
-    return Likelihood(nll, name or getattr(fn, "__name__", type(fn).__name__))
+    return Likelihood(nll, name)
+
+
+def _check_criterion_shapes(name: str, outputs: torch.Tensor, targets: torch.Tensor) -> None:
+    """Targets of the outputs' shape, or integer class indices of it without dimension 1."""
+    if outputs.shape == targets.shape:
+        return
+    indices_shape = outputs.shape[:1] + outputs.shape[2:] if outputs.dim() >= 2 else torch.Size()
+    if not targets.is_floating_point() and targets.dtype != torch.bool and targets.shape == indices_shape:
+        return
+    raise FblitzValueError(
+        f"criterion {name}: targets must have the outputs' shape {tuple(outputs.shape)} (or be integer class "
+        f"indices of shape {tuple(indices_shape)}), got targets {tuple(targets.shape)}; torch criteria "
+        "broadcast, so nothing is computed"
+    )
 
 
 def as_likelihood(value: object) -> Likelihood:

@@ -95,13 +95,21 @@ def generator(key: KeyLike, device: torch.device | str | None = None) -> torch.G
     return gen
 
 
+def _is_meta(device) -> bool:
+    return device is not None and torch.device(device).type == "meta"
+
+
 def normal(key: KeyLike, shape, *, dtype: torch.dtype | None = None, device=None) -> torch.Tensor:
-    """Standard normal draws of ``shape``."""
+    """Standard normal draws of ``shape`` (on the ``meta`` device: shapes only, nothing drawn)."""
+    if _is_meta(device):
+        return torch.empty(tuple(shape), dtype=dtype, device=device)
     return torch.randn(tuple(shape), generator=generator(key, device), dtype=dtype, device=device)
 
 
 def uniform(key: KeyLike, shape, *, dtype: torch.dtype | None = None, device=None) -> torch.Tensor:
-    """Uniform draws on [0, 1) of ``shape``."""
+    """Uniform draws on [0, 1) of ``shape`` (on the ``meta`` device: shapes only)."""
+    if _is_meta(device):
+        return torch.empty(tuple(shape), dtype=dtype, device=device)
     return torch.rand(tuple(shape), generator=generator(key, device), dtype=dtype, device=device)
 
 

@@ -159,7 +159,7 @@ def sharpen(model, params, eta, noise, inputs, targets, *, likelihood, sigma_0, 
 
     def data(weights):
         p, e = at(weights)
-        return likelihood(model.apply(p, inputs, e), targets)
+        return likelihood(model.forward(p, inputs, e), targets)
 
     phi = [_sample(get_path(params, path), get_path(noise["phi"], path)) for path in nodes]
     g = grad(data)(phi)
@@ -219,7 +219,7 @@ def sharpened_elbo_samples(
     def one_sample(n):
         sharp = sharpen(model, params, eta, n, inputs, targets, likelihood=likelihood, sigma_0=sigma_0,
                         second_order=second_order)  # fmt: skip
-        data = likelihood(model.apply(sharp.params, inputs, sharp.eps), targets)
+        data = likelihood(model.forward(sharp.params, inputs, sharp.eps), targets)
         kl = monte_carlo_kl(plan, params, n["phi"]) + closed if plan.needs_noise else closed
         return data, kl, sharp.kl
 

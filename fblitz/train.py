@@ -27,6 +27,7 @@ from fblitz.errors import FblitzTypeError, FblitzValueError, NonFiniteError, Non
 from fblitz.estimators import check_estimator
 from fblitz.kl import KL_MODES, make_plan
 from fblitz.layers.base import Layer, init_state, is_stateful, sample_noise
+from fblitz.layers.params_check import check_params
 from fblitz.likelihoods import as_likelihood
 from fblitz.objectives import ElboTerms, _check_model, elbo_grad, resolve_sample_count
 from fblitz.optim import GradientTransformation, OptState, apply_updates
@@ -95,12 +96,18 @@ class TrainStep(NamedTuple):
     """
 
     fn: Callable
+    model: Layer | None = None
 
     def __call__(self, params, opt_state, key, inputs, targets, complexity_cost_weight=1.0):
         return self.guarded(params, opt_state, None, key, inputs, targets, complexity_cost_weight)[:3]
 
     def guarded(self, params, opt_state, state, key, inputs, targets, complexity_cost_weight=1.0) -> StepOutcome:
-        """The step with ``state`` threaded through and a finiteness flag (see :class:`StepOutcome`)."""
+        """The step with ``state`` threaded through and a finiteness flag (see :class:`StepOutcome`).
+
+        ``params`` is checked against the model first (:func:`fblitz.layers.check_params`).
+        """
+        if self.model is not None:
+            check_params(self.model, params)
         return StepOutcome(*self.fn(params, opt_state, state, key, inputs, targets, complexity_cost_weight))
 
     def with_state(self, params, opt_state, state, key, inputs, targets, complexity_cost_weight=1.0):
@@ -183,7 +190,7 @@ def make_train_step(
         )
         return params, opt_state, terms, None if state == () else state, finite
 
-    return TrainStep(step)
+    return TrainStep(step, model)
 
 
 class EpochInfo(NamedTuple):
@@ -319,6 +326,7 @@ def fit(
         NonFiniteError: every step of an epoch was skipped.
     """
     n = _check_data(inputs, targets)
+    check_params(_check_model(model), params)
     _checks.like_params("inputs", inputs, params)
     _checks.like_params("targets", targets, params)
     start_epoch = _checks.integer("start_epoch", start_epoch, minimum=0)
@@ -361,8 +369,11 @@ def fit(
         epoch_terms = []
         for index in range(num_batches):
             rows = slice(index * batch_size, (index + 1) * batch_size)
-            out = step.guarded(
-                params, opt_state, state, epoch_key.fold_in(index + 1), x_epoch[rows], y_epoch[rows], weights[index]
+            # params were checked once above; each step returns params of the same shapes
+            out = StepOutcome(
+                *step.fn(
+                    params, opt_state, state, epoch_key.fold_in(index + 1), x_epoch[rows], y_epoch[rows], weights[index]
+                )
             )
             if not bool(out.finite):
                 if on_nonfinite == "raise":

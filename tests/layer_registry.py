@@ -316,6 +316,9 @@ EXEMPT = {
     "init_state",
     "is_stateful",
     "sample_noise",
+    "check_params",  # params-tree checks: tests/test_params_check.py and the contract test
+    "expected_params",
+    "forward_with_state",
 }
 
 

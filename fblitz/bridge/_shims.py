@@ -92,7 +92,7 @@ class BatchNormShim(nn.Module):
         params = {"weight": self.weight, "bias": self.bias} if self.affine else {}
         mode = _MODE.get()
         if mode is None or mode.train is None or not self.tracks:
-            return self.layer.apply(params, x)
+            return self.layer.forward(params, x)
         state = {name: getattr(self, name) for name in STATE_NAMES}
         y, new_state = self.layer.state.apply(params, state, x, None, mode.train)
         if mode.train:
@@ -123,7 +123,7 @@ class RecurrentShim(nn.Module):
         if isinstance(input, nn.utils.rnn.PackedSequence):
             raise FblitzTypeError("x: PackedSequence inputs are not supported by the bridge; pad the sequences")
         # eps=None makes fblitz's layer use each node's "mu": here, exactly the given tensors
-        return self.layer.apply({name: {"mu": getattr(self, name)} for name in self.names}, input, None, hx)
+        return self.layer.forward({name: {"mu": getattr(self, name)} for name in self.names}, input, None, hx)
 
 
 class CellShim(nn.Module):

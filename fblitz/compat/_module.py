@@ -187,7 +187,7 @@ class GaussianModule(BayesianModule):
         return sample_noise(self._layer, self.next_key(), self.variational_params(), n_samples)
 
     def _run(self, params: dict, x, eps, *args, **kwargs):
-        return self._layer.apply(params, x, eps)
+        return self._layer.forward(params, x, eps)
 
     def log_terms(self, params: dict, eps: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """``(log q(w), log p(w))`` summed over the layer's tensors at ``w = mu + sigma * eps``."""

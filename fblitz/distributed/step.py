@@ -48,6 +48,7 @@ from fblitz.estimators import check_estimator
 from fblitz.kl import KL_MODES, make_plan
 from fblitz.layers.base import Layer, is_stateful, sample_noise
 from fblitz.likelihoods import as_likelihood
+from fblitz.layers.params_check import check_params
 from fblitz.objectives import ElboTerms, _check_model, elbo_grad
 from fblitz.optim import GradientTransformation, apply_updates
 from fblitz.random import as_key
@@ -134,6 +135,7 @@ def make_distributed_step(
         return tree_map(lambda t: t[part], sample_noise(model, key, params, n_samples, estimator=estimator)), count
 
     def step(params, opt_state, key, inputs, targets, weight):
+        check_params(model, params)
         key = as_key(key)
         structure = tree_structure(params)
         if structure not in plans:

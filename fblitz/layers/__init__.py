@@ -4,6 +4,7 @@ from fblitz.layers.base import (
     Layer,
     StateSpec,
     apply_with_state,
+    forward_with_state,
     init_state,
     is_stateful,
     sample_noise,
@@ -29,6 +30,7 @@ from fblitz.layers.embedding import embedding
 from fblitz.layers.linear import linear
 from fblitz.layers.noise import learned_df, learned_noise
 from fblitz.layers.normalization import batch_norm1d, batch_norm2d, batch_norm3d, layer_norm
+from fblitz.layers.params_check import check_params, expected_params
 from fblitz.layers.pooling import adaptive_avg_pool, avg_pool, max_pool
 from fblitz.layers.recurrent import gru, lstm, rnn
 
@@ -41,6 +43,7 @@ __all__ = [
     "batch_norm1d",
     "batch_norm2d",
     "batch_norm3d",
+    "check_params",
     "dropout",
     "conv1d",
     "conv2d",
@@ -50,7 +53,9 @@ __all__ = [
     "conv_transpose3d",
     "elu",
     "embedding",
+    "expected_params",
     "flatten",
+    "forward_with_state",
     "freeze",
     "gelu",
     "gru",

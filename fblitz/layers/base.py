@@ -3,7 +3,9 @@
 A layer is an immutable value holding pure functions (stax-style):
 
 * ``init(key, *, dtype=None, device=None) -> params`` -- a fresh params tree;
-* ``apply(params, x, eps=None) -> y`` -- the forward pass for ONE weight draw;
+* ``apply(params, x, eps=None) -> y`` -- the forward pass for ONE weight draw
+  (the ``forward`` function the layer was built with, after
+  :func:`~fblitz.layers.check_params` has checked ``params`` against the layer);
   ``eps`` is the layer's noise tree and ``None`` means "use the posterior
   means" (BLiTZ's frozen mode; dropout is then off). Sample axes come from
   ``torch.func.vmap`` over ``eps``;
@@ -32,9 +34,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NamedTuple
 
-import torch
-
 from fblitz.estimators import check_estimator
+from fblitz.layers.params_check import check_params
 from fblitz.random import KeyLike, as_key, sample_eps
 from fblitz.tree import PyTree, flatten_gaussian, is_gaussian, map_gaussian
 
@@ -55,14 +56,32 @@ class StateSpec(NamedTuple):
 
 
 class Layer(NamedTuple):
-    """A functional (Bayesian) layer or model: ``init``, ``apply``, ``priors``."""
+    """A functional (Bayesian) layer or model: ``init``, ``apply``, ``priors``.
+
+    Built as ``Layer(init, forward, priors, name, noise, state)``: ``forward``
+    is the layer's own forward pass, trusting its arguments. Call the layer
+    through :meth:`apply`, which first checks the params tree against the
+    model (:func:`fblitz.layers.check_params`). Containers and training steps
+    that have checked the whole tree once call ``forward`` on the parts.
+    """
 
     init: Callable[..., PyTree]
-    apply: Callable[[PyTree, torch.Tensor, PyTree | None], torch.Tensor]
+    forward: Callable[..., object]
     priors: PyTree
     name: str = "layer"
     noise: Callable[..., PyTree | None] | None = None
     state: StateSpec | None = None
+
+    def apply(self, params: PyTree, x, eps: PyTree | None = None, *args, **kwargs):
+        """``forward(params, x, eps, ...)`` after checking ``params`` against this layer.
+
+        Raises:
+            FblitzValueError, FblitzTypeError: ``params`` is not a tree this
+                layer's ``init`` builds (structure, a leaf's shape, dtype or
+                device); the message names the path.
+        """
+        check_params(self, params)
+        return self.forward(params, x, eps, *args, **kwargs)
 
     def __repr__(self) -> str:
         return f"Layer({self.name})"
@@ -126,9 +145,18 @@ def apply_with_state(
     """``(y, new_state)``: the forward pass threading ``model``'s state.
 
     Stateless layers return ``state`` unchanged; see :class:`StateSpec`.
+    ``params`` is checked against ``model`` (:func:`check_params`).
     """
+    check_params(model, params)
+    return forward_with_state(model, params, state, x, eps, train=train)
+
+
+def forward_with_state(
+    model: Layer, params: PyTree, state: PyTree, x, eps: PyTree | None = None, *, train: bool
+) -> tuple[object, PyTree]:
+    """:func:`apply_with_state` without the params check, for callers that checked the whole tree."""
     if model.state is None:
-        return model.apply(params, x, eps), state
+        return model.forward(params, x, eps), state
     return model.state.apply(params, state, x, eps, bool(train))
 
 

@@ -125,8 +125,8 @@ class BayesianRNN(GaussianModule):
                 torch_eps["seed"] = eps["seed"]
         if self.kind == "gru":
             state = None if hidden_states is None else hidden_states.unsqueeze(0)
-            out, h_n = self._layer.apply(torch_params, x, torch_eps, state)
+            out, h_n = self._layer.forward(torch_params, x, torch_eps, state)
             return out, h_n[0]
         state = None if hidden_states is None else tuple(s.unsqueeze(0) for s in hidden_states)
-        out, (h_n, c_n) = self._layer.apply(torch_params, x, torch_eps, state)
+        out, (h_n, c_n) = self._layer.forward(torch_params, x, torch_eps, state)
         return out, (h_n[0], c_n[0])
