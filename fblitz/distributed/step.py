@@ -47,8 +47,8 @@ from fblitz.errors import FblitzValueError, NonFiniteStepError
 from fblitz.estimators import check_estimator
 from fblitz.kl import KL_MODES, make_plan
 from fblitz.layers.base import Layer, is_stateful, sample_noise
-from fblitz.likelihoods import as_likelihood
 from fblitz.layers.params_check import check_params
+from fblitz.likelihoods import as_likelihood
 from fblitz.objectives import ElboTerms, _check_model, elbo_grad
 from fblitz.optim import GradientTransformation, apply_updates
 from fblitz.random import as_key
