@@ -29,7 +29,7 @@ def test_split_follows_the_article():
 def test_the_model_is_blitz_example_with_its_relu_and_the_article_variant_without():
     assert boston.build_model().name == "serial(linear(13, 512), relu, linear(512, 1))"
     assert boston.build_model("none").name == "serial(linear(13, 512), linear(512, 1))"
-    assert boston.build_model(noise="learned").name.endswith("learned_noise(1))")
+    assert boston.build_model(likelihood="gaussian").name.endswith("learned_noise(1))")
 
 
 def test_a_short_run_beats_the_training_mean_and_reports_every_metric(capsys):
@@ -71,9 +71,9 @@ def test_the_last_progress_line_and_the_summary_agree(capsys):
 
 
 def test_learned_noise_trains_its_own_scale(capsys):
-    scores = boston.main(["--epochs", "3", "--json", "--noise", "learned", "--no-baselines", *QUICK])
+    scores = boston.main(["--epochs", "3", "--json", "--likelihood", "gaussian", "--no-baselines", *QUICK])
     capsys.readouterr()
-    assert scores["noise"] == "learned" and scores["noise_sigma"] != pytest.approx(0.5**0.5, rel=1e-3)
+    assert scores["likelihood"] == "gaussian" and scores["noise_sigma"] != pytest.approx(0.5**0.5, rel=1e-3)
 
 
 def test_help_lists_the_options(capsys):
@@ -81,5 +81,6 @@ def test_help_lists_the_options(capsys):
         boston.main(["--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
-    for option in ("--epochs", "--samples", "--seed", "--threads", "--json", "--activation", "--noise", "--baselines"):
+    options = ("--epochs", "--samples", "--seed", "--threads", "--json", "--activation", "--likelihood", "--baselines")
+    for option in options:
         assert option in out

@@ -79,7 +79,8 @@ def test_gaussian_log_prob_is_the_mixture_density_per_row():
     torch.testing.assert_close(pred.log_prob(y), torch.tensor(expected, dtype=torch.float64))
     # one target column: the per-element mixture log-likelihood of the metrics module
     one = _gaussian(locs[..., :1], scales[..., :1])
-    assert -one.nll(y[:, :1]) == pytest.approx(gaussian_mixture_log_likelihood(locs[..., :1], scales[..., :1], y[:, :1]))
+    expected = gaussian_mixture_log_likelihood(locs[..., :1], scales[..., :1], y[:, :1])
+    assert -one.nll(y[:, :1]) == pytest.approx(expected)
 
 
 def test_targets_drawn_from_the_predictive_are_covered_at_the_nominal_rate():

@@ -50,7 +50,7 @@ def key_spread(run, params, key: Key, count: int) -> dict:
 def print_summary(scores: dict, args, *, train_rows: int, test_rows: int) -> None:
     """The example's final report as text."""
     model = "13-512-ReLU-1" if args.activation == "relu" else "13-512-1 (no activation, the 2020 article)"
-    noise = "MSE (Gaussian noise sigma 0.707)" if args.noise == "mse" else "learned Gaussian noise"
+    noise = "MSE (Gaussian noise sigma 0.707)" if args.likelihood == "mse" else "learned Gaussian noise"
     print(f"Boston housing, {train_rows} train / {test_rows} test rows, {args.epochs} epochs, {model}, {noise}")
     print(
         f"  RMSE                 {scores['rmse']:.3f} (standardised)  {scores['rmse_dollars_k']:.2f} ($1000s)"

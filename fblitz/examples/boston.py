@@ -10,7 +10,7 @@ Evaluation (the same at every progress line and in the final summary): the
 predictive distribution of ``--eval-samples`` weight draws, each with the
 observation noise of the training likelihood -- for MSE the Gaussian of
 variance 1/2 whose negative log-likelihood the MSE is (up to a constant), or
-a learned noise scale with ``--noise learned``. It reports the RMSE of the
+a learned noise scale with ``--likelihood gaussian``. It reports the RMSE of the
 predictive mean, its NLL, the coverage of its central 50/90/95% intervals,
 and the article's "CI acc": the share of test targets within mean +/- 3 std
 of the weight draws alone. Context computed in the same run: the
@@ -40,6 +40,7 @@ from fblitz.predictive import predictive_distribution
 from fblitz.random import Key
 from fblitz.train import fit
 
+LIKELIHOODS = ("mse", "gaussian")
 MSE_NOISE_SIGMA = 0.5**0.5  # MSE = the NLL of Gaussian noise with variance 1/2, up to a constant
 COVERAGE_LEVELS = (0.5, 0.9, 0.95)
 
@@ -68,37 +69,39 @@ def load_data(dtype: torch.dtype = torch.float32):
     )
 
 
-def build_model(activation: str = "relu", noise: str = "mse") -> layers.Layer:
+def build_model(activation: str = "relu", likelihood: str = "mse") -> layers.Layer:
     """BLiTZ's regressor: BayesianLinear(13, 512) -> ReLU -> BayesianLinear(512, 1).
 
     ``activation="none"`` drops the ReLU (the 2020 article's code);
-    ``noise="learned"`` appends a learned noise scale (outputs [mean, raw scale]).
+    ``likelihood="gaussian"`` appends a learned noise scale (outputs [mean, raw scale]).
     """
     stack = [layers.linear(13, 512)] + ([layers.relu] if activation == "relu" else []) + [layers.linear(512, 1)]
-    if noise == "learned":
+    if likelihood == "gaussian":
         stack.append(layers.learned_noise(1))
     return layers.serial(*stack)
 
 
-def training_likelihood(noise: str) -> likelihoods.Likelihood:
+def training_likelihood(name: str) -> likelihoods.Likelihood:
     """BLiTZ's ``nn.MSELoss()``, or the Gaussian likelihood with the learned scale."""
-    if noise == "learned":
+    if name == "gaussian":
         return likelihoods.heteroscedastic_gaussian()
     return likelihoods.criterion(F.mse_loss, "mse")
 
 
-def predictive_likelihood(noise: str) -> likelihoods.Likelihood:
+def predictive_likelihood(name: str) -> likelihoods.Likelihood:
     """The observation distribution behind :func:`training_likelihood`."""
-    if noise == "learned":
+    if name == "gaussian":
         return likelihoods.heteroscedastic_gaussian()
     return likelihoods.gaussian(MSE_NOISE_SIGMA)
 
 
-def evaluate(model, params, x, y, *, key, n_samples: int, std_multiplier: float, noise: str, target_std: float) -> dict:
+def evaluate(
+    model, params, x, y, *, key, n_samples: int, std_multiplier: float, likelihood: str, target_std: float
+) -> dict:
     """Predictive metrics with the noise included, and the article's CI metrics of the weight draws."""
     with torch.no_grad():
         pred = predictive_distribution(
-            model, params, x, likelihood=predictive_likelihood(noise), key=key, n_samples=n_samples
+            model, params, x, likelihood=predictive_likelihood(likelihood), key=key, n_samples=n_samples
         )
     mean, std = predictive_mean_std(pred.locs)  # the article's interval: the weight draws alone
     lower, upper = mean_std_interval(mean, std, k=std_multiplier)
@@ -130,7 +133,10 @@ def build_parser(doc: str = __doc__) -> argparse.ArgumentParser:
         "--activation", choices=("relu", "none"), default="relu", help="between the layers (none: the 2020 article)"
     )
     parser.add_argument(
-        "--noise", choices=("mse", "learned"), default="mse", help="MSE training (BLiTZ) or a learned noise scale"
+        "--likelihood",
+        choices=LIKELIHOODS,
+        default="mse",
+        help="mse: BLiTZ's MSELoss (Gaussian noise of variance 1/2); gaussian: Gaussian noise with a learned scale",
     )
     parser.add_argument("--spread-keys", type=int, default=10, help="other evaluation keys for the key-to-key spread")
     parser.add_argument(
@@ -149,7 +155,7 @@ def evaluation(args: argparse.Namespace, model, x_test, y_test, *, key, target_s
     def run(params, eval_key=key):
         return evaluate(
             model, params, x_test, y_test, key=eval_key, n_samples=args.eval_samples,
-            std_multiplier=args.std_multiplier, noise=args.noise, target_std=target_std,
+            std_multiplier=args.std_multiplier, likelihood=args.likelihood, target_std=target_std,
         )  # fmt: skip
 
     return run
@@ -175,7 +181,7 @@ def make_reporter(args: argparse.Namespace, model, x_test, y_test, *, key, targe
 def fit_settings(args: argparse.Namespace, train_rows: int) -> dict:
     """BLiTZ's training settings as keyword arguments of :func:`fblitz.train.fit`."""
     return dict(
-        likelihood=training_likelihood(args.noise),
+        likelihood=training_likelihood(args.likelihood),
         optimizer=optim.adam(args.lr),
         epochs=args.epochs,
         batch_size=args.batch_size,
@@ -190,7 +196,7 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     x_train, y_train, x_test, y_test, target_std = load_data()
-    model = build_model(args.activation, args.noise)
+    model = build_model(args.activation, args.likelihood)
     k_init, k_fit, k_eval = Key(args.seed).split(3)
     params = model.init(k_init)
     report = make_reporter(args, model, x_test, y_test, key=k_eval, target_std=target_std)
@@ -222,7 +228,7 @@ def summarize(
         train_seconds=seconds,
         epochs=args.epochs,
         activation=args.activation,
-        noise=args.noise,
+        likelihood=args.likelihood,
         eval_samples=args.eval_samples,
         final_loss=result.history["loss"][-1] if result.history["loss"] else None,
         first_loss=result.history["loss"][0] if result.history["loss"] else None,

@@ -42,7 +42,9 @@ def expected_params(model, dtype: torch.dtype | None = None) -> PyTree:
     dtype = torch.get_default_dtype() if dtype is None else dtype
     init = model.init
     try:
-        cache = _REFERENCES.setdefault(init, {})
+        cache = _REFERENCES.get(init)
+        if cache is None:
+            cache = _REFERENCES[init] = {}
     except TypeError:  # init is not weak-referenceable (e.g. a bound method): no cache
         cache = {}
     if dtype not in cache:
@@ -104,50 +106,66 @@ def _kind(value: object) -> str:
 
 
 def _compare(expected, given, path: tuple, name: str, model_name: str, device) -> None:
-    where = f"{name} at '{path_name(path)}'" if path else name
-    for_model = f"for {model_name}"
-    if isinstance(expected, dict):
-        if not isinstance(given, dict):
-            raise FblitzTypeError(
-                f"{where} must be a dict with keys {sorted(map(str, expected))} {for_model}, got {_kind(given)}"
-            )
-        missing = [key for key in expected if key not in given]
-        extra = [key for key in given if key not in expected]
-        if missing or extra:
-            problems = []
-            if missing:
-                problems.append("is missing " + ", ".join(f"'{path_name((*path, key))}'" for key in missing))
-            if extra:
-                problems.append("has unexpected " + ", ".join(f"'{path_name((*path, key))}'" for key in extra))
-            level = f" at '{path_name(path)}'" if path else ""
-            raise FblitzValueError(
-                f"{name} {' and '.join(problems)} {for_model} (expected keys{level} {sorted(map(str, expected))}, "
-                f"got {sorted(map(str, given))})"
-            )
+    """Walk both trees together; messages are built only when something differs (the check runs per call)."""
+    if isinstance(expected, torch.Tensor):
+        if (
+            not isinstance(given, torch.Tensor)
+            or given.shape != expected.shape
+            or given.dtype != expected.dtype
+            or (device is not None and given.device != device)
+        ):
+            _leaf_error(expected, given, path, name, model_name, device)
+    elif isinstance(expected, dict):
+        if not isinstance(given, dict) or given.keys() != expected.keys():
+            _node_error(expected, given, path, name, model_name)
         for key, value in expected.items():
             _compare(value, given[key], (*path, key), name, model_name, device)
     elif isinstance(expected, (list, tuple)):
         if not isinstance(given, (list, tuple)) or len(given) != len(expected):
             raise FblitzValueError(
-                f"{where} must be a sequence of {len(expected)} entries {for_model}, got {_kind(given)}"
+                f"{_where(name, path)} must be a sequence of {len(expected)} entries for {model_name}, "
+                f"got {_kind(given)}"
             )
         for index, (value, item) in enumerate(zip(expected, given)):
             _compare(value, item, (*path, index), name, model_name, device)
-    elif isinstance(expected, torch.Tensor):
-        if not isinstance(given, torch.Tensor):
-            raise FblitzTypeError(f"{where} must be a tensor of shape {tuple(expected.shape)}, got {_kind(given)}")
-        if given.shape != expected.shape:
-            raise FblitzValueError(
-                f"{where} must have shape {tuple(expected.shape)} {for_model}, got {tuple(given.shape)}"
-            )
-        if given.dtype != expected.dtype:
-            raise FblitzValueError(
-                f"{where} must be {expected.dtype} (the dtype of {name}'s other floating leaves) "
-                f"{for_model}, got {given.dtype}"
-            )
-        if device is not None and given.device != device:
-            raise FblitzValueError(
-                f"{where} must be on {device} (the device of {name}'s other leaves), got {given.device}"
-            )
     elif given is not expected and given != expected:
-        raise FblitzValueError(f"{where} must be {expected!r} {for_model}, got {_kind(given)}")
+        raise FblitzValueError(f"{_where(name, path)} must be {expected!r} for {model_name}, got {_kind(given)}")
+
+
+def _where(name: str, path: tuple) -> str:
+    return f"{name} at '{path_name(path)}'" if path else name
+
+
+def _node_error(expected: dict, given, path: tuple, name: str, model_name: str):
+    keys = sorted(map(str, expected))
+    if not isinstance(given, dict):
+        raise FblitzTypeError(
+            f"{_where(name, path)} must be a dict with keys {keys} for {model_name}, got {_kind(given)}"
+        )
+    problems = []
+    missing = [key for key in expected if key not in given]
+    extra = [key for key in given if key not in expected]
+    if missing:
+        problems.append("is missing " + ", ".join(f"'{path_name((*path, key))}'" for key in missing))
+    if extra:
+        problems.append("has unexpected " + ", ".join(f"'{path_name((*path, key))}'" for key in extra))
+    level = f" at '{path_name(path)}'" if path else ""
+    raise FblitzValueError(
+        f"{name} {' and '.join(problems)} for {model_name} (expected keys{level} {keys}, got {sorted(map(str, given))})"
+    )
+
+
+def _leaf_error(expected: torch.Tensor, given, path: tuple, name: str, model_name: str, device):
+    where = _where(name, path)
+    if not isinstance(given, torch.Tensor):
+        raise FblitzTypeError(f"{where} must be a tensor of shape {tuple(expected.shape)}, got {_kind(given)}")
+    if given.shape != expected.shape:
+        raise FblitzValueError(
+            f"{where} must have shape {tuple(expected.shape)} for {model_name}, got {tuple(given.shape)}"
+        )
+    if given.dtype != expected.dtype:
+        raise FblitzValueError(
+            f"{where} must be {expected.dtype} (the dtype of {name}'s other floating leaves) "
+            f"for {model_name}, got {given.dtype}"
+        )
+    raise FblitzValueError(f"{where} must be on {device} (the device of {name}'s other leaves), got {given.device}")
