@@ -106,9 +106,7 @@ def test_student_t_matches_scipy_and_its_sampled_intervals_the_exact_quantiles()
     assert isinstance(pred, StudentTMixture)
     torch.testing.assert_close(pred.dfs, dfs)
     y = randn(10, 3, 1).double()
-    expected = [
-        math.log(stats.t.pdf(y[b, 0], dfs[:, b, 0], locs[:, b, 0], scales[:, b, 0]).mean()) for b in range(3)
-    ]
+    expected = [math.log(stats.t.pdf(y[b, 0], dfs[:, b, 0], locs[:, b, 0], scales[:, b, 0]).mean()) for b in range(3)]
     torch.testing.assert_close(pred.log_prob(y), torch.tensor(expected, dtype=torch.float64))
     torch.testing.assert_close(pred.aleatoric_variance, (scales**2 * dfs / (dfs - 2)).mean(0))
     lower, upper = pred.interval(0.9)
