@@ -71,9 +71,13 @@ def test_the_last_progress_line_and_the_summary_agree(capsys):
 
 
 def test_learned_noise_trains_its_own_scale(capsys):
-    scores = boston.main(["--epochs", "3", "--json", "--likelihood", "gaussian", "--no-baselines", *QUICK])
+    argv = ["--epochs", "3", "--json", "--likelihood", "gaussian", "--kl-scale", "0.1", "--no-baselines", *QUICK]
+    scores = boston.main(argv)
     capsys.readouterr()
     assert scores["likelihood"] == "gaussian" and scores["noise_sigma"] != pytest.approx(0.5**0.5, rel=1e-3)
+    assert scores["kl_scale"] == 0.1
+    settings = boston.fit_settings(boston.parse_args(["--kl-scale", "0.1"]), 379)
+    assert settings["complexity_cost_weight"] == pytest.approx(0.1 / 379)
 
 
 def test_help_lists_the_options(capsys):

@@ -51,7 +51,8 @@ def print_summary(scores: dict, args, *, train_rows: int, test_rows: int) -> Non
     """The example's final report as text."""
     model = "13-512-ReLU-1" if args.activation == "relu" else "13-512-1 (no activation, the 2020 article)"
     noise = "MSE (Gaussian noise sigma 0.707)" if args.likelihood == "mse" else "learned Gaussian noise"
-    print(f"Boston housing, {train_rows} train / {test_rows} test rows, {args.epochs} epochs, {model}, {noise}")
+    kl = "" if args.kl_scale == 1 else f", KL weight {args.kl_scale:g} / N"
+    print(f"Boston housing, {train_rows} train / {test_rows} test rows, {args.epochs} epochs, {model}, {noise}{kl}")
     print(
         f"  RMSE                 {scores['rmse']:.3f} (standardised)  {scores['rmse_dollars_k']:.2f} ($1000s)"
         f"   predictive mean of {scores['eval_samples']} weight draws"

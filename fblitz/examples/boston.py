@@ -138,6 +138,12 @@ def build_parser(doc: str = __doc__) -> argparse.ArgumentParser:
         default="mse",
         help="mse: BLiTZ's MSELoss (Gaussian noise of variance 1/2); gaussian: Gaussian noise with a learned scale",
     )
+    parser.add_argument(
+        "--kl-scale",
+        type=float,
+        default=1.0,
+        help="complexity_cost_weight = KL_SCALE / len(X_train) (1: the ELBO; < 1 tempers the KL term)",
+    )
     parser.add_argument("--spread-keys", type=int, default=10, help="other evaluation keys for the key-to-key spread")
     parser.add_argument(
         "--baselines", action=argparse.BooleanOptionalAction, default=True, help="train the comparison models"
@@ -186,7 +192,7 @@ def fit_settings(args: argparse.Namespace, train_rows: int) -> dict:
         epochs=args.epochs,
         batch_size=args.batch_size,
         n_samples=args.samples,
-        complexity_cost_weight=1.0 / train_rows,
+        complexity_cost_weight=args.kl_scale / train_rows,
         compile=args.compile,
         progress=False,
     )
@@ -229,6 +235,7 @@ def summarize(
         epochs=args.epochs,
         activation=args.activation,
         likelihood=args.likelihood,
+        kl_scale=args.kl_scale,
         eval_samples=args.eval_samples,
         final_loss=result.history["loss"][-1] if result.history["loss"] else None,
         first_loss=result.history["loss"][0] if result.history["loss"] else None,
