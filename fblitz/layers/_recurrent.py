@@ -137,7 +137,8 @@ def build_recurrent(kind: str, input_size, hidden_size, options: dict) -> Layer:
         if chosen == "reparameterization":
             return None
         weight_key, seed_key = as_key(key).split(2)
-        return {**sample_eps(weight_key, params, n_samples), "seed": seeded.seeds(seed_key, n_samples)}
+        device = next(iter(params.values()))["mu"].device
+        return {**sample_eps(weight_key, params, n_samples), "seed": seeded.seeds(seed_key, n_samples, device=device)}
 
     def apply(params, x, eps=None, state=None):
         _checks.tensor("x", x, ndim=(2, 3), floating=True)

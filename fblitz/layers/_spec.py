@@ -161,6 +161,7 @@ def gaussian_layer(
                 return None  # plain weight noise, drawn together with the rest of the model
             weight_key, seed_key = as_key(key).split(2)
             eps = {} if chosen == "local_reparameterization" else sample_eps(weight_key, params, n_samples)
-            return {**eps, "seed": seeded.seeds(seed_key, n_samples)}
+            device = params[names[0]]["mu"].device
+            return {**eps, "seed": seeded.seeds(seed_key, n_samples, device=device)}
 
     return Layer(init, apply, {n: prior for n in names}, name, noise)

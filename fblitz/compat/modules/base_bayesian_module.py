@@ -90,7 +90,7 @@ class BayesianRNN(GaussianModule):
         weight_key, sign_key = key.split(2)
         eps = sample_eps(weight_key, tree, n_samples)
         if self._estimator == "flipout":
-            eps["seed"] = seeded.seeds(sign_key, n_samples)
+            eps["seed"] = seeded.seeds(sign_key, n_samples, device=tree["weight_ih"]["mu"].device)
         return eps
 
     def to_torch_layout(self, tensors: dict) -> dict:
