@@ -23,8 +23,8 @@ from fblitz.bridge import bayesify
 from fblitz.checkpoint import load_checkpoint, save_checkpoint
 from fblitz.errors import FblitzTypeError, FblitzValueError
 from fblitz.estimators import ESTIMATORS
-from fblitz.layers import init_state, sample_noise
 from fblitz.kl import make_plan
+from fblitz.layers import init_state, sample_noise
 from fblitz.objectives import elbo_grad, sample_elbo
 from fblitz.predict import predict
 from fblitz.train import fit, make_train_step
@@ -103,7 +103,9 @@ def test_bridged_modules_follow_the_params_device(device):
         state = init_state(model, dtype=torch.float64, device=device)
         optimizer = optim.adam(1e-2)
         step = make_train_step(model, likelihoods.gaussian(0.5), optimizer, n_samples=2)
-        new_params, opt_state, terms, new_state = step.with_state(params, optimizer.init(params), state, 1, x, targets, 0.1)
+        new_params, opt_state, terms, new_state = step.with_state(
+            params, optimizer.init(params), state, 1, x, targets, 0.1
+        )
         _assert_on((new_params, opt_state, tuple(terms), new_state), device)
         _assert_on(predict(model, new_params, x, key=2, n_samples=3, state=new_state or None), device)
 
@@ -183,7 +185,7 @@ def test_gpu_gradients_equal_the_cpus_and_the_compiled_step_the_eager_one(estima
     grad_fn, plan = elbo_grad(model, likelihoods.gaussian(0.5)), make_plan(cpu_params, model.priors, "auto")
     results = {}
     for device in ("cpu", "cuda"):
-        params, eps = tree_map(lambda t: t.to(device), (cpu_params, cpu_eps))
+        params, eps = tree_map(lambda t, device=device: t.to(device), (cpu_params, cpu_eps))
         x, y = _data(device)
         weight = torch.tensor(0.1, dtype=torch.float64, device=device)
         grads, terms, _ = grad_fn(params, None, eps, x, y, weight, plan)
