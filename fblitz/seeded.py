@@ -34,7 +34,9 @@ examples. :func:`offset_rows` turns a seed into the seed of rows ``r, r+1,
 ``normal(s, (r + n, *rest))[r:]``. Data-parallel training with shared noise
 uses it so that every example gets the noise of its row in the whole
 minibatch, whichever process evaluates it. Such a seed is an int64 tensor of
-shape (2,), ``[seed, first row]``; every function here accepts both forms.
+shape (1, 2), ``[[seed, first row]]`` ((S, 1, 2) with a sample axis; the extra
+axis keeps it apart from a vector of plain seeds); every function here
+accepts both forms.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ import torch
 from fblitz import _checks
 from fblitz.errors import FblitzTypeError
 from fblitz.random import KeyLike, as_key
+from fblitz.tree import PyTree, tree_leaves, tree_map
 
 _GOLDEN = 0x9E3779B97F4A7C15 - (1 << 64)  # int64 views of the splitmix64 constants
 _MUL_1 = 0xBF58476D1CE4E5B9 - (1 << 64)
@@ -63,10 +66,10 @@ def seeds(key: KeyLike, n_samples: int | None = None, *, device: torch.device | 
 
 
 def offset_rows(seed: torch.Tensor, rows: int | torch.Tensor) -> torch.Tensor:
-    """The seed of rows ``rows, rows + 1, ...`` of the batch ``seed`` draws for (shape (..., 2)).
+    """The seed of rows ``rows, rows + 1, ...`` of the batch ``seed`` draws for (shape (..., 1, 2)).
 
-    ``seed`` is a seed tensor of any shape (e.g. (S,) from :func:`seeds`) or
-    already offset (trailing axis 2); the offsets add up. See the module
+    ``seed`` is a plain seed tensor of shape () or (S,) (from :func:`seeds`)
+    or an offset seed (trailing axes (1, 2)); offsets add up. See the module
     docstring for what an offset seed draws.
 
     Example:
@@ -82,12 +85,42 @@ def offset_rows(seed: torch.Tensor, rows: int | torch.Tensor) -> torch.Tensor:
         rows = _checks.integer("rows", rows, minimum=0)
     if is_offset(seed):
         return torch.stack((seed[..., 0], seed[..., 1] + rows), dim=-1)
-    return torch.stack((seed, torch.zeros_like(seed) + rows), dim=-1)
+    if seed.dim() > 1:
+        raise FblitzTypeError(f"seed must have shape () or (S,), or be an offset seed (..., 1, 2), got {_describe(seed)}")
+    return torch.stack((seed, torch.zeros_like(seed) + rows), dim=-1).unsqueeze(-2)
+
+
+def offset_noise(eps: PyTree, rows: int | torch.Tensor) -> PyTree:
+    """``eps`` with each of its seeds (its int64 leaves) made the seed of rows ``rows, rows + 1, ...``.
+
+    A noise tree holds weight noise (floating leaves, the same for every row)
+    and seeds for per-example noise (int64 leaves); only the seeds change. An
+    evaluation of rows ``r .. r + n - 1`` of a batch with
+    ``offset_noise(eps, r)`` gives those rows exactly the noise they get when
+    the whole batch is evaluated with ``eps``.
+
+    Example:
+        >>> from fblitz.layers import dropout, sample_noise
+        >>> layer, x = dropout(0.5), torch.ones(6, 4)
+        >>> eps = sample_noise(layer, 0, {})
+        >>> bool(layer.apply({}, x[2:], offset_noise(eps, 2)).equal(layer.apply({}, x, eps)[2:]))
+        True
+    """
+    return tree_map(lambda leaf: offset_rows(leaf, rows) if _is_seed_leaf(leaf) else leaf, eps)
+
+
+def has_seeds(eps: PyTree) -> bool:
+    """True when the noise tree ``eps`` holds a seed (per-example noise: dropout, local reparameterization, Flipout)."""
+    return any(_is_seed_leaf(leaf) for leaf in tree_leaves(eps))
+
+
+def _is_seed_leaf(leaf: object) -> bool:
+    return isinstance(leaf, torch.Tensor) and leaf.dtype == torch.int64
 
 
 def is_offset(seed: torch.Tensor) -> bool:
-    """True when ``seed`` carries a row offset (a trailing axis of 2, see :func:`offset_rows`)."""
-    return seed.dim() >= 1 and seed.shape[-1] == 2
+    """True when ``seed`` carries a row offset (trailing axes (1, 2), see :func:`offset_rows`)."""
+    return seed.dim() >= 2 and tuple(seed.shape[-2:]) == (1, 2)
 
 
 def _describe(value: object) -> str:
@@ -107,20 +140,20 @@ def _mix(z: torch.Tensor) -> torch.Tensor:
 
 
 def _parts(seed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """``(base seed, first row or None)`` of one seed: 0-dim, or (2,) with a row offset."""
+    """``(base seed, first row or None)`` of one seed: 0-dim, or (1, 2) with a row offset."""
     if isinstance(seed, torch.Tensor) and seed.dtype == torch.int64:
         if seed.dim() == 0:
             return seed, None
-        if seed.shape == (2,):
-            return seed[0], seed[1]
+        if seed.shape == (1, 2):
+            return seed[0, 0], seed[0, 1]
     raise FblitzTypeError(
-        f"seed must be a 0-dim int64 tensor (see fblitz.seeded.seeds) or an offset seed of shape (2,) "
+        f"seed must be a 0-dim int64 tensor (see fblitz.seeded.seeds) or an offset seed of shape (1, 2) "
         f"(see fblitz.seeded.offset_rows), got {_describe(seed)}"
     )
 
 
 def _join(base: torch.Tensor, offset: torch.Tensor | None) -> torch.Tensor:
-    return base if offset is None else torch.stack((base, offset))
+    return base if offset is None else torch.stack((base, offset)).unsqueeze(0)
 
 
 def stream(seed: torch.Tensor, index: int) -> torch.Tensor:

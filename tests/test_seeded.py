@@ -68,7 +68,9 @@ def test_bad_seed_is_rejected():
     with pytest.raises(FblitzTypeError, match="seed"):
         seeded.uniform(3, (3,))
     with pytest.raises(FblitzTypeError, match="seed must be a 0-dim int64 tensor .* offset seed of shape"):
-        seeded.rademacher(torch.tensor([1.0, 2.0]), (3,))
+        seeded.rademacher(torch.tensor([1, 2]), (3,))  # (S,) seeds need vmap
+    with pytest.raises(FblitzTypeError, match="seed must have shape"):
+        seeded.offset_rows(torch.zeros(2, 3, dtype=torch.int64), 1)
     with pytest.raises(FblitzTypeError, match="seed must be an int64 tensor"):
         seeded.offset_rows(torch.tensor(1.0), 2)
     with pytest.raises(FblitzValueError, match="rows must be >= 0"):
@@ -98,7 +100,9 @@ def test_offset_rows_draws_the_rows_of_the_larger_batch(rows, n, rest, seed):
 def test_offset_zero_changes_nothing_and_vmap_maps_offset_seeds():
     s = seeded.seeds(3, 4)
     offset = seeded.offset_rows(s, 0)
-    assert offset.shape == (4, 2) and torch.equal(offset[:, 0], s)
+    assert offset.shape == (4, 1, 2) and torch.equal(offset[:, 0, 0], s)
+    # two plain seeds are not one offset seed: (S,) = (2,) gets its own offsets
+    assert seeded.offset_rows(s[:2], 5).shape == (2, 1, 2)
     batched = vmap(lambda t: seeded.normal(t, (3, 2)))(seeded.offset_rows(s, 5))
     for i in range(4):
         assert torch.equal(batched[i], seeded.normal(s[i], (8, 2))[5:])
@@ -111,7 +115,7 @@ def test_numbers_are_made_on_the_requested_device():
     s = seeded.seeds(1, 3)
     assert s.device.type == "cpu" and seeded.seeds(1, 3, device="meta").device.type == "meta"
     for draw in DRAWS:
-        for seed in (s[0], seeded.offset_rows(s, 2)[1]):
+        for seed in (s[0], seeded.offset_rows(s, 2)[1]):  # a plain and an offset seed
             out = draw(seed, (4, 3), dtype=torch.float64, device="meta")
             assert out.device.type == "meta" and out.shape == (4, 3) and out.dtype == torch.float64
             assert draw(seed, (2,)).device.type == "cpu"  # default: the seed's device
