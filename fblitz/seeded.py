@@ -86,7 +86,9 @@ def offset_rows(seed: torch.Tensor, rows: int | torch.Tensor) -> torch.Tensor:
     if is_offset(seed):
         return torch.stack((seed[..., 0], seed[..., 1] + rows), dim=-1)
     if seed.dim() > 1:
-        raise FblitzTypeError(f"seed must have shape () or (S,), or be an offset seed (..., 1, 2), got {_describe(seed)}")
+        raise FblitzTypeError(
+            f"seed must have shape () or (S,), or be an offset seed (..., 1, 2), got {_describe(seed)}"
+        )
     return torch.stack((seed, torch.zeros_like(seed) + rows), dim=-1).unsqueeze(-2)
 
 
