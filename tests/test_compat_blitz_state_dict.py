@@ -15,7 +15,7 @@ import torch.nn as nn
 
 from fblitz.compat import blitz_state_dict
 from fblitz.compat import modules as compat_modules
-from fblitz.compat.utils import variational_estimator
+from fblitz.compat import utils as compat_utils
 from fblitz.errors import FblitzTypeError
 from tests.helpers import randn
 from tests.test_compat_blitz_parity import float64_default
@@ -73,7 +73,7 @@ def _frozen(module, x):
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_blitz_loads_a_compat_state_dict_and_computes_the_same_frozen_outputs(case):
-    ours = _build(case, compat_modules, _compat_utils(), seed=0)
+    ours = _build(case, compat_modules, compat_utils, seed=0)
     _train_a_little(ours, case)
     theirs = _build(case, blitz_modules, blitz_utils, seed=1)  # other initial values, overwritten by loading
     buffer = io.BytesIO()
@@ -84,16 +84,10 @@ def test_blitz_loads_a_compat_state_dict_and_computes_the_same_frozen_outputs(ca
     x = torch.tensor([[0, 5, 2], [1, 1, 4]]) if shape is None else randn(2, *shape, dtype=torch.float64)
     torch.testing.assert_close(_frozen(theirs, x), _frozen(ours, x), rtol=1e-12, atol=1e-12)
     # and back: BLiTZ's state dict loads strictly into a fresh compat model and gives the same tensors
-    back = _build(case, compat_modules, _compat_utils(), seed=2)
+    back = _build(case, compat_modules, compat_utils, seed=2)
     back.load_state_dict(theirs.state_dict())
     for key, value in ours.state_dict().items():
         assert torch.equal(back.state_dict()[key], value), key
-
-
-def _compat_utils():
-    from fblitz.compat import utils
-
-    return utils
 
 
 def _train_a_little(model, case):
