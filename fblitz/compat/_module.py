@@ -236,26 +236,11 @@ class GaussianModule(BayesianModule):
         return self._run(self.variational_params(), x, None, *args, **kwargs)
 
     # -- BLiTZ state dicts ----------------------------------------------------------------
-    def blitz_entries(self, prefix: str, state: dict) -> dict:
-        """The entries BLiTZ's layer saves beyond this layer's ``state`` (keys with ``prefix``).
-
-        For each tensor ``<name>``: ``<name>_sampler.mu`` and ``.rho`` (the
-        same tensors as ``<name>_mu``/``<name>_rho``: BLiTZ's second copy) and
-        ``<name>_sampler.eps_w`` (its noise buffer, zeros); plus what BLiTZ
-        keeps for an absent bias (:meth:`_blitz_placeholders`).
-        """
-        entries = {}
-        for name in self._stored:
-            mu = state[f"{prefix}{name}_mu"]
-            entries[f"{prefix}{name}_sampler.mu"] = mu
-            entries[f"{prefix}{name}_sampler.rho"] = state[f"{prefix}{name}_rho"]
-            entries[f"{prefix}{name}_sampler.eps_w"] = torch.zeros_like(mu, requires_grad=False)
-        like = state[f"{prefix}{self._stored[0]}_mu"].detach()
-        entries.update({prefix + key: value for key, value in self._blitz_placeholders(like).items()})
-        return entries
-
     def _blitz_placeholders(self, like: torch.Tensor) -> dict:
-        """Tensors BLiTZ's layer has and this one does not (an unused bias); ``like`` gives dtype and device."""
+        """Tensors BLiTZ's layer saves and this one has not (an unused bias); ``like`` gives dtype and device.
+
+        Used by :func:`fblitz.compat.blitz_state_dict`.
+        """
         return {}
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
+import torch
 from torch import nn
 
 from fblitz.compat._module import GaussianModule
@@ -49,5 +50,24 @@ def blitz_state_dict(model: nn.Module) -> OrderedDict:
     out = OrderedDict(state)
     for path, module in model.named_modules():
         if isinstance(module, GaussianModule):
-            out.update(module.blitz_entries(f"{path}." if path else "", state))
+            out.update(_blitz_entries(module, f"{path}." if path else "", state))
     return out
+
+
+def _blitz_entries(layer: GaussianModule, prefix: str, state: dict) -> dict:
+    """What BLiTZ's counterpart of ``layer`` saves beyond ``state`` (keys with ``prefix``).
+
+    For each tensor ``<name>``: ``<name>_sampler.mu`` and ``.rho`` (the same
+    tensors as ``<name>_mu``/``<name>_rho``: BLiTZ's second copy) and
+    ``<name>_sampler.eps_w`` (its noise buffer, zeros); plus what BLiTZ keeps
+    for an absent bias.
+    """
+    entries = {}
+    for name in layer._stored:
+        mu = state[f"{prefix}{name}_mu"]
+        entries[f"{prefix}{name}_sampler.mu"] = mu
+        entries[f"{prefix}{name}_sampler.rho"] = state[f"{prefix}{name}_rho"]
+        entries[f"{prefix}{name}_sampler.eps_w"] = torch.zeros_like(mu)
+    like = state[f"{prefix}{layer._stored[0]}_mu"]
+    entries.update({prefix + key: value for key, value in layer._blitz_placeholders(like).items()})
+    return entries
