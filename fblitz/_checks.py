@@ -98,7 +98,7 @@ def tensor(
             raise FblitzValueError(f"{name} must have {expected} dimension(s), got shape {tuple(value.shape)}")
     if floating and not value.is_floating_point():
         raise FblitzTypeError(f"{name} must be a floating-point tensor, got dtype {value.dtype}")
-    if finite and value.is_floating_point() and not bool(torch.isfinite(value).all()):
+    if finite and value.is_floating_point() and not value.is_meta and not bool(torch.isfinite(value).all()):
         raise NonFiniteError(f"{name} contains NaN or infinity")
     return value
 
@@ -140,8 +140,13 @@ def eager(value: torch.Tensor) -> bool:
     Inside ``vmap``/``grad`` (functorch-wrapped tensors) or ``torch.compile``
     tracing, checks that read tensor values are skipped: they would fail under
     ``vmap``, break compiled graphs, and training has its own non-finite guard.
+    ``meta`` tensors have no values to read.
     """
-    return not torch.compiler.is_compiling() and not torch._C._functorch.is_functorch_wrapped_tensor(value)
+    return (
+        not value.is_meta
+        and not torch.compiler.is_compiling()
+        and not torch._C._functorch.is_functorch_wrapped_tensor(value)
+    )
 
 
 def float_input(name: str, value: object, *, finite: bool = True) -> torch.Tensor:

@@ -96,26 +96,29 @@ def generator(key: KeyLike, device: torch.device | str | None = None) -> torch.G
 
 
 def _is_meta(device) -> bool:
+    """True for the ``meta`` device: tensors with shapes and dtypes but no data, and no Generator."""
     return device is not None and torch.device(device).type == "meta"
 
 
 def normal(key: KeyLike, shape, *, dtype: torch.dtype | None = None, device=None) -> torch.Tensor:
-    """Standard normal draws of ``shape`` (on the ``meta`` device: shapes only, nothing drawn)."""
+    """Standard normal draws of ``shape`` (on ``meta``: a data-less tensor of that shape)."""
     if _is_meta(device):
         return torch.empty(tuple(shape), dtype=dtype, device=device)
     return torch.randn(tuple(shape), generator=generator(key, device), dtype=dtype, device=device)
 
 
 def uniform(key: KeyLike, shape, *, dtype: torch.dtype | None = None, device=None) -> torch.Tensor:
-    """Uniform draws on [0, 1) of ``shape`` (on the ``meta`` device: shapes only)."""
+    """Uniform draws on [0, 1) of ``shape`` (on ``meta``: a data-less tensor of that shape)."""
     if _is_meta(device):
         return torch.empty(tuple(shape), dtype=dtype, device=device)
     return torch.rand(tuple(shape), generator=generator(key, device), dtype=dtype, device=device)
 
 
 def permutation(key: KeyLike, n: int, *, device=None) -> torch.Tensor:
-    """A random permutation of ``range(n)`` as an int64 tensor."""
+    """A random permutation of ``range(n)`` as an int64 tensor (on ``meta``: data-less)."""
     n = _checks.integer("n", n, minimum=0)
+    if _is_meta(device):
+        return torch.empty(n, dtype=torch.int64, device=device)
     return torch.randperm(n, generator=generator(key, device), device=device)
 
 

@@ -167,12 +167,19 @@ def sharpen(model, params, eta, noise, inputs, targets, *, likelihood, sigma_0, 
         g = [t.detach() for t in g]
     steps = [get_path(eta, path) * t for path, t in zip(nodes, g)]
     theta = [w - s + sigma_0 * get_path(noise["theta"], path) for path, w, s in zip(nodes, phi, steps)]
+    return Sharpened(*at(theta), sharpening_kl(steps, sigma_0))
+
+
+def sharpening_kl(steps: list[torch.Tensor], sigma_0: float) -> torch.Tensor:
+    """KL(N(phi - s, sigma_0^2) || N(phi, sigma_0^2)) = ``||s||^2 / (2 sigma_0^2)``, 0-dim.
+
+    ``steps`` are the moves ``s = eta * g`` of the sharpened tensors.
+    ``sigma_0 = 0`` is a point mass: 0 when every step is 0, +inf otherwise.
+    """
     squares = torch.stack([s.square().sum() for s in steps]).sum()
     if sigma_0 > 0:
-        kl = squares * (0.5 / sigma_0**2)
-    else:
-        kl = torch.where(squares > 0, torch.full_like(squares, float("inf")), torch.zeros_like(squares))
-    return Sharpened(*at(theta), kl)
+        return squares * (0.5 / sigma_0**2)
+    return torch.where(squares > 0, torch.full_like(squares, float("inf")), torch.zeros_like(squares))
 
 
 def sharpened_elbo_samples(

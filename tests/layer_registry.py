@@ -427,6 +427,7 @@ for _short, _option in [
     ("lrt", {"estimator": "local_reparameterization"}),
     ("flipout", {"estimator": "flipout"}),
     ("radial", {"posterior": "radial"}),
+    ("radial-flipout", {"posterior": "radial", "estimator": "flipout"}),
 ]:
     CASES += [
         LayerCase(
@@ -505,4 +506,5 @@ CASES += [
 CASES += [
     _rnn_case("radial", "lstm", ((4, 2, 2), (1, 2, 2)), posterior="radial"),
     _rnn_case("radial-bidirectional", "gru", ((4, 2, 4), (2, 2, 2)), posterior="radial", bidirectional=True),
+    _rnn_case("radial-flipout", "gru", ((4, 2, 2), (1, 2, 2)), posterior="radial", estimator="flipout"),
 ]

@@ -37,7 +37,7 @@ from typing import NamedTuple
 from fblitz.estimators import check_estimator
 from fblitz.layers.params_check import check_params
 from fblitz.random import KeyLike, as_key, sample_eps
-from fblitz.tree import PyTree, flatten_gaussian, is_gaussian, map_gaussian
+from fblitz.tree import PyTree, flatten_gaussian, is_gaussian, map_gaussian, tree_leaves, tree_map
 
 
 class StateSpec(NamedTuple):
@@ -112,7 +112,9 @@ def sample_noise(
             (see :mod:`fblitz.estimators`); None keeps each layer's own.
 
     For models without custom-noise layers this is exactly
-    ``sample_eps(key, params, n_samples)``.
+    ``sample_eps(key, params, n_samples)``. Seeds (the int64 leaves) are put
+    on the params' device when all params share one, so parameter-free
+    layers such as dropout follow the model too.
 
     Example:
         >>> from fblitz.layers import linear, dropout, serial
@@ -124,7 +126,22 @@ def sample_noise(
     if estimator is not None:
         check_estimator("estimator", estimator)
     eps = None if model.noise is None else model.noise(as_key(key), params, n_samples, estimator)
-    return weight_noise(key, params, n_samples) if eps is None else eps
+    if eps is None:
+        return weight_noise(key, params, n_samples)
+    device = params_device(params)
+    if device is None:
+        return eps
+    return tree_map(lambda leaf: leaf.to(device) if _is_seed(leaf) and leaf.device != device else leaf, eps)
+
+
+def params_device(params: PyTree) -> torch.device | None:
+    """The one device all tensors of ``params`` live on; None when there are none or several."""
+    devices = {leaf.device for leaf in tree_leaves(params) if isinstance(leaf, torch.Tensor)}
+    return devices.pop() if len(devices) == 1 else None
+
+
+def _is_seed(leaf: object) -> bool:
+    return isinstance(leaf, torch.Tensor) and leaf.dtype == torch.int64
 
 
 def weight_noise(key: KeyLike, params: PyTree, n_samples: int | None = None) -> PyTree:
