@@ -34,6 +34,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NamedTuple
 
+import torch
+
 from fblitz.estimators import check_estimator
 from fblitz.layers.params_check import check_params
 from fblitz.random import KeyLike, as_key, sample_eps
