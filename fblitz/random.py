@@ -90,18 +90,23 @@ def fold_in(key: KeyLike, data: int) -> Key:
 
 def generator(key: KeyLike, device: torch.device | str | None = None) -> torch.Generator:
     """A fresh ``torch.Generator`` on ``device`` seeded from ``key``."""
-    gen = torch.Generator(device=torch.device("cpu") if device is None else device)
+    try:
+        gen = torch.Generator(device=torch.device("cpu") if device is None else device)
+    except (RuntimeError, TypeError) as error:  # torch's message is about linkers, not the argument
+        raise FblitzValueError(_checks.unavailable_device("device", device, error)) from None
     gen.manual_seed(as_key(key).seed)
     return gen
 
 
 def normal(key: KeyLike, shape, *, dtype: torch.dtype | None = None, device=None) -> torch.Tensor:
     """Standard normal draws of ``shape``."""
+    _checks.float_dtype("dtype", dtype)
     return torch.randn(tuple(shape), generator=generator(key, device), dtype=dtype, device=device)
 
 
 def uniform(key: KeyLike, shape, *, dtype: torch.dtype | None = None, device=None) -> torch.Tensor:
     """Uniform draws on [0, 1) of ``shape``."""
+    _checks.float_dtype("dtype", dtype)
     return torch.rand(tuple(shape), generator=generator(key, device), dtype=dtype, device=device)
 
 

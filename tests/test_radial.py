@@ -72,11 +72,14 @@ def test_weight_marginals_have_mean_mu_and_variance_sigma2_over_d():
 
 def test_noise_is_reproducible_and_ignores_per_call_estimators():
     layer = layers.conv2d(2, 3, 2, posterior="radial")
-    params = layer.init(0)
-    a = sample_noise(layer, 7, params, 3)
-    b = sample_noise(layer, 7, params, 3, estimator="flipout")
+    model = layers.serial(layer, layers.flatten(), layers.linear(12, 1))
+    params = model.init(0)
+    a = sample_noise(model, 7, params, 3)["0"]
+    b = sample_noise(model, 7, params, 3, estimator="flipout")["0"]  # the linear layer follows it
     assert set(a) == {"weight", "bias"} and all(torch.equal(a[k], b[k]) for k in a)
-    assert not torch.equal(a["weight"], sample_noise(layer, 8, params, 3)["weight"])
+    assert not torch.equal(a["weight"], sample_noise(model, 8, params, 3)["0"]["weight"])
+    with pytest.raises(FblitzValueError, match="estimator='flipout' is used by no layer"):
+        sample_noise(layer, 7, params["0"], 3, estimator="flipout")  # alone, nothing would follow it
 
 
 def test_log_density_is_the_gaussian_in_one_dimension():

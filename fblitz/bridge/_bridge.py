@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from fblitz._checks import _describe
+from fblitz import _checks
 from fblitz.bridge import _shims
 from fblitz.bridge._select import lookup, nest
 from fblitz.errors import FblitzError, FblitzTypeError, FblitzValueError
@@ -44,6 +44,7 @@ class Bridge:
 
     def init(self, key, *, dtype=None, device=None) -> dict:
         """Fresh params: module weights (or BLiTZ-like draws) for the means; dtype/device default to the module's."""
+        dtype, device = _checks.init_options(dtype, device)
         keys = as_key(key).split(len(self.params))
         flat = {}
         for param, k in zip(self.params, keys):
@@ -65,6 +66,7 @@ class Bridge:
 
     def state_init(self, *, dtype=None, device=None) -> dict:
         """The module's running statistics (copies), floating ones cast to ``dtype``."""
+        dtype, device = _checks.init_options(dtype, device)
         flat = {}
         for path in self.stats:
             module = self.template.get_submodule(path)
@@ -106,11 +108,11 @@ class Bridge:
             node = lookup(params, param.name, "params")
             if param.bayesian:
                 if not is_gaussian(node):
-                    got = _describe(node)
+                    got = _checks.describe(node)
                     raise FblitzValueError(f"params at '{param.name}' must be a {{'mu', 'rho'}} node, got {got}")
                 out[param.name] = sample(node, None if eps is None else lookup(eps, param.name, "eps"))
             elif not isinstance(node, torch.Tensor):
-                got = _describe(node)
+                got = _checks.describe(node)
                 raise FblitzValueError(f"params at '{param.name}' must be a tensor (a point estimate), got {got}")
             else:
                 out[param.name] = node

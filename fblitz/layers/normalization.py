@@ -25,6 +25,7 @@ def _affine(shape: tuple[int, ...], enabled: bool, bias: bool = True):
     names = ("weight", "bias") if bias else ("weight",)
 
     def init(key=None, *, dtype=None, device=None):
+        dtype, device = _checks.init_options(dtype, device)
         fill = {"weight": torch.ones, "bias": torch.zeros}
         return {name: fill[name](shape, dtype=dtype, device=device) for name in names}
 
@@ -55,6 +56,7 @@ def _batch_norm(dims: int, num_features, eps, momentum, affine, track_running_st
         return normalise(params, check(x))
 
     def state_init(*, dtype=None, device=None):
+        dtype, device = _checks.init_options(dtype, device)
         if not track_running_stats:
             return {}
         return {
