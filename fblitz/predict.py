@@ -162,6 +162,7 @@ def predict_mean_weights(
 def predictive_mean_std(samples: torch.Tensor, *, unbiased: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and standard deviation over the sample axis 0 of ``samples``."""
     _checks.float_input("samples", samples)
+    unbiased = _checks.boolean("unbiased", unbiased)
     if samples.dim() == 0 or samples.shape[0] < 2:
         raise FblitzValueError(
             f"samples needs at least 2 draws along axis 0 for a std, got shape {tuple(samples.shape)}"

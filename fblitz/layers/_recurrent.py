@@ -63,8 +63,10 @@ def build_recurrent(kind: str, input_size, hidden_size, options: dict) -> Layer:
     input_size = _checks.integer("input_size", input_size, minimum=1)
     hidden_size = _checks.integer("hidden_size", hidden_size, minimum=1)
     num_layers = _checks.integer("num_layers", options["num_layers"], minimum=1)
-    has_bias, batch_first, freeze = bool(options["bias"]), bool(options["batch_first"]), bool(options["freeze"])
-    directions = 2 if options["bidirectional"] else 1
+    has_bias, batch_first, freeze, bidirectional = (
+        _checks.boolean(name, options[name]) for name in ("bias", "batch_first", "freeze", "bidirectional")
+    )
+    directions = 2 if bidirectional else 1
     prior = options["prior"]
     if prior is None:
         prior = blitz_default(options["prior_sigma_1"], options["prior_sigma_2"], options["prior_pi"])

@@ -56,9 +56,9 @@ def bayes_from(arguments: dict) -> BayesArgs:
     ``posterior_rho_std``, ``freeze``, ``prior`` (which wins over ``prior_*``)
     and, where the layer offers a choice, ``estimator`` and ``posterior``.
     """
-    freeze, prior = arguments["freeze"], arguments["prior"]
-    if not isinstance(freeze, bool):
-        raise FblitzTypeError(f"freeze must be a bool, got {freeze!r}")
+    freeze, prior = _checks.boolean("freeze", arguments["freeze"]), arguments["prior"]
+    if "bias" in arguments:
+        _checks.boolean("bias", arguments["bias"])
     if prior is None:
         prior = blitz_default(arguments["prior_sigma_1"], arguments["prior_sigma_2"], arguments["prior_pi"])
     posterior = gaussian_init(
