@@ -46,7 +46,7 @@ import torch
 
 from fblitz import _checks
 from fblitz._atomic import write_atomically
-from fblitz.errors import CheckpointError, FblitzError, FblitzTypeError
+from fblitz.errors import CheckpointError, FblitzError, FblitzTypeError, FblitzValueError
 from fblitz.optim import AdamState, SgdState
 from fblitz.random import Key
 from fblitz.tree import PyTree, check_tensor_leaves
@@ -112,6 +112,22 @@ def _decode(value: object, types: dict) -> object:
 def _serialize(payload: dict, file) -> None:
     """Write ``payload`` to an open binary file (a seam for fault-injection tests)."""
     torch.save(payload, file)
+
+
+def check_checkpoint_path(name: str, path: object) -> str:
+    """``path`` as a string if a checkpoint can be written there: a file path in an existing directory.
+
+    Checked before training starts, so a typo does not end a long run at its first save.
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        raise FblitzTypeError(f"{name} must be a str or os.PathLike, got {type(path).__name__}")
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    if not path or os.path.isdir(path):
+        raise FblitzValueError(f"{name} must be a file path, got the directory {path!r}")
+    if not os.path.isdir(directory):
+        raise FblitzValueError(f"{name} must be a file in an existing directory, but {directory!r} does not exist")
+    return path
 
 
 def _check_tree(name: str, tree: object) -> None:

@@ -90,6 +90,9 @@ def evaluate_in_groups(
     if inputs.is_floating_point():
         _checks.float_input("inputs", inputs)
     count = _shared_sample_count(eps)
+    for leaf in tree_leaves(eps):
+        if leaf.is_floating_point():
+            _checks.like_params("eps", leaf, params)
     row_chunks = [inputs]
     if batch_size is not None:
         batch_size = _checks.integer("batch_size", batch_size, minimum=1)

@@ -22,7 +22,7 @@ from typing import NamedTuple
 import torch
 
 from fblitz import _checks
-from fblitz.checkpoint import save_checkpoint
+from fblitz.checkpoint import check_checkpoint_path, save_checkpoint
 from fblitz.distributions import rho_out_of_range
 from fblitz.errors import FblitzTypeError, FblitzValueError, NonFiniteError, NonFiniteStepError
 from fblitz.estimators import check_estimator
@@ -347,11 +347,17 @@ def fit(
     n = _check_data(inputs, targets)
     _checks.like_params("inputs", inputs, params)
     _checks.like_params("targets", targets, params)
+    for name, data in (("inputs", inputs), ("targets", targets)):
+        if data.is_floating_point():  # once here: inside the step, under vmap, values are not checked
+            _checks.float_input(name, data)
+    if checkpoint_path is not None:
+        check_checkpoint_path("checkpoint_path", checkpoint_path)
     start_epoch = _checks.integer("start_epoch", start_epoch, minimum=0)
     epochs = _checks.integer("epochs", epochs, minimum=start_epoch)
     _checks.one_of("on_nonfinite", on_nonfinite, ("raise", "skip"))
     checkpoint_every = _checks.integer("checkpoint_every", checkpoint_every, minimum=1)
     batch_size = _checks.integer("batch_size", batch_size, minimum=1)
+    _checks.one_of("kl_weighting", kl_weighting, KL_WEIGHTINGS)
     shuffle = _checks.boolean("shuffle", shuffle)
     compile = _checks.boolean("compile", compile)
     progress = _checks.boolean("progress", progress, allow_none=True)
