@@ -345,10 +345,9 @@ def fit(
     """
     check_params_given("params", params)
     n = _check_data(inputs, targets)
-    _checks.like_params("inputs", inputs, params)
-    _checks.like_params("targets", targets, params)
     for name, data in (("inputs", inputs), ("targets", targets)):
-        if data.is_floating_point():  # once here: inside the step, under vmap, values are not checked
+        _checks.like_params(name, data, params)
+        if data.is_floating_point():  # once here: inside the step, under vmap, values are not read
             _checks.float_input(name, data)
     if checkpoint_path is not None:
         check_checkpoint_path("checkpoint_path", checkpoint_path)
