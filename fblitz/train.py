@@ -216,8 +216,8 @@ class FitResult(NamedTuple):
 
     ``history`` maps ``"loss"``, ``"data"``, ``"kl"`` to per-epoch means over
     the minibatch steps, ``"skipped"`` to the skipped steps per epoch,
-    ``"seconds"`` to the total wall time, and ``"estimators"`` to the
-    estimator each Bayesian layer used (:func:`fblitz.layers.estimator_usage`). ``state``
+    ``"seconds"`` to the total wall time, and (from :func:`fit`) ``"estimators"``
+    to the estimator each Bayesian layer used (:func:`fblitz.layers.estimator_usage`). ``state``
     holds the running statistics of models with batch norm (None otherwise);
     pass it to :func:`fblitz.predict.predict` for evaluation.
     """

@@ -9,6 +9,7 @@ from torch import nn
 from torch.func import functional_call
 
 from fblitz import _checks
+from fblitz._checks import _describe
 from fblitz.bridge import _shims
 from fblitz.bridge._select import lookup, nest
 from fblitz.errors import FblitzError, FblitzTypeError, FblitzValueError
@@ -108,11 +109,11 @@ class Bridge:
             node = lookup(params, param.name, "params")
             if param.bayesian:
                 if not is_gaussian(node):
-                    got = _checks.describe(node)
+                    got = _describe(node)
                     raise FblitzValueError(f"params at '{param.name}' must be a {{'mu', 'rho'}} node, got {got}")
                 out[param.name] = sample(node, None if eps is None else lookup(eps, param.name, "eps"))
             elif not isinstance(node, torch.Tensor):
-                got = _checks.describe(node)
+                got = _describe(node)
                 raise FblitzValueError(f"params at '{param.name}' must be a tensor (a point estimate), got {got}")
             else:
                 out[param.name] = node
