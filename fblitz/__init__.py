@@ -24,6 +24,7 @@ from fblitz import (
     optim,
     posterior,
     predict,
+    predictive,
     predictor,
     priors,
     radial,
@@ -40,6 +41,7 @@ from fblitz.kl import kl_divergence
 from fblitz.layers import Layer, linear, relu, sample_noise, serial
 from fblitz.objectives import ElboTerms, elbo_samples, negative_elbo, sample_elbo
 from fblitz.predict import mfvi_forward, predict_mean_weights, predictive_mean_std
+from fblitz.predictive import predictive_distribution
 from fblitz.predictor import make_predictor
 from fblitz.random import Key, sample_eps, split
 from fblitz.train import fit, kl_weights, make_train_step, minibatch_weights
@@ -85,6 +87,8 @@ __all__ = [
     "posterior",
     "predict",
     "predict_mean_weights",
+    "predictive",
+    "predictive_distribution",
     "predictive_mean_std",
     "predictor",
     "priors",

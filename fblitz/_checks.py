@@ -124,8 +124,6 @@ def unavailable_device(name: str, value: object, error: BaseException) -> str:
     reason = str(error).split(". ")[0].strip() or type(error).__name__
     if kind == "cuda" and not torch.cuda.is_available():
         reason = "torch.cuda.is_available() is False: this torch build or machine has no CUDA"
-    elif kind == "meta":
-        reason = "torch has no random generator on the meta device; draw on 'cpu' and move with .to('meta')"
     return f"{name}={str(value)!r} is not usable on this machine ({reason}); use 'cpu' or an available device"
 
 
@@ -154,7 +152,7 @@ def tensor(
             raise FblitzValueError(f"{name} must have {expected} dimension(s), got shape {tuple(value.shape)}")
     if floating and not value.is_floating_point():
         raise FblitzTypeError(f"{name} must be a floating-point tensor, got dtype {value.dtype}")
-    if finite and value.is_floating_point() and eager(value) and not bool(torch.isfinite(value).all()):
+    if finite and value.is_floating_point() and not value.is_meta and not bool(torch.isfinite(value).all()):
         raise NonFiniteError(f"{name} contains NaN or infinity")
     return value
 
@@ -196,13 +194,12 @@ def eager(value: torch.Tensor) -> bool:
     Inside ``vmap``/``grad`` (functorch-wrapped tensors) or ``torch.compile``
     tracing, checks that read tensor values are skipped: they would fail under
     ``vmap``, break compiled graphs, and training has its own non-finite guard.
-    Tensors on the ``meta`` device have shapes but no values, so they are
-    never read either.
+    ``meta`` tensors have no values to read.
     """
     return (
-        not torch.compiler.is_compiling()
+        not value.is_meta
+        and not torch.compiler.is_compiling()
         and not torch._C._functorch.is_functorch_wrapped_tensor(value)
-        and value.device.type != "meta"
     )
 
 

@@ -47,6 +47,7 @@ import torch
 from fblitz import _checks
 from fblitz._atomic import write_atomically
 from fblitz.errors import CheckpointError, FblitzError, FblitzTypeError, FblitzValueError
+from fblitz.layers.params_check import check_params
 from fblitz.optim import AdamState, SgdState
 from fblitz.random import Key
 from fblitz.tree import PyTree, check_tensor_leaves
@@ -192,11 +193,15 @@ def save_checkpoint(
     write_atomically(os.fspath(path), lambda file: _serialize(payload, file))
 
 
-def load_checkpoint(path: str | os.PathLike, *, map_location=None, state_types: tuple = ()) -> Checkpoint:
+def load_checkpoint(path: str | os.PathLike, *, model=None, map_location=None, state_types: tuple = ()) -> Checkpoint:
     """Read a checkpoint written by :func:`save_checkpoint`, without executing code from it.
 
     Args:
         path: the checkpoint file.
+        model: the :class:`~fblitz.layers.Layer` the params belong to; when
+            given, the stored params are checked against it
+            (:func:`fblitz.layers.check_params`), so a checkpoint of another
+            model is refused here rather than failing (or broadcasting) later.
         map_location: passed to ``torch.load`` (e.g. ``"cpu"``).
         state_types: extra NamedTuple classes allowed in the optimizer state,
             beyond :data:`STATE_TYPES` (for custom transforms).
@@ -204,7 +209,8 @@ def load_checkpoint(path: str | os.PathLike, *, map_location=None, state_types: 
     Raises:
         CheckpointError: the file is not a fblitz checkpoint, has an unknown
             format version, or asks the unpickler for anything but tensors and
-            plain containers (a possibly malicious file).
+            plain containers (a possibly malicious file); or its params do not
+            fit ``model`` (the message names the path in the params tree).
     """
     path = os.fspath(path)
     try:
@@ -227,7 +233,13 @@ def load_checkpoint(path: str | os.PathLike, *, map_location=None, state_types: 
             f"{path!r} has checkpoint format_version {version!r}; this fblitz reads version {FORMAT_VERSION}"
         )
     types = {cls.__name__: cls for cls in (*STATE_TYPES, *state_types)}
-    return _read_fields(path, payload, types, version)
+    checkpoint = _read_fields(path, payload, types, version)
+    if model is not None:
+        try:
+            check_params(model, checkpoint.params, name="the checkpoint's params")
+        except FblitzError as error:
+            raise CheckpointError(f"{path!r} does not hold params of this model: {error}") from None
+    return checkpoint
 
 
 FIELDS = ("params", "opt_state", "state", "key", "epoch", "step", "config")

@@ -27,6 +27,7 @@ from torch.func import vmap
 from fblitz import _checks
 from fblitz.estimators import check_estimator
 from fblitz.layers.base import Layer, sample_noise
+from fblitz.layers.params_check import check_params
 from fblitz.objectives import _check_model, resolve_sample_count
 from fblitz.predict import evaluate_in_groups, evaluation_forward
 from fblitz.random import KeyLike
@@ -77,6 +78,7 @@ def make_predictor(
 
     def predictor(params: PyTree, inputs: torch.Tensor, *, key: KeyLike, n_samples: int | None = 10) -> torch.Tensor:
         count = resolve_sample_count(n_samples, None, default=10)
+        check_params(model, params)
         eps = sample_noise(model, key, params, count, estimator=estimator)
         with torch.no_grad():
             return evaluate_in_groups(

@@ -28,15 +28,8 @@ from fblitz.errors import FblitzTypeError, FblitzValueError, NonFiniteError, Non
 from fblitz.estimators import check_estimator
 from fblitz.kl import KL_MODES, make_plan
 from fblitz.layers._usage import describe
-from fblitz.layers.base import (
-    Layer,
-    check_params_given,
-    draw_noise,
-    estimator_usage,
-    init_state,
-    is_stateful,
-    sample_noise,
-)
+from fblitz.layers.base import Layer, draw_noise, estimator_usage, init_state, is_stateful, sample_noise
+from fblitz.layers.params_check import check_params
 from fblitz.likelihoods import as_likelihood
 from fblitz.objectives import ElboTerms, _check_model, elbo_grad, resolve_sample_count
 from fblitz.optim import GradientTransformation, OptState, apply_updates
@@ -105,12 +98,18 @@ class TrainStep(NamedTuple):
     """
 
     fn: Callable
+    model: Layer | None = None
 
     def __call__(self, params, opt_state, key, inputs, targets, complexity_cost_weight=1.0):
         return self.guarded(params, opt_state, None, key, inputs, targets, complexity_cost_weight)[:3]
 
     def guarded(self, params, opt_state, state, key, inputs, targets, complexity_cost_weight=1.0) -> StepOutcome:
-        """The step with ``state`` threaded through and a finiteness flag (see :class:`StepOutcome`)."""
+        """The step with ``state`` threaded through and a finiteness flag (see :class:`StepOutcome`).
+
+        ``params`` is checked against the model first (:func:`fblitz.layers.check_params`).
+        """
+        if self.model is not None:
+            check_params(self.model, params)
         return StepOutcome(*self.fn(params, opt_state, state, key, inputs, targets, complexity_cost_weight))
 
     def with_state(self, params, opt_state, state, key, inputs, targets, complexity_cost_weight=1.0):
@@ -177,7 +176,6 @@ def make_train_step(
     def step(params, opt_state, state, key, inputs, targets, weight):
         structure = tree_structure(params)
         if structure not in plans:
-            check_params_given("params", params)
             plans[structure] = make_plan(params, model.priors, kl_mode)
             eps = sample_noise(model, key, params, n_samples, estimator=estimator)  # checked once per tree
         else:
@@ -197,7 +195,7 @@ def make_train_step(
         )
         return params, opt_state, terms, None if state == () else state, finite
 
-    return TrainStep(step)
+    return TrainStep(step, model)
 
 
 class EpochInfo(NamedTuple):
@@ -343,8 +341,8 @@ def fit(
         NonFiniteStepError: a non-finite step with ``on_nonfinite="raise"``.
         NonFiniteError: every step of an epoch was skipped.
     """
-    check_params_given("params", params)
     n = _check_data(inputs, targets)
+    check_params(_check_model(model), params)
     for name, data in (("inputs", inputs), ("targets", targets)):
         _checks.like_params(name, data, params)
         if data.is_floating_point():  # once here: inside the step, under vmap, values are not read
@@ -404,8 +402,11 @@ def fit(
         epoch_terms = []
         for index in range(num_batches):
             rows = slice(index * batch_size, (index + 1) * batch_size)
-            out = step.guarded(
-                params, opt_state, state, epoch_key.fold_in(index + 1), x_epoch[rows], y_epoch[rows], weights[index]
+            # params were checked once above; each step returns params of the same shapes
+            out = StepOutcome(
+                *step.fn(
+                    params, opt_state, state, epoch_key.fold_in(index + 1), x_epoch[rows], y_epoch[rows], weights[index]
+                )
             )
             if not bool(out.finite):
                 if on_nonfinite == "raise":

@@ -62,7 +62,7 @@ def bayesify(
 
     Args:
         module: the network; it is deep-copied and never changed. ``nn.LSTM``,
-            ``nn.GRU``, ``nn.RNN``, ``nn.LSTMCell`` and ``nn.GRUCell`` run on
+            ``nn.GRU``, ``nn.RNN``, ``nn.LSTMCell``, ``nn.GRUCell`` and ``nn.RNNCell`` run on
             fblitz's own recurrent code (torch's fused kernels have no ``vmap``
             rule); ``proj_size > 0`` and batch norms other than
             ``BatchNorm1d/2d/3d`` are refused.

@@ -68,8 +68,8 @@ def run_samples(model: nn.Module, inputs, sample_nbr: int, criterion=None, label
         terms = [context.log_terms.get(layer) for layer in layers]
         called[:] = [term is not None for term in terms]
         zero = _zero_like(outputs)
-        log_q = torch.stack([zero if t is None else t[0] for t in terms]) if terms else zero.reshape(0)
-        log_p = torch.stack([zero if t is None else t[1] for t in terms]) if terms else zero.reshape(0)
+        log_q = torch.stack([zero if t is None else t[0] for t in terms]) if terms else zero.new_zeros(0)
+        log_p = torch.stack([zero if t is None else t[1] for t in terms]) if terms else zero.new_zeros(0)
         data = zero if criterion is None else _criterion_value(criterion(outputs, labels))
         return outputs, data, log_q, log_p
 

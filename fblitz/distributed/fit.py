@@ -71,8 +71,10 @@ def fit_distributed(
             ``"sample"`` (split its S weight samples).
         noise: data mode: ``"per_rank"`` (independent noise per rank, from
             :func:`~fblitz.distributed.sharding.rank_key`) or ``"shared"``
-            (every rank draws the single-process noise; then training equals
-            ``fit`` up to floating-point summation order).
+            (every rank draws the single-process noise, per-example noise
+            indexed by the rows' places in the minibatch; then training equals
+            ``fit`` up to floating-point summation order, for every estimator
+            and with dropout).
         group: the process group (default: the default group).
 
     ``state`` exists so that ``**checkpoint.resume()`` can be passed; it must
@@ -128,14 +130,15 @@ def fit_distributed(
         y_epoch = targets[order] if shuffle else targets
         epoch_terms = []
         for index in range(num_batches):
-            rows = slice(index * batch_size, min((index + 1) * batch_size, n))
+            rows, first = slice(index * batch_size, min((index + 1) * batch_size, n)), 0
             if mode == "data":
                 mine = shard(rows.stop - rows.start, rank, world_size)
-                rows = slice(rows.start + mine.start, rows.start + mine.stop)
+                rows, first = slice(rows.start + mine.start, rows.start + mine.stop), mine.start
             try:
                 params, opt_state, terms = step(
-                    params, opt_state, epoch_key.fold_in(index + 1), x_epoch[rows], y_epoch[rows], weights[index]
-                )
+                    params, opt_state, epoch_key.fold_in(index + 1), x_epoch[rows], y_epoch[rows], weights[index],
+                    row_offset=first,
+                )  # fmt: skip
             except NonFiniteStepError as error:  # the same on every rank: all leave together
                 raise NonFiniteStepError(
                     f"{error} at epoch {epoch}, step {index}",

@@ -75,7 +75,7 @@ def main(argv=None) -> dict | None:
         x_train, y_train, x_test, y_test, target_std = (
             t.to(world.device) if isinstance(t, torch.Tensor) else t for t in boston.load_data()
         )
-        model = boston.build_model()
+        model = boston.build_model(args.activation, args.likelihood)
         k_init, k_fit, k_eval = Key(args.seed).split(3)
         params = tree_map(lambda t: t.to(world.device), model.init(k_init))
         report = boston.make_reporter(args, model, x_test, y_test, key=k_eval, target_std=target_std)

@@ -29,7 +29,7 @@ import torch
 from fblitz import layers, likelihoods, metrics, optim, priors
 from fblitz._argtypes import integer, real
 from fblitz.examples._cli import example_parser
-from fblitz.predict import gaussian_mixture_mean_std, predict
+from fblitz.predictive import GaussianMixture, predictive_distribution
 from fblitz.random import Key, as_key, normal, uniform
 from fblitz.train import fit
 
@@ -63,10 +63,12 @@ def build_model(hidden: int, prior_sigma: float, rho_init: float) -> layers.Laye
     )  # fmt: skip
 
 
-def predictive(model, params, x: torch.Tensor, *, key, n_samples: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Predictive mean and std (N, 1): the weight draws' spread plus the learned noise."""
+def predictive(model, params, x: torch.Tensor, *, key, n_samples: int) -> GaussianMixture:
+    """The predictive distribution at ``x`` (N, 1): the weight draws' spread plus the learned noise."""
     with torch.no_grad():
-        return gaussian_mixture_mean_std(predict(model, params, x, key=key, n_samples=n_samples))
+        return predictive_distribution(
+            model, params, x, likelihood=likelihoods.heteroscedastic_gaussian(), key=key, n_samples=n_samples
+        )
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -97,17 +99,19 @@ def main(argv=None) -> dict:
     )  # fmt: skip
     seconds = time.perf_counter() - start
     grid = torch.linspace(*GRID_RANGE, 281).unsqueeze(1)
-    mean, std = predictive(model, result.params, grid, key=k_eval, n_samples=args.eval_samples)
+    band = predictive(model, result.params, grid, key=k_eval, n_samples=args.eval_samples)
+    mean, std = band.mean, band.std
     inside = (grid >= DATA_RANGE[0]) & (grid <= DATA_RANGE[1])
     x_test, y_test = make_data(k_test, 200)
-    test_mean, test_std = predictive(model, result.params, x_test, key=k_eval.fold_in(1), n_samples=args.eval_samples)
+    test = predictive(model, result.params, x_test, key=k_eval.fold_in(1), n_samples=args.eval_samples)
     losses = result.history["loss"]
     scores = {
         "std_inside": float(std[inside].mean()),
         "std_outside": float(std[~inside].mean()),
         "std_at_1.2": float(std[-1]),
-        "test_rmse": metrics.rmse(test_mean, y_test),
-        "test_coverage_90": metrics.interval_coverage(y_test, mean=test_mean, std=test_std, level=0.9),
+        "test_rmse": metrics.rmse(test.mean, y_test),
+        "test_coverage_90": test.coverage(y_test, 0.9),
+        "test_nll": test.nll(y_test),
         "noise_sigma": float(torch.nn.functional.softplus(result.params["5"]["noise_rho"])),
         "train_seconds": seconds,
         "epochs": args.epochs,

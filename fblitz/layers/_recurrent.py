@@ -138,13 +138,13 @@ def build_recurrent(kind: str, input_size, hidden_size, options: dict) -> Layer:
         return {name: sample(params[name], eps[name]) for name in shapes}
 
     def noise(key, params, n_samples=None, estimator=None):
-        if radial:
-            return radial_noise(key, params, n_samples)
+        draw = radial_noise if radial else sample_eps
         chosen = estimator if estimator in ("reparameterization", "flipout") else default_estimator
         if chosen == "reparameterization":
-            return None
+            return draw(key, params, n_samples) if radial else None
         weight_key, seed_key = as_key(key).split(2)
-        return {**sample_eps(weight_key, params, n_samples), "seed": seeded.seeds(seed_key, n_samples)}
+        device = next(iter(params.values()))["mu"].device
+        return {**draw(weight_key, params, n_samples), "seed": seeded.seeds(seed_key, n_samples, device=device)}
 
     def apply(params, x, eps=None, state=None):
         _checks.tensor("x", x, ndim=(2, 3), floating=True)

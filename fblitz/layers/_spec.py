@@ -31,7 +31,7 @@ from fblitz.estimators import check_estimator, flipout, kind_of, local_reparamet
 from fblitz.layers.base import Layer
 from fblitz.posterior import GaussianInit, check_noise, gaussian_init, sample
 from fblitz.priors import Prior, blitz_default, check_prior
-from fblitz.radial import check_posterior, radial_noise, radial_prior
+from fblitz.radial import RADIAL_ESTIMATORS, check_posterior, radial_noise, radial_prior
 from fblitz.random import as_key, sample_eps
 
 
@@ -114,8 +114,9 @@ def gaussian_layer(
     Returns:
         A :class:`Layer` with ``init(key, dtype=, device=)`` drawing each node from
         ``args.posterior`` and the same prior on every node. A radial layer
-        (``args.family``) always draws radial noise, ignoring a per-call
-        estimator, and tags its priors for the KL (:mod:`fblitz.radial`).
+        (``args.family``) draws radial weight noise, follows a per-call
+        estimator among plain reparameterization and Flipout only, and tags
+        its priors for the KL (:mod:`fblitz.radial`).
     """
     names = tuple(shapes)
     if args.estimator not in estimators:
@@ -150,20 +151,20 @@ def gaussian_layer(
         return op(x, **{n: sample(params[n], eps[n]) for n in names})
 
     noise, prior = None, args.prior
-    if args.family == "radial":
+    radial = args.family == "radial"
+    if radial:
         prior = radial_prior(args.prior)
-
-        def noise(key, params, n_samples=None, estimator=None):
-            return radial_noise(key, params, n_samples)
-
-    elif len(estimators) > 1:
+        estimators = tuple(e for e in estimators if e in RADIAL_ESTIMATORS)
+    if radial or len(estimators) > 1:
 
         def noise(key, params, n_samples=None, estimator=None):
             chosen = estimator if estimator in estimators else args.estimator
-            if chosen == "reparameterization":
-                return None  # plain weight noise, drawn together with the rest of the model
+            if chosen == "reparameterization":  # plain weight noise (radial, or drawn with the rest of the model)
+                return radial_noise(key, params, n_samples) if radial else None
             weight_key, seed_key = as_key(key).split(2)
-            eps = {} if chosen == "local_reparameterization" else sample_eps(weight_key, params, n_samples)
-            return {**eps, "seed": seeded.seeds(seed_key, n_samples)}
+            draw = radial_noise if radial else sample_eps
+            eps = {} if chosen == "local_reparameterization" else draw(weight_key, params, n_samples)
+            device = params[names[0]]["mu"].device
+            return {**eps, "seed": seeded.seeds(seed_key, n_samples, device=device)}
 
     return Layer(init, apply, {n: prior for n in names}, name, noise)

@@ -3,9 +3,9 @@
 A layer with Gaussian nodes (``{"mu", "rho"}``) shows its estimator in the
 noise it draws (as :func:`fblitz.estimators.kind_of` reads it): plain weight noise
 for reparameterization, a ``"seed"`` with weight noise for Flipout, a
-``"seed"`` alone for local reparameterization. A radial layer draws plain
-weight noise but its priors carry the ``posterior="radial"`` tag. Reading
-the noise works for every layer, our own and the nn.Module bridge alike, and
+``"seed"`` alone for local reparameterization. (A radial layer is a posterior,
+not an estimator: its radial weight noise is read the same way.) Reading the
+noise works for every layer, our own and the nn.Module bridge alike, and
 needs no extra field in the layer protocol.
 """
 
@@ -13,8 +13,6 @@ from __future__ import annotations
 
 from fblitz.errors import FblitzValueError
 from fblitz.tree import PyTree, is_gaussian
-
-RADIAL = "radial"
 
 
 def _children(tree: object) -> list[tuple[str, object]]:
@@ -33,32 +31,28 @@ def _child(tree: object, name: str) -> object:
     return None
 
 
-def usage_of(params: PyTree, eps: PyTree, priors: PyTree) -> dict[str, str]:
+def usage_of(params: PyTree, eps: PyTree) -> dict[str, str]:
     """``{layer path: estimator}`` for every container of Gaussian nodes in ``params``.
 
     The path joins the keys with dots (``"0"``, ``"encoder.fc"``; ``""`` for a
-    single layer); the value is one of :data:`fblitz.estimators.ESTIMATORS`
-    or ``"radial"``.
+    single layer); the value is one of :data:`fblitz.estimators.ESTIMATORS`.
     """
     usage: dict[str, str] = {}
 
-    def visit(node, noise, prior, path):
+    def visit(node, noise, path):
         children = _children(node)
         gaussian = [name for name, child in children if is_gaussian(child)]
         if gaussian:
-            tags = {getattr(_child(prior, name), "posterior", "gaussian") for name in gaussian}
-            if RADIAL in tags:
-                usage[".".join(path)] = RADIAL
-            elif isinstance(noise, dict) and "seed" in noise:
+            if isinstance(noise, dict) and "seed" in noise:
                 flipout = any(name in noise for name in gaussian)  # Flipout keeps weight noise beside its seed
                 usage[".".join(path)] = "flipout" if flipout else "local_reparameterization"
             else:
                 usage[".".join(path)] = "reparameterization"
         for name, child in children:
             if name not in gaussian:
-                visit(child, _child(noise, name), _child(prior, name), (*path, name))
+                visit(child, _child(noise, name), (*path, name))
 
-    visit(params, eps, priors, ())
+    visit(params, eps, ())
     return usage
 
 
@@ -79,7 +73,8 @@ def check_used(estimator: str, usage: dict[str, str]) -> None:
         return
     raise FblitzValueError(
         f"estimator={estimator!r} is used by no layer of this model, so it would change nothing "
-        f"({describe(usage, estimator)}). Local reparameterization works in linear, conv and conv-transpose "
-        "layers; Flipout also in LSTM, GRU and RNN; radial layers and nn.Module-bridge models ignore a "
-        "per-call estimator (see the estimators guide). Pass estimator=None to keep each layer's own."
+        f"({describe(usage, estimator)}). Local reparameterization works in Gaussian linear, conv and "
+        "conv-transpose layers; Flipout also in LSTM, GRU, RNN and radial layers; embeddings and nn.Module-bridge "
+        "models use plain reparameterization only (see the estimators guide). Pass estimator=None to keep each "
+        "layer's own."
     )

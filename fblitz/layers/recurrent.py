@@ -39,8 +39,8 @@ _DOC_ARGS = """
             Local reparameterization does not apply: the same weights act at
             every time step.
         posterior: ``"gaussian"`` or ``"radial"`` (each weight tensor drawn
-            from the radial posterior, :mod:`fblitz.radial`; reparameterization
-            only, Monte Carlo KL).
+            from the radial posterior, :mod:`fblitz.radial`; with either
+            estimator, Monte Carlo KL).
 
     ``apply(params, x, eps=None, state=None)`` takes ``x`` of shape (L, N, H_in),
     (N, L, H_in) with ``batch_first``, or unbatched (L, H_in). The weights are

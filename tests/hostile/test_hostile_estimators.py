@@ -78,9 +78,10 @@ def test_correct_the_guides_table_matches_the_code(name):
     for estimator, mark in zip(ESTIMATORS, marks[:3]):
         used = estimator_usage(layer, params, estimator)[""]
         assert (used == estimator) == (mark == "yes"), (name, estimator, used, mark)
-    if marks[3] == "yes":
+    if marks[3] == "yes":  # a radial layer follows Flipout, not local reparameterization
         radial = BUILD[name](posterior="radial")
-        assert set(estimator_usage(radial, radial.init(0), "flipout").values()) == {"radial"}
+        assert estimator_usage(radial, radial.init(0), "flipout") == {"": "flipout"}
+        assert estimator_usage(radial, radial.init(0), "local_reparameterization") == {"": "reparameterization"}
     else:
         with pytest.raises((FblitzTypeError, FblitzValueError, TypeError)):
             BUILD[name](posterior="radial")
@@ -104,10 +105,10 @@ def test_correct_usage_and_summary_of_a_mixed_model():
     )
 
 
-def test_correct_radial_and_flipout_layers_are_told_apart():
+def test_correct_a_radial_layer_keeps_its_own_under_local_reparameterization():
     model = layers.serial(layers.conv2d(1, 2, 3, posterior="radial"), layers.flatten(), layers.linear(8, 1))
-    usage = estimator_usage(model, model.init(0), "flipout")
-    assert usage == {"0": "radial", "2": "flipout"}
+    usage = estimator_usage(model, model.init(0), "local_reparameterization")
+    assert usage == {"0": "reparameterization", "2": "local_reparameterization"}
 
 
 def test_correct_a_model_without_bayesian_weights_says_so():
@@ -131,7 +132,11 @@ REFUSED = {
     "lstm-local": (lambda: layers.lstm(3, 4), "local_reparameterization", "(model) reparameterization"),
     "embedding-flipout": (lambda: layers.embedding(5, 3), "flipout", "(model) reparameterization (no flipout)"),
     "bridge-flipout": (_bridged, "flipout", "reparameterization (no flipout)"),
-    "radial-reparameterization": (lambda: layers.linear(3, 2, posterior="radial"), "reparameterization", "radial"),
+    "radial-local": (
+        lambda: layers.linear(3, 2, posterior="radial"),
+        "local_reparameterization",
+        "(model) reparameterization (no local_reparameterization)",
+    ),
     "dropout-only-flipout": (lambda: layers.dropout(0.5), "flipout", "none"),
 }
 

@@ -29,6 +29,9 @@ class _BayesianConv(GaussianModule):
         )  # fmt: skip
         self._register(self._layer.init(self.next_key(), dtype=torch.get_default_dtype()))
 
+    def _blitz_placeholders(self, like):
+        return {} if self.bias else {"bias_zero": like.new_zeros(self.out_channels)}  # BLiTZ's zero-bias buffer
+
     def extra_repr(self) -> str:
         return (
             f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, groups={self.groups}, "
