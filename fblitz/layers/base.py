@@ -166,9 +166,9 @@ def estimator_usage(model: Layer, params: PyTree, estimator: str | None = None) 
 
     With ``estimator`` (a per-call choice, as ``fit``, ``sample_elbo`` and
     ``predict`` take it), layers that support it use it and the others keep
-    their own. The path is the layer's
-    position in the params tree (``"0"``, ``"2"`` in a ``serial``; ``""`` for a
-    single layer; dotted module names for a bridged ``nn.Module``).
+    their own. The path is the layer's position in the params tree (``"0"``,
+    ``"2"`` in a ``serial``; ``""`` for a single layer; dotted module names for
+    a bridged ``nn.Module``).
 
     Example:
         >>> from fblitz.layers import linear, lstm, serial
