@@ -29,7 +29,7 @@ from fblitz import _checks
 from fblitz.errors import FblitzTypeError, FblitzValueError
 from fblitz.estimators import ESTIMATORS
 from fblitz.kl import KLPlan, closed_form_kl, make_plan, monte_carlo_kl
-from fblitz.layers.base import Layer, forward_with_state, sample_noise
+from fblitz.layers.base import Layer, draw_noise, forward_with_state, sample_noise
 from fblitz.layers.params_check import check_params
 from fblitz.likelihoods import Likelihood, as_likelihood
 from fblitz.random import KeyLike
@@ -85,7 +85,7 @@ def sample_count(model: Layer, params: PyTree, eps: PyTree) -> int:
     """
     error = None
     for estimator in (None, *ESTIMATORS):  # each layer's own estimator, or one chosen per call
-        expected, structure = tree_flatten(sample_noise(model, 0, params, 1, estimator=estimator))
+        expected, structure = tree_flatten(draw_noise(model, 0, params, 1, estimator))
         try:
             leaves = structure.flatten_up_to(eps)
             break

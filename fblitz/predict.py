@@ -92,6 +92,9 @@ def evaluate_in_groups(
     if inputs.is_floating_point():
         _checks.float_input("inputs", inputs)
     count = _shared_sample_count(eps)
+    for leaf in tree_leaves(eps):
+        if leaf.is_floating_point():
+            _checks.like_params("eps", leaf, params)
     row_chunks = [inputs]
     if batch_size is not None:
         batch_size = _checks.integer("batch_size", batch_size, minimum=1)
@@ -167,6 +170,7 @@ def predict_mean_weights(
 def predictive_mean_std(samples: torch.Tensor, *, unbiased: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and standard deviation over the sample axis 0 of ``samples``."""
     _checks.float_input("samples", samples)
+    unbiased = _checks.boolean("unbiased", unbiased)
     if samples.dim() == 0 or samples.shape[0] < 2:
         raise FblitzValueError(
             f"samples needs at least 2 draws along axis 0 for a std, got shape {tuple(samples.shape)}"

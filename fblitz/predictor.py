@@ -71,6 +71,7 @@ def make_predictor(
         _checks.integer("batch_size", batch_size, minimum=1)
     if sample_batch_size is not None:
         _checks.integer("sample_batch_size", sample_batch_size, minimum=1)
+    compile = _checks.boolean("compile", compile)
     mapped = vmap(evaluation_forward(model, state), in_dims=(None, None, 0))
     if compile:
         mapped = torch.compile(mapped)

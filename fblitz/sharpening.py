@@ -204,6 +204,7 @@ def sharpened_elbo_samples(
     likelihood = as_likelihood(likelihood)
     sigma_0 = _checks.non_negative("sigma_0", sigma_0)
     complexity_cost_weight = _checks.non_negative("complexity_cost_weight", complexity_cost_weight)
+    second_order = _checks.boolean("second_order", second_order)
     _checks.tensor("targets", targets)
     if sharpening_weight is None:
         sharpening_weight = 1.0 / max(targets.shape[0] if targets.dim() else 1, 1)

@@ -22,11 +22,13 @@ from typing import NamedTuple
 import torch
 
 from fblitz import _checks
-from fblitz.checkpoint import save_checkpoint
+from fblitz.checkpoint import check_checkpoint_path, save_checkpoint
+from fblitz.distributions import rho_out_of_range
 from fblitz.errors import FblitzTypeError, FblitzValueError, NonFiniteError, NonFiniteStepError
 from fblitz.estimators import check_estimator
 from fblitz.kl import KL_MODES, make_plan
-from fblitz.layers.base import Layer, init_state, is_stateful, sample_noise
+from fblitz.layers._usage import describe
+from fblitz.layers.base import Layer, draw_noise, estimator_usage, init_state, is_stateful, sample_noise
 from fblitz.layers.params_check import check_params
 from fblitz.likelihoods import as_likelihood
 from fblitz.objectives import ElboTerms, _check_model, elbo_grad, resolve_sample_count
@@ -155,6 +157,7 @@ def make_train_step(
     _checks.one_of("kl_mode", kl_mode, KL_MODES)
     if estimator is not None:
         check_estimator("estimator", estimator)
+    compile = _checks.boolean("compile", compile)
     plans: dict = {}
     loss_grad = elbo_grad(model, likelihood)
 
@@ -174,7 +177,9 @@ def make_train_step(
         structure = tree_structure(params)
         if structure not in plans:
             plans[structure] = make_plan(params, model.priors, kl_mode)
-        eps = sample_noise(model, key, params, n_samples, estimator=estimator)
+            eps = sample_noise(model, key, params, n_samples, estimator=estimator)  # checked once per tree
+        else:
+            eps = draw_noise(model, key, params, n_samples, estimator)
         if not isinstance(weight, torch.Tensor):
             # a tensor, so a compiled step is not specialised to each weight value
             like = next(leaf for leaf in tree_leaves(params) if leaf.is_floating_point())
@@ -208,7 +213,9 @@ class FitResult(NamedTuple):
     """Outcome of :func:`fit`: final params and optimizer state, per-epoch history.
 
     ``history`` maps ``"loss"``, ``"data"``, ``"kl"`` to per-epoch means over
-    the minibatch steps, and ``"seconds"`` to the total wall time. ``state``
+    the minibatch steps, ``"skipped"`` to the skipped steps per epoch,
+    ``"seconds"`` to the total wall time, and (from :func:`fit`) ``"estimators"``
+    to the estimator each Bayesian layer used (:func:`fblitz.layers.estimator_usage`). ``state``
     holds the running statistics of models with batch norm (None otherwise);
     pass it to :func:`fblitz.predict.predict` for evaluation.
     """
@@ -225,6 +232,11 @@ class _Progress:
     def __init__(self, enabled: bool | None, epochs: int):
         self.enabled = sys.stderr.isatty() if enabled is None else bool(enabled)
         self.epochs, self.start, self.last = epochs, time.perf_counter(), 0.0
+
+    def note(self, line: str) -> None:
+        """Print one line before training starts (when the display is on)."""
+        if self.enabled:
+            print(line, file=sys.stderr, flush=True)
 
     def update(self, epoch: int, loss: float) -> None:
         now = time.perf_counter()
@@ -297,8 +309,12 @@ def fit(
         kl_weighting: ``"uniform"`` or ``"blundell"`` (see :func:`kl_weights`).
         kl_mode: ``"auto"``, ``"closed_form"`` or ``"monte_carlo"``.
         estimator: override every supporting layer's gradient estimator (see
-            :mod:`fblitz.estimators`); None keeps each layer's own.
-        shuffle: reshuffle the rows every epoch.
+            :mod:`fblitz.estimators`); None keeps each layer's own. An
+            estimator no layer of ``model`` uses is an error; which layer
+            uses which is in ``history["estimators"]`` and, with
+            ``progress``, printed as one line before training.
+        shuffle: reshuffle the rows every epoch (True or False; other
+            values, even truthy ones like ``"no"``, are refused).
         opt_state: resume from this optimizer state instead of ``optimizer.init``.
         state: running statistics to start from, for models with batch norm
             (default :func:`fblitz.layers.init_state`); ignored otherwise.
@@ -327,15 +343,30 @@ def fit(
     """
     n = _check_data(inputs, targets)
     check_params(_check_model(model), params)
-    _checks.like_params("inputs", inputs, params)
-    _checks.like_params("targets", targets, params)
+    for name, data in (("inputs", inputs), ("targets", targets)):
+        _checks.like_params(name, data, params)
+        if data.is_floating_point():  # once here: inside the step, under vmap, values are not read
+            _checks.float_input(name, data)
+    if checkpoint_path is not None:
+        check_checkpoint_path("checkpoint_path", checkpoint_path)
     start_epoch = _checks.integer("start_epoch", start_epoch, minimum=0)
     epochs = _checks.integer("epochs", epochs, minimum=start_epoch)
     _checks.one_of("on_nonfinite", on_nonfinite, ("raise", "skip"))
     checkpoint_every = _checks.integer("checkpoint_every", checkpoint_every, minimum=1)
     batch_size = _checks.integer("batch_size", batch_size, minimum=1)
+    _checks.one_of("kl_weighting", kl_weighting, KL_WEIGHTINGS)
+    shuffle = _checks.boolean("shuffle", shuffle)
+    compile = _checks.boolean("compile", compile)
+    progress = _checks.boolean("progress", progress, allow_none=True)
+    if callback is not None and not callable(callback):
+        raise FblitzTypeError(f"callback must be None or a callable taking an EpochInfo, got {callback!r}")
     count = resolve_sample_count(n_samples, sample_nbr)
     key = as_key(key)
+    if not any(isinstance(leaf, torch.Tensor) and leaf.is_floating_point() for leaf in tree_leaves(params)):
+        raise FblitzValueError("params has no floating-point tensor to train (did model.init(key) build it?)")
+    if estimator is not None:
+        check_estimator("estimator", estimator)
+    usage = estimator_usage(_check_model(model), params, estimator)
     num_batches = math.ceil(n / batch_size)
     like = tree_leaves(params)[0]
     weights = [
@@ -358,8 +389,10 @@ def fit(
         state = init_state(model, dtype=like.dtype, device=like.device)
     elif not is_stateful(model):
         state = None
-    history = {"loss": [], "data": [], "kl": [], "skipped": []}
+    history = {"loss": [], "data": [], "kl": [], "skipped": [], "estimators": usage}
     display = _Progress(progress, epochs)
+    if estimator is not None:
+        display.note(describe(usage, estimator))
     start = time.perf_counter()
     for epoch in range(start_epoch, epochs):
         epoch_key = key.fold_in(epoch)
@@ -377,9 +410,11 @@ def fit(
             )
             if not bool(out.finite):
                 if on_nonfinite == "raise":
+                    cause = rho_out_of_range(params)
                     raise NonFiniteStepError(
-                        f"non-finite loss ({float(out.terms.loss)}) or gradient at epoch {epoch}, step {index}; "
-                        "params and opt_state before the step are on this error (on_nonfinite='skip' skips such steps)",
+                        f"non-finite loss ({float(out.terms.loss)}) or gradient at epoch {epoch}, step {index}"
+                        + (f" ({cause})" if cause else "") + "; params and opt_state before the step are on this "
+                        "error (on_nonfinite='skip' skips such steps)",
                         epoch=epoch, step=index, params=params, opt_state=opt_state, state=state,
                     )  # fmt: skip
                 continue

@@ -316,6 +316,8 @@ EXEMPT = {
     "init_state",
     "is_stateful",
     "sample_noise",
+    "estimator_usage",  # tools that read a model, not layers; tested in tests/hostile/test_hostile_estimators.py
+    "estimator_summary",
     "check_params",  # params-tree checks: tests/test_params_check.py and the contract test
     "expected_params",
     "forward_with_state",

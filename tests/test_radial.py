@@ -74,9 +74,17 @@ def test_noise_is_reproducible_and_follows_per_call_flipout_only():
     layer = layers.conv2d(2, 3, 2, posterior="radial")
     params = layer.init(0)
     a = sample_noise(layer, 7, params, 3)
-    b = sample_noise(layer, 7, params, 3, estimator="local_reparameterization")  # not for radial: ignored
-    assert set(a) == {"weight", "bias"} and all(torch.equal(a[k], b[k]) for k in a)
+    assert set(a) == {"weight", "bias"}
     assert not torch.equal(a["weight"], sample_noise(layer, 8, params, 3)["weight"])
+    # local reparameterization is not for radial layers: ignored when another layer follows it ...
+    model = layers.serial(layer, layers.flatten(), layers.linear(12, 1))
+    both = model.init(0)
+    plain = sample_noise(model, 7, both, 3)["0"]
+    local = sample_noise(model, 7, both, 3, estimator="local_reparameterization")["0"]
+    assert set(local) == {"weight", "bias"} and all(torch.equal(plain[k], local[k]) for k in plain)
+    # ... and an error when no layer would
+    with pytest.raises(FblitzValueError, match="estimator='local_reparameterization' is used by no layer"):
+        sample_noise(layer, 7, params, 3, estimator="local_reparameterization")
     flipout = sample_noise(layer, 7, params, 3, estimator="flipout")
     assert set(flipout) == {"weight", "bias", "seed"} and flipout["seed"].shape == (3,)
     # the weight noise is still radial: one norm |r| per tensor and draw

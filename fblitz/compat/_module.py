@@ -115,6 +115,16 @@ class BayesianModule(nn.Module):
     log_variational_posterior = 0
     freeze = False
 
+    def __getstate__(self):
+        # A forward pass leaves log_prior/log_variational_posterior as non-leaf tensors of its
+        # autograd graph, which copy.deepcopy refuses ("graph leaves" error). A copy or a pickle
+        # keeps their values, detached from that graph, so both work at any time.
+        state = super().__getstate__().copy()
+        for name, value in state.items():
+            if isinstance(value, torch.Tensor) and value.grad_fn is not None:
+                state[name] = value.detach()
+        return state
+
 
 class GaussianModule(BayesianModule):
     """A :class:`BayesianModule` whose Gaussian tensors are ``<name>_mu`` / ``<name>_rho`` Parameters.
@@ -161,7 +171,7 @@ class GaussianModule(BayesianModule):
 
     def __getstate__(self):
         # an fblitz layer holds closures, which pickle cannot store; it is rebuilt on loading
-        state = self.__dict__.copy()
+        state = super().__getstate__()
         state.pop("_layer", None)
         for cls in type(self).__mro__:
             for name in vars(cls).get("_transient", ()):

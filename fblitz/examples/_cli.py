@@ -1,12 +1,16 @@
 """The command-line options every example shares, defined once.
 
 Each example calls :func:`example_parser` with its own defaults and adds only
-the options that are specific to it.
+the options that are specific to it. Every option checks its value when the
+command line is read (:mod:`fblitz._argtypes`): an invalid one is a usage
+error naming the option (exit status 2), before any data is loaded.
 """
 
 from __future__ import annotations
 
 import argparse
+
+from fblitz._argtypes import integer, output_file, real, seed
 
 
 def example_parser(
@@ -43,13 +47,20 @@ def example_parser(
     parser = argparse.ArgumentParser(
         description=doc.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
-    parser.add_argument("--epochs", type=int, default=epochs, help="passes over the training set")
-    parser.add_argument("--samples", type=int, default=samples, help="weight samples per training step (sample_nbr)")
-    parser.add_argument("--eval-samples", type=int, default=eval_samples, help=eval_samples_help)
-    parser.add_argument("--batch-size", type=int, default=batch_size, help="rows per training step")
-    parser.add_argument("--lr", type=float, default=lr, help="Adam learning rate")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the key for data, init, shuffling and noise")
-    parser.add_argument("--threads", type=int, default=1, help=threads_help)
+    parser.add_argument("--epochs", type=integer(1), default=epochs, help="passes over the training set")
+    parser.add_argument(
+        "--samples", type=integer(1), default=samples, help="weight samples per training step (sample_nbr)"
+    )
+    parser.add_argument(
+        "--eval-samples",
+        type=integer(2, why="a spread over weight draws needs two"),
+        default=eval_samples,
+        help=eval_samples_help,
+    )
+    parser.add_argument("--batch-size", type=integer(1), default=batch_size, help="rows per training step")
+    parser.add_argument("--lr", type=real(0.0, open_minimum=True), default=lr, help="Adam learning rate")
+    parser.add_argument("--seed", type=seed, default=0, help="seed of the key for data, init, shuffling and noise")
+    parser.add_argument("--threads", type=integer(1), default=1, help=threads_help)
     parser.add_argument(
         "--compile",
         action=argparse.BooleanOptionalAction,
@@ -58,5 +69,5 @@ def example_parser(
     )
     parser.add_argument("--json", action="store_true", help="print the final metrics as one JSON object")
     if plot is not None:
-        parser.add_argument("--plot", metavar="PATH", help=f"save a PNG of {plot} (needs matplotlib)")
+        parser.add_argument("--plot", metavar="PATH", type=output_file, help=f"save a PNG of {plot} (needs matplotlib)")
     return parser

@@ -27,6 +27,7 @@ import sys
 import torch
 
 from fblitz import models
+from fblitz._argtypes import integer
 from fblitz.examples._classification import train_and_report
 from fblitz.examples._cli import example_parser
 from fblitz.random import Key
@@ -56,7 +57,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = example_parser(
         __doc__, epochs=30, samples=1, eval_samples=50, batch_size=32, lr=0.003, plot="the reliability diagram"
     )
-    parser.add_argument("--train-rows", type=int, default=None, help="use only this many training rows (quick runs)")
+    parser.add_argument(
+        "--train-rows", type=integer(1), default=None, help="use only this many training rows (quick runs)"
+    )
     parser.add_argument("--prior", choices=sorted(PRIORS), default="mixture", help="prior on every weight")
     return parser.parse_args(argv)
 

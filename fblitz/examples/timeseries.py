@@ -29,6 +29,7 @@ import time
 import torch
 
 from fblitz import layers, likelihoods, metrics, optim
+from fblitz._argtypes import integer, real
 from fblitz.examples._cli import example_parser
 from fblitz.predict import gaussian_mixture_mean_std, mean_std_interval, predict
 from fblitz.random import Key, normal
@@ -87,14 +88,28 @@ def parse_args(argv=None) -> argparse.Namespace:
         __doc__, epochs=40, samples=2, eval_samples=100, batch_size=64, lr=0.01,
         eval_samples_help="predictions drawn per test point",
     )  # fmt: skip
-    parser.add_argument("--length", type=int, default=3000, help="points in the generated series")
-    parser.add_argument("--noise", type=float, default=0.1, help="standard deviation of the series' noise")
-    parser.add_argument("--window", type=int, default=16, help="past values per input window")
-    parser.add_argument("--test-fraction", type=float, default=0.2, help="held-out tail of the series")
-    parser.add_argument("--hidden", type=int, default=16, help="LSTM hidden size")
-    parser.add_argument("--std-multiplier", type=float, default=2.0, help="interval = mean +/- k * std")
-    parser.add_argument("--report-every", type=int, default=10, help="epochs between progress reports (0: none)")
-    return parser.parse_args(argv)
+    parser.add_argument("--length", type=integer(3), default=3000, help="points in the generated series")
+    parser.add_argument("--noise", type=real(0.0), default=0.1, help="standard deviation of the series' noise")
+    parser.add_argument("--window", type=integer(1), default=16, help="past values per input window")
+    parser.add_argument(
+        "--test-fraction",
+        type=real(0.0, 1.0, open_minimum=True, open_maximum=True),
+        default=0.2,
+        help="held-out tail of the series",
+    )
+    parser.add_argument("--hidden", type=integer(1), default=16, help="LSTM hidden size")
+    parser.add_argument(
+        "--std-multiplier", type=real(0.0, open_minimum=True), default=2.0, help="interval = mean +/- k * std"
+    )
+    parser.add_argument("--report-every", type=integer(0), default=10, help="epochs between progress reports (0: none)")
+    args = parser.parse_args(argv)
+    split = int(round(args.length * (1 - args.test_fraction)))
+    if split - args.window < 1 or args.length - split < 1:
+        parser.error(
+            f"argument --window: {args.window} past values leave no training or no held-out window in a series of "
+            f"--length {args.length} with --test-fraction {args.test_fraction:g}"
+        )
+    return args
 
 
 def main(argv=None) -> dict:

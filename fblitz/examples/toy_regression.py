@@ -27,6 +27,7 @@ import time
 import torch
 
 from fblitz import layers, likelihoods, metrics, optim, priors
+from fblitz._argtypes import integer, real
 from fblitz.examples._cli import example_parser
 from fblitz.predictive import GaussianMixture, predictive_distribution
 from fblitz.random import Key, as_key, normal, uniform
@@ -75,10 +76,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         __doc__, epochs=1000, samples=4, eval_samples=200, batch_size=32, lr=0.01, compile_default=True,
         plot="the data, the predictive mean and its +/-1 and 2 std bands",
     )  # fmt: skip
-    parser.add_argument("--points", type=int, default=128, help="training points")
-    parser.add_argument("--hidden", type=int, default=64, help="units per hidden layer")
-    parser.add_argument("--prior-sigma", type=float, default=1.0, help="N(0, s^2) prior on every weight")
-    parser.add_argument("--rho-init", type=float, default=-5.0, help="initial posterior rho")
+    parser.add_argument("--points", type=integer(2), default=128, help="training points")
+    parser.add_argument("--hidden", type=integer(1), default=64, help="units per hidden layer")
+    parser.add_argument(
+        "--prior-sigma", type=real(0.0, open_minimum=True), default=1.0, help="N(0, s^2) prior on every weight"
+    )
+    parser.add_argument("--rho-init", type=real(), default=-5.0, help="initial posterior rho")
     return parser.parse_args(argv)
 
 

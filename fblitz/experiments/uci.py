@@ -31,10 +31,11 @@ import torch
 import torch.nn.functional as F
 
 from fblitz import _checks, layers, likelihoods, metrics, optim, priors
+from fblitz._argtypes import existing_directory, integer, output_file, real, seed
 from fblitz.datasets import load_boston, load_diabetes
 from fblitz.errors import FblitzValueError
 from fblitz.estimators import ESTIMATORS
-from fblitz.experiments.splits import Split, random_splits, read_splits
+from fblitz.experiments.splits import Split, count_splits, random_splits, read_splits
 from fblitz.experiments.standardize import Standardizer
 from fblitz.predict import gaussian_mixture_mean_std, predict
 from fblitz.random import Key, KeyLike, as_key, permutation
@@ -221,42 +222,55 @@ def parse_args(argv=None) -> argparse.Namespace:
         description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
     parser.add_argument("--dataset", choices=sorted(DATASETS), default="boston", help="data set")
-    parser.add_argument("--splits", help="directory of index_train_K.txt/index_test_K.txt (0-based rows)")
-    parser.add_argument("--n-splits", type=int, default=20, help="random splits (or the first n of --splits)")
     parser.add_argument(
-        "--first-split", type=int, default=0, help="start at this split (to share a run between processes)"
+        "--splits", type=existing_directory, help="directory of index_train_K.txt/index_test_K.txt (0-based rows)"
+    )
+    parser.add_argument("--n-splits", type=integer(1), default=20, help="random splits (or the first n of --splits)")
+    parser.add_argument(
+        "--first-split", type=integer(0), default=0, help="start at this split (to share a run between processes)"
     )
     parser.add_argument(
         "--validation",
         action="store_true",
         help="tuning mode: evaluate on 10%% of each TRAINING part; test rows are never used",
     )
-    parser.add_argument("--epochs", type=int, default=defaults.epochs, help="passes over each training part")
-    parser.add_argument("--samples", type=int, default=defaults.n_samples, help="weight samples per training step")
-    parser.add_argument("--eval-samples", type=int, default=defaults.eval_samples, help="weight draws at test time")
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="rows per training step")
-    parser.add_argument("--lr", type=float, default=defaults.lr, help="Adam learning rate")
-    parser.add_argument("--prior-sigma", type=float, default=defaults.prior_sigma, help="N(0, s^2) weight prior")
-    parser.add_argument("--rho-init", type=float, default=defaults.rho_init, help="initial posterior rho")
+    positive = real(0.0, open_minimum=True)
+    parser.add_argument("--epochs", type=integer(1), default=defaults.epochs, help="passes over each training part")
+    parser.add_argument("--samples", type=integer(1), default=defaults.n_samples, help="weight samples per step")
     parser.add_argument(
-        "--noise-init", type=float, default=defaults.noise_init, help="initial noise std (standardised units)"
+        "--eval-samples",
+        type=integer(2, why="a spread over weight draws needs two"),
+        default=defaults.eval_samples,
+        help="weight draws at test time",
+    )
+    parser.add_argument("--batch-size", type=integer(1), default=defaults.batch_size, help="rows per training step")
+    parser.add_argument("--lr", type=positive, default=defaults.lr, help="Adam learning rate")
+    parser.add_argument("--prior-sigma", type=positive, default=defaults.prior_sigma, help="N(0, s^2) weight prior")
+    parser.add_argument("--rho-init", type=real(), default=defaults.rho_init, help="initial posterior rho")
+    parser.add_argument(
+        "--noise-init", type=positive, default=defaults.noise_init, help="initial noise std (standardised units)"
     )
     parser.add_argument(
         "--estimator", choices=ESTIMATORS, default=defaults.estimator, help="gradient estimator of the weight noise"
     )
     parser.add_argument("--likelihood", choices=LIKELIHOODS, default=defaults.likelihood, help="observation noise")
     parser.add_argument(
-        "--df", type=float, default=None, help="fixed Student-t degrees of freedom (default: learned, > 1)"
+        "--df", type=positive, default=None, help="fixed Student-t degrees of freedom (default: learned, > 1)"
     )
-    parser.add_argument("--df-init", type=float, default=defaults.df_init, help="initial learned degrees of freedom")
+    parser.add_argument(
+        "--df-init",
+        type=real(MIN_DF, open_minimum=True),
+        default=defaults.df_init,
+        help="initial learned degrees of freedom",
+    )
     parser.add_argument(
         "--coverage-draws",
-        type=int,
+        type=integer(1),
         default=defaults.coverage_draws,
         help="Student-t: draws per weight sample for the quantile intervals",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the split list and of every key")
-    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    parser.add_argument("--seed", type=seed, default=0, help="seed of the split list and of every key")
+    parser.add_argument("--threads", type=integer(1), default=1, help="torch intra-op threads")
     parser.add_argument(
         "--compile",
         action=argparse.BooleanOptionalAction,
@@ -265,9 +279,30 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     parser.add_argument("--json", action="store_true", help="print one JSON summary object")
     parser.add_argument(
-        "--plot", metavar="PATH", help="save a PNG of observed vs nominal coverage, averaged over splits (matplotlib)"
+        "--plot",
+        metavar="PATH",
+        type=output_file,
+        help="save a PNG of observed vs nominal coverage, averaged over splits (matplotlib)",
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    check_split_range(parser, args)
+    return args
+
+
+def check_split_range(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """A usage error when --splits holds fewer splits than --first-split + --n-splits asks for."""
+    if args.splits is None:
+        return
+    try:
+        available = count_splits(args.splits)
+    except FblitzValueError as error:
+        parser.error(f"argument --splits: {error}")
+    wanted = args.first_split + args.n_splits
+    if wanted > available:
+        parser.error(
+            f"argument --n-splits: --first-split {args.first_split} + --n-splits {args.n_splits} needs {wanted} "
+            f"splits, but {args.splits} holds {available} (index_train_0.txt .. index_train_{available - 1}.txt)"
+        )
 
 
 def main(argv=None) -> dict:

@@ -29,7 +29,7 @@ from fblitz import _checks, seeded
 from fblitz.errors import FblitzTypeError, FblitzValueError
 from fblitz.estimators import check_estimator, flipout, kind_of, local_reparameterization
 from fblitz.layers.base import Layer
-from fblitz.posterior import GaussianInit, gaussian_init, sample
+from fblitz.posterior import GaussianInit, check_noise, gaussian_init, sample
 from fblitz.priors import Prior, blitz_default, check_prior
 from fblitz.radial import RADIAL_ESTIMATORS, check_posterior, radial_noise, radial_prior
 from fblitz.random import as_key, sample_eps
@@ -56,9 +56,9 @@ def bayes_from(arguments: dict) -> BayesArgs:
     ``posterior_rho_std``, ``freeze``, ``prior`` (which wins over ``prior_*``)
     and, where the layer offers a choice, ``estimator`` and ``posterior``.
     """
-    freeze, prior = arguments["freeze"], arguments["prior"]
-    if not isinstance(freeze, bool):
-        raise FblitzTypeError(f"freeze must be a bool, got {freeze!r}")
+    freeze, prior = _checks.boolean("freeze", arguments["freeze"]), arguments["prior"]
+    if "bias" in arguments:
+        _checks.boolean("bias", arguments["bias"])
     if prior is None:
         prior = blitz_default(arguments["prior_sigma_1"], arguments["prior_sigma_2"], arguments["prior_pi"])
     posterior = gaussian_init(
@@ -123,6 +123,7 @@ def gaussian_layer(
         raise FblitzValueError(f"estimator must be one of {list(estimators)} for {name}, got {args.estimator!r}")
 
     def init(key, *, dtype=None, device=None):
+        dtype, device = _checks.init_options(dtype, device)
         keys = as_key(key).split(len(names))
         return {n: args.posterior.node(k, shapes[n], dtype=dtype, device=device) for n, k in zip(names, keys)}
 
@@ -144,6 +145,8 @@ def gaussian_layer(
         if kind == "local_reparameterization":
             return local_reparameterization(op, {n: params[n] for n in names}, x, eps["seed"])
         if kind == "flipout":
+            for n in names:
+                check_noise(f"eps['{n}']", eps.get(n), params[n]["mu"])
             return flipout(op, {n: params[n] for n in names}, x, eps, sign_shape)
         return op(x, **{n: sample(params[n], eps[n]) for n in names})
 

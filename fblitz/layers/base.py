@@ -36,7 +36,10 @@ from typing import NamedTuple
 
 import torch
 
+from fblitz import _checks
+from fblitz.errors import FblitzTypeError
 from fblitz.estimators import check_estimator
+from fblitz.layers._usage import check_used, describe, usage_of
 from fblitz.layers.params_check import check_params
 from fblitz.random import KeyLike, as_key, sample_eps
 from fblitz.tree import PyTree, flatten_gaussian, is_gaussian, map_gaussian, tree_leaves, tree_map
@@ -90,7 +93,8 @@ class Layer(NamedTuple):
 
 
 def no_params(key=None, *, dtype=None, device=None) -> dict:
-    """``init`` of a parameter-free layer: the empty tree."""
+    """``init`` of a parameter-free layer: the empty tree (``dtype`` and ``device`` are still checked)."""
+    _checks.init_options(dtype, device)
     return {}
 
 
@@ -111,7 +115,9 @@ def sample_noise(
         n_samples: S for a leading sample axis on every noise leaf (for
             ``vmap``), or None for one draw without that axis.
         estimator: overrides the estimator of every layer that supports it
-            (see :mod:`fblitz.estimators`); None keeps each layer's own.
+            (see :mod:`fblitz.estimators`); None keeps each layer's own. An
+            estimator that no layer of ``model`` uses is an error (see
+            :func:`estimator_usage` for which layer uses which).
 
     For models without custom-noise layers this is exactly
     ``sample_eps(key, params, n_samples)``. Seeds (the int64 leaves) are put
@@ -125,8 +131,17 @@ def sample_noise(
         >>> eps["0"]["weight"].shape, eps["1"]["seed"].shape
         (torch.Size([8, 4, 3]), torch.Size([8]))
     """
+    check_params_given("params", params)
     if estimator is not None:
         check_estimator("estimator", estimator)
+    eps = draw_noise(model, key, params, n_samples, estimator)
+    if estimator is not None:
+        check_used(estimator, usage_of(params, eps))
+    return eps
+
+
+def draw_noise(model: Layer, key: KeyLike, params: PyTree, n_samples: int | None, estimator: str | None) -> PyTree:
+    """:func:`sample_noise` without its argument checks (for callers that checked once already)."""
     eps = None if model.noise is None else model.noise(as_key(key), params, n_samples, estimator)
     if eps is None:
         return weight_noise(key, params, n_samples)
@@ -146,6 +161,51 @@ def _is_seed(leaf: object) -> bool:
     return isinstance(leaf, torch.Tensor) and leaf.dtype == torch.int64
 
 
+def estimator_usage(model: Layer, params: PyTree, estimator: str | None = None) -> dict[str, str]:
+    """Which estimator each Bayesian weight layer of ``model`` uses, ``{layer path: estimator}``.
+
+    With ``estimator`` (a per-call choice, as ``fit``, ``sample_elbo`` and
+    ``predict`` take it), layers that support it use it and the others keep
+    their own. The path is the layer's position in the params tree (``"0"``,
+    ``"2"`` in a ``serial``; ``""`` for a single layer; dotted module names for
+    a bridged ``nn.Module``).
+
+    Example:
+        >>> from fblitz.layers import linear, lstm, serial
+        >>> model = serial(lstm(3, 4), lambda out: out[0], linear(4, 1))
+        >>> estimator_usage(model, model.init(0), "local_reparameterization")
+        {'0': 'reparameterization', '2': 'local_reparameterization'}
+    """
+    check_params_given("params", params)
+    if estimator is not None:
+        check_estimator("estimator", estimator)
+    return usage_of(params, draw_noise(model, 0, params, None, estimator))
+
+
+def estimator_summary(model: Layer, params: PyTree, estimator: str | None = None) -> str:
+    """:func:`estimator_usage` as one line, marking the layers that do not follow ``estimator``.
+
+    Example:
+        >>> from fblitz.layers import linear, lstm, serial
+        >>> model = serial(lstm(3, 4), lambda out: out[0], linear(4, 1))
+        >>> estimator_summary(model, model.init(0), "local_reparameterization")
+        'estimators by layer: 0 reparameterization (no local_reparameterization), 2 local_reparameterization'
+    """
+    return describe(estimator_usage(model, params, estimator), estimator)
+
+
+def check_params_given(name: str, params: object) -> None:
+    """Raise :class:`~fblitz.errors.FblitzTypeError` unless ``params`` is a params tree (a container).
+
+    Only the kind of value is checked here (None, a tensor or a module instead
+    of ``model.init(key)``'s dict); matching the tree to its model is separate.
+    """
+    if not isinstance(params, (dict, list, tuple)):
+        raise FblitzTypeError(
+            f"{name} must be the params tree (a dict) that model.init(key) returns, got {_checks._describe(params)}"
+        )
+
+
 def weight_noise(key: KeyLike, params: PyTree, n_samples: int | None = None) -> PyTree:
     """Standard-normal noise at each Gaussian node; ``()`` everywhere else."""
     if has_gaussian(params):
@@ -155,6 +215,7 @@ def weight_noise(key: KeyLike, params: PyTree, n_samples: int | None = None) -> 
 
 def init_state(model: Layer, *, dtype=None, device=None) -> PyTree:
     """The initial state tree of ``model`` (``{}`` for stateless layers)."""
+    dtype, device = _checks.init_options(dtype, device)
     return {} if model.state is None else model.state.init(dtype=dtype, device=device)
 
 

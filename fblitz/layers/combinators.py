@@ -72,6 +72,7 @@ def serial(*layers: Layer | Callable) -> Layer:
     names = tuple(str(i) for i in range(len(layers)))
 
     def init(key, *, dtype=None, device=None):
+        dtype, device = _checks.init_options(dtype, device)
         keys = as_key(key).split(len(layers))
         return {name: layer.init(k, dtype=dtype, device=device) for name, layer, k in zip(names, layers, keys)}
 

@@ -79,7 +79,9 @@ def lstm(
     :func:`fblitz.layers.cells.peephole_step`), which has no torch counterpart.
     """
     options = dict(locals())
-    return build_recurrent("peephole" if peephole else "lstm", input_size, hidden_size, options)
+    return build_recurrent(
+        "peephole" if _checks.boolean("peephole", peephole) else "lstm", input_size, hidden_size, options
+    )
 
 
 def gru(

@@ -22,7 +22,7 @@ import math
 import torch
 from torch import nn
 
-from fblitz import layers, seeded
+from fblitz import _checks, layers, seeded
 from fblitz.compat._module import BayesianModule, GaussianModule, active_draw
 from fblitz.compat.modules._setup import blitz_arguments
 from fblitz.compat.modules._stateful_sharpening import NAMES, StatefulSharpening
@@ -58,7 +58,15 @@ class BayesianRNN(StatefulSharpening, GaussianModule):
         self.in_features, self.out_features, self.use_bias = in_features, out_features, bias
         kwargs = blitz_arguments(self, _NAMES, *prior_args)
         constructor = layers.gru if self.kind == "gru" else layers.lstm
-        self._set_layer(constructor, in_features, out_features, batch_first=True, bias=bool(bias), **options, **kwargs)
+        self._set_layer(
+            constructor,
+            in_features,
+            out_features,
+            batch_first=True,
+            bias=_checks.boolean("bias", bias),
+            **options,
+            **kwargs,
+        )
         hidden = 4 * out_features
         shapes = {"weight_ih": (in_features, hidden), "weight_hh": (out_features, hidden), "bias": (hidden,)}
         init = gaussian_init(kwargs["posterior_mu_init"], 0.1, kwargs["posterior_rho_init"], 0.1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from fblitz import layers
+from fblitz import _checks, layers
 from fblitz.compat._module import GaussianModule
 from fblitz.compat.modules._setup import UNUSED_BIAS_KEYS, blitz_arguments
 
@@ -48,7 +48,7 @@ class BayesianLinear(GaussianModule):
         self._ignored_keys = () if bias else UNUSED_BIAS_KEYS
         kwargs = blitz_arguments(self, names, prior_sigma_1, prior_sigma_2, prior_pi, posterior_mu_init,
                                  posterior_rho_init, prior_dist)  # fmt: skip
-        self._set_layer(layers.linear, in_features, out_features, bool(bias), **kwargs)
+        self._set_layer(layers.linear, in_features, out_features, _checks.boolean("bias", bias), **kwargs)
         self._register(self._layer.init(self.next_key(), dtype=torch.get_default_dtype()))
 
     def _blitz_placeholders(self, like):
