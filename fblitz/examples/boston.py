@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from fblitz import layers, likelihoods, metrics, optim
+from fblitz._argtypes import integer, real
 from fblitz.datasets import load_boston
 from fblitz.examples._boston_report import baselines, key_spread, print_summary
 from fblitz.examples._cli import example_parser
@@ -127,8 +128,12 @@ def build_parser(doc: str = __doc__) -> argparse.ArgumentParser:
         threads_help="torch intra-op threads (1 is fastest for this small network)",
         eval_samples_help="weight draws of the predictive (the article drew 25; more draws, steadier numbers)",
     )  # fmt: skip
-    parser.add_argument("--std-multiplier", type=float, default=3.0, help="CI acc interval = mean +/- k * std")
-    parser.add_argument("--report-every", type=int, default=100, help="epochs between progress reports (0: none)")
+    parser.add_argument(
+        "--std-multiplier", type=real(0.0, open_minimum=True), default=3.0, help="CI acc interval = mean +/- k * std"
+    )
+    parser.add_argument(
+        "--report-every", type=integer(0), default=100, help="epochs between progress reports (0: none)"
+    )
     parser.add_argument(
         "--activation", choices=("relu", "none"), default="relu", help="between the layers (none: the 2020 article)"
     )
@@ -140,11 +145,13 @@ def build_parser(doc: str = __doc__) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--kl-scale",
-        type=float,
+        type=real(0.0),
         default=1.0,
         help="complexity_cost_weight = KL_SCALE / len(X_train) (1: the ELBO; < 1 tempers the KL term)",
     )
-    parser.add_argument("--spread-keys", type=int, default=10, help="other evaluation keys for the key-to-key spread")
+    parser.add_argument(
+        "--spread-keys", type=integer(0), default=10, help="other evaluation keys for the key-to-key spread"
+    )
     parser.add_argument(
         "--baselines", action=argparse.BooleanOptionalAction, default=True, help="train the comparison models"
     )
