@@ -42,6 +42,8 @@ def test_a_short_run_beats_the_training_mean_and_reports_every_metric(capsys):
     for key in ("nll", "coverage_50", "coverage_90", "coverage_95", "ci_acc", "ci_upper_acc", "ci_lower_acc"):
         assert key in scores
     assert scores["coverage_50"] <= scores["coverage_90"] <= scores["coverage_95"]
+    # the weight draws alone give narrower intervals than the predictive with its noise
+    assert scores["coverage_90_weights_only"] < scores["coverage_90"]
     assert scores["noise_sigma"] == pytest.approx(0.5**0.5, rel=1e-5)  # the Gaussian behind the MSE loss
     assert set(scores["key_spread"]) == {"rmse", "nll", "coverage_90", "ci_acc"}
     for spread in scores["key_spread"].values():

@@ -112,6 +112,7 @@ def evaluate(
         "rmse_dollars_k": metrics.rmse(pred.mean, y) * target_std,
         "nll": pred.nll(y),
         **{f"coverage_{round(100 * level)}": pred.coverage(y, level) for level in COVERAGE_LEVELS},
+        "coverage_90_weights_only": metrics.interval_coverage(y, samples=pred.locs, level=0.9),
         "ci_acc": accuracy.inside,
         "ci_upper_acc": accuracy.below_upper,
         "ci_lower_acc": accuracy.above_lower,
