@@ -7,8 +7,10 @@ and the value received.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
+import threading
 
 import torch
 
@@ -188,18 +190,41 @@ def like_params(name: str, value: torch.Tensor, params: object) -> None:
         )
 
 
+_DIFFERENTIATING = threading.local()
+
+
+@contextlib.contextmanager
+def differentiating():
+    """Within it, tensors that require grad count as traced: :func:`eager` skips their value checks.
+
+    A training step that differentiates with ``torch.autograd`` (eagerly, for
+    speed) instead of ``torch.func.grad`` wraps its loss in this context, so
+    the same checks run as under ``torch.func.grad``: the data (which needs no
+    gradient) is checked, values derived from the params (activations, KL
+    terms) are not -- the step's non-finite guard covers those.
+    """
+    depth = getattr(_DIFFERENTIATING, "depth", 0)
+    _DIFFERENTIATING.depth = depth + 1
+    try:
+        yield
+    finally:
+        _DIFFERENTIATING.depth = depth
+
+
 def eager(value: torch.Tensor) -> bool:
     """True when data-dependent checks are possible and cheap to skip otherwise.
 
     Inside ``vmap``/``grad`` (functorch-wrapped tensors) or ``torch.compile``
     tracing, checks that read tensor values are skipped: they would fail under
     ``vmap``, break compiled graphs, and training has its own non-finite guard.
-    ``meta`` tensors have no values to read.
+    ``meta`` tensors have no values to read. Within :func:`differentiating`,
+    tensors that require grad are skipped as well.
     """
     return (
         not value.is_meta
         and not torch.compiler.is_compiling()
         and not torch._C._functorch.is_functorch_wrapped_tensor(value)
+        and not (value.requires_grad and getattr(_DIFFERENTIATING, "depth", 0))
     )
 
 

@@ -112,9 +112,14 @@ def inverse_softplus(sigma_value: torch.Tensor | float) -> torch.Tensor:
 
 
 def reparameterize(mu: torch.Tensor, rho: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-    """A weight sample ``mu + softplus(rho) * eps`` (all three of one shape)."""
-    _same_shapes(mu=mu, rho=rho, eps=eps)
-    return torch.addcmul(mu, F.softplus(rho), eps)
+    """A weight sample ``mu + softplus(rho) * eps`` (all three of one shape).
+
+    Values are checked once, on the sample (it runs every step): a
+    non-finite sample raises :class:`~fblitz.errors.NonFiniteError` naming the
+    input that holds a NaN or infinity.
+    """
+    _same_shapes(check_values=False, mu=mu, rho=rho, eps=eps)
+    return _finite_or_blame("the weight sample", torch.addcmul(mu, F.softplus(rho), eps), mu=mu, rho=rho, eps=eps)
 
 
 def gaussian_log_prob(x: torch.Tensor, mean, std) -> torch.Tensor:
@@ -167,8 +172,9 @@ def posterior_log_prob(eps: torch.Tensor, rho: torch.Tensor) -> torch.Tensor:
     Equal in value and total derivative to ``gaussian_log_prob(w, mu, sigma)``
     but never divides by a possibly tiny sigma.
     """
-    _same_shapes(eps=eps, rho=rho)
-    return -0.5 * eps * eps - log_sigma(rho) - LOG_SQRT_2PI
+    _same_shapes(check_values=False, eps=eps, rho=rho)
+    value = -0.5 * eps * eps - log_sigma(rho) - LOG_SQRT_2PI
+    return _finite_or_blame("log q(w)", value, eps=eps, rho=rho)
 
 
 def gaussian_kl(mu_q: torch.Tensor, rho_q: torch.Tensor, mu_p: float, sigma_p: float) -> torch.Tensor:
@@ -185,10 +191,23 @@ def gaussian_kl(mu_q: torch.Tensor, rho_q: torch.Tensor, mu_p: float, sigma_p: f
     return finite_given_rho("the Gaussian KL", kl, rho_q, mu_q)
 
 
-def _same_shapes(**tensors: torch.Tensor) -> None:
-    """Check floating tensors of one shape (no broadcasting); values only when eager."""
+def _same_shapes(check_values: bool = True, **tensors: torch.Tensor) -> None:
+    """Check floating tensors of one shape (no broadcasting); values only when eager and ``check_values``."""
     (first_name, first), *rest = tensors.items()
-    _checks.float_input(first_name, first)
+    _checks.float_input(first_name, first, finite=check_values)
     for name, value in rest:
-        _checks.float_input(name, value)
+        _checks.float_input(name, value, finite=check_values)
         _checks.same_shape(name, value, first.shape, first_name)
+
+
+def _finite_or_blame(what: str, value: torch.Tensor, **inputs: torch.Tensor) -> torch.Tensor:
+    """``value``; if it is not finite (checked when eager), a NonFiniteError naming a non-finite input.
+
+    One ``isfinite`` on the result instead of one per input; the inputs are
+    read only to explain a failure.
+    """
+    if not _checks.eager(value) or bool(torch.isfinite(value).all()):
+        return value
+    for name, tensor in inputs.items():
+        _checks.float_input(name, tensor.detach())
+    return finite_given_rho(what, value, inputs["rho"]) if "rho" in inputs else _checks.finite_result(what, value)

@@ -22,6 +22,7 @@ from typing import NamedTuple
 import torch
 
 from fblitz import _checks
+from fblitz._fused import all_finite
 from fblitz.checkpoint import check_checkpoint_path, save_checkpoint
 from fblitz.distributions import rho_out_of_range
 from fblitz.errors import FblitzTypeError, FblitzValueError, NonFiniteError, NonFiniteStepError
@@ -32,7 +33,7 @@ from fblitz.layers.base import Layer, draw_noise, estimator_usage, init_state, i
 from fblitz.layers.params_check import check_params
 from fblitz.likelihoods import as_likelihood
 from fblitz.objectives import ElboTerms, _check_model, elbo_grad, resolve_sample_count
-from fblitz.optim import GradientTransformation, OptState, apply_updates
+from fblitz.optim import GradientTransformation, OptState, apply_gradients
 from fblitz.random import KeyLike, as_key, permutation
 from fblitz.tree import PyTree, tree_leaves, tree_structure
 
@@ -163,12 +164,10 @@ def make_train_step(
 
     def update(params, opt_state, state, eps, inputs, targets, weight, plan):
         grads, terms, state = loss_grad(params, state, eps, inputs, targets, weight, plan)
-        updates, opt_state = optimizer.update(grads, opt_state, params)
-        # the guard, read by the caller: loss + sum of the per-tensor gradient norms (an upper
-        # bound of the global norm) is finite iff the loss and every gradient entry are
-        leaves = tree_leaves(grads)
-        finite = torch.isfinite(terms.loss + torch.stack(torch._foreach_norm(leaves)).sum() if leaves else terms.loss)
-        return apply_updates(params, updates), opt_state, terms, state, finite
+        # the guard, read by the caller: one pass over the gradients, before the optimizer reads them
+        finite = all_finite(terms.loss, tree_leaves(grads))
+        params, opt_state = apply_gradients(optimizer, grads, opt_state, params)
+        return params, opt_state, terms, state, finite
 
     if compile:
         update = torch.compile(update)
