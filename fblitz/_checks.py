@@ -195,13 +195,13 @@ _DIFFERENTIATING = threading.local()
 
 @contextlib.contextmanager
 def differentiating():
-    """Within it, tensors that require grad count as traced: :func:`eager` skips their value checks.
+    """Within it, :func:`eager` is False: value checks are skipped, as inside ``torch.func.grad``.
 
-    A training step that differentiates with ``torch.autograd`` (eagerly, for
-    speed) instead of ``torch.func.grad`` wraps its loss in this context, so
-    the same checks run as under ``torch.func.grad``: the data (which needs no
-    gradient) is checked, values derived from the params (activations, KL
-    terms) are not -- the step's non-finite guard covers those.
+    ``torch.func.grad`` wraps every tensor argument of the differentiated
+    function, so no value check runs inside it; a training step that
+    differentiates with ``torch.autograd`` instead (eagerly, for speed) wraps
+    its loss in this context to keep that behaviour: the step's non-finite
+    guard reports a NaN or infinity in the loss or the gradients.
     """
     depth = getattr(_DIFFERENTIATING, "depth", 0)
     _DIFFERENTIATING.depth = depth + 1
@@ -217,14 +217,14 @@ def eager(value: torch.Tensor) -> bool:
     Inside ``vmap``/``grad`` (functorch-wrapped tensors) or ``torch.compile``
     tracing, checks that read tensor values are skipped: they would fail under
     ``vmap``, break compiled graphs, and training has its own non-finite guard.
-    ``meta`` tensors have no values to read. Within :func:`differentiating`,
-    tensors that require grad are skipped as well.
+    ``meta`` tensors have no values to read; nor are they checked within
+    :func:`differentiating`.
     """
     return (
         not value.is_meta
         and not torch.compiler.is_compiling()
         and not torch._C._functorch.is_functorch_wrapped_tensor(value)
-        and not (value.requires_grad and getattr(_DIFFERENTIATING, "depth", 0))
+        and not getattr(_DIFFERENTIATING, "depth", 0)
     )
 
 

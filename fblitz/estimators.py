@@ -72,7 +72,7 @@ def local_reparameterization(op: Op, params: dict, x: torch.Tensor, seed: torch.
     var = op(x.square(), **variances)
     # var is 0 only where x and the bias vanish; clamping keeps sqrt's gradient finite there
     scale = var.clamp_min(torch.finfo(var.dtype).tiny).sqrt()
-    return mean + scale * seeded.normal(seed, mean.shape, dtype=mean.dtype, device=mean.device)
+    return torch.addcmul(mean, scale, seeded.normal(seed, mean.shape, dtype=mean.dtype, device=mean.device))
 
 
 def flipout(

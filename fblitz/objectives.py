@@ -26,13 +26,14 @@ import torch
 from torch.func import vmap
 
 from fblitz import _checks
-from fblitz._grad import grad_with_aux
+from fblitz._grad import grad_with_aux, traced
 from fblitz.errors import FblitzTypeError, FblitzValueError
 from fblitz.estimators import ESTIMATORS
 from fblitz.kl import KLPlan, closed_form_kl, make_plan, monte_carlo_kl
 from fblitz.layers.base import Layer, draw_noise, forward_with_state, sample_noise
 from fblitz.layers.params_check import check_params
 from fblitz.likelihoods import Likelihood, as_likelihood
+from fblitz.per_example import draw_per_example
 from fblitz.random import KeyLike
 from fblitz.tree import PyTree, path_name, tree_flatten, tree_map, tree_unflatten
 
@@ -146,6 +147,8 @@ def elbo_terms_with_state(
     sample). With ``state=None`` the state is None.
     """
     closed = closed_form_kl(plan, params)
+    if not traced():  # per-example noise drawn with torch's generator, outside the transforms
+        eps = draw_per_example(model, params, eps, inputs, state)
 
     # params are captured rather than passed so vmap does not flatten them each call.
     def one_sample(e):

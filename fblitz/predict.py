@@ -20,6 +20,7 @@ from fblitz.errors import FblitzValueError
 from fblitz.layers.base import Layer, forward_with_state, sample_noise
 from fblitz.layers.params_check import check_params
 from fblitz.objectives import _check_model, over_samples, resolve_sample_count
+from fblitz.per_example import draw_per_example
 from fblitz.random import KeyLike
 from fblitz.tree import PyTree, tree_leaves, tree_map
 
@@ -72,6 +73,7 @@ def predict_with_eps(
     check_params(model, params)
 
     def mapped(params, rows, eps):
+        eps = draw_per_example(model, params, eps, rows, state)
         return over_samples(lambda e: forward(params, rows, e))(eps)
 
     return evaluate_in_groups(mapped, params, inputs, eps, batch_size=batch_size, sample_batch_size=sample_batch_size)

@@ -85,7 +85,12 @@ def fold_in(key: KeyLike, data: int) -> Key:
     """A key derived from ``key`` and the integer ``data`` (e.g. a step counter)."""
     key = as_key(key)
     data = _checks.integer("data", data, minimum=0)
-    return Key(_mix(_mix(key.seed ^ _FOLD_TAG) ^ _mix(data & _MASK)))
+    return Key(fold_seed(key.seed, data))
+
+
+def fold_seed(seed: int, data: int) -> int:
+    """``fold_in(Key(seed), data).seed`` on plain ints, unchecked (for loops that fold many seeds)."""
+    return _mix(_mix((seed & _MASK) ^ _FOLD_TAG) ^ _mix(data & _MASK))
 
 
 def generator(key: KeyLike, device: torch.device | str | None = None) -> torch.Generator:

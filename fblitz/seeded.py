@@ -47,7 +47,8 @@ import torch
 
 from fblitz import _checks
 from fblitz.errors import FblitzTypeError
-from fblitz.random import KeyLike, as_key
+from fblitz.per_example import Recorder
+from fblitz.random import KeyLike, as_key, fold_seed
 from fblitz.tree import PyTree, tree_leaves, tree_map
 
 _GOLDEN = 0x9E3779B97F4A7C15 - (1 << 64)  # int64 views of the splitmix64 constants
@@ -60,7 +61,7 @@ def seeds(key: KeyLike, n_samples: int | None = None, *, device: torch.device | 
     """Random int64 seeds from ``key``: shape (S,) with ``n_samples=S``, else (); on ``device`` (default CPU)."""
     key = as_key(key)
     count = 1 if n_samples is None else _checks.integer("n_samples", n_samples, minimum=1)
-    values = [_signed(key.fold_in(i).seed) for i in range(count)]
+    values = [_signed(fold_seed(key.seed, i)) for i in range(count)]
     out = torch.tensor(values, dtype=torch.int64, device=device)
     return out[0] if n_samples is None else out
 
@@ -158,8 +159,32 @@ def _join(base: torch.Tensor, offset: torch.Tensor | None) -> torch.Tensor:
     return base if offset is None else torch.stack((base, offset)).unsqueeze(0)
 
 
+def take(seed: object, kind: str, shape, dtype: torch.dtype) -> torch.Tensor | None:
+    """The numbers a drawn seed holds for ``kind`` (see :mod:`fblitz.per_example`); None for a seed tensor.
+
+    A seed replaced by :func:`fblitz.per_example.draw_per_example` is a dict
+    of drawn tensors; during that function's shape pass it is a recorder.
+    """
+    if isinstance(seed, Recorder):
+        return seed.request(kind, shape, dtype)
+    if not isinstance(seed, dict):
+        return None
+    drawn = seed.get(kind)
+    if not isinstance(drawn, torch.Tensor) or tuple(drawn.shape) != tuple(shape) or drawn.dtype != dtype:
+        got = _describe(drawn) if drawn is not None else f"nothing (it holds {sorted(seed)})"
+        raise FblitzTypeError(f"a drawn seed must hold {kind} numbers of shape {tuple(shape)} {dtype}, got {got}")
+    return drawn
+
+
 def stream(seed: torch.Tensor, index: int) -> torch.Tensor:
     """An independent seed derived from ``seed`` for sub-stream ``index`` (keeping its row offset)."""
+    index = _checks.integer("index", index, minimum=0)
+    if isinstance(seed, Recorder):
+        return seed.stream(index)
+    if isinstance(seed, dict):
+        if str(index) not in seed:
+            raise FblitzTypeError(f"a drawn seed holds no stream {index} (it holds {sorted(seed)})")
+        return seed[str(index)]
     base, offset = _parts(seed)
     shift = ((_checks.integer("index", index, minimum=0) + 1) * _STREAM) % (1 << 64)
     return _join(_mix(base + _signed(shift)), offset)
@@ -200,6 +225,9 @@ def uniform(
     float64 results use the top 53 bits of each word, other dtypes the top
     24 (computed in float32), each centred in its cell: never exactly 0.
     """
+    drawn = take(seed, "uniform", shape, dtype)
+    if drawn is not None:
+        return drawn
     work = _work_dtype(dtype)
     width = 53 if work == torch.float64 else 24
     top = _shift_right(bits(seed, shape, device=device), 64 - width).to(work)
@@ -214,6 +242,9 @@ def normal(
     The radius uses the high half (never 0, so the log is finite: |z| < 6.7),
     the angle the low half; arithmetic in float64 for float64, else float32.
     """
+    drawn = take(seed, "normal", shape, dtype)
+    if drawn is not None:
+        return drawn
     work = _work_dtype(dtype)
     words = bits(seed, shape, device=device)
     u1 = (_shift_right(words, 32).to(work) + 0.5) * 2.0**-32
@@ -225,5 +256,8 @@ def rademacher(
     seed: torch.Tensor, shape, *, dtype: torch.dtype = torch.float32, device: torch.device | str | None = None
 ) -> torch.Tensor:
     """Random signs (+1 or -1 with probability 1/2 each) of ``shape``."""
+    drawn = take(seed, "rademacher", shape, dtype)
+    if drawn is not None:
+        return drawn
     top = _shift_right(bits(seed, shape, device=device), 63)
     return (1 - 2 * top).to(dtype)

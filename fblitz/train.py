@@ -34,6 +34,7 @@ from fblitz.layers.params_check import check_params
 from fblitz.likelihoods import as_likelihood
 from fblitz.objectives import ElboTerms, _check_model, elbo_grad, resolve_sample_count
 from fblitz.optim import GradientTransformation, OptState, apply_gradients
+from fblitz.per_example import draw_per_example
 from fblitz.random import KeyLike, as_key, permutation
 from fblitz.tree import PyTree, tree_leaves, tree_structure
 
@@ -186,6 +187,8 @@ def make_train_step(
                 _checks.non_negative("complexity_cost_weight", weight), dtype=like.dtype, device=like.device
             )
         if compile:
+            # per-example noise is drawn here, outside the compiled graph, as the eager step draws it
+            eps = draw_per_example(model, params, eps, inputs, state)
             # one compiled graph for every batch size (e.g. a smaller last batch)
             torch._dynamo.maybe_mark_dynamic(inputs, 0)
             torch._dynamo.maybe_mark_dynamic(targets, 0)
