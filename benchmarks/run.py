@@ -22,7 +22,15 @@ from fblitz._argtypes import integer, output_file, real
 README = os.path.join(os.path.dirname(__file__), "README.md")
 
 
-IMPL_NAMES = ("fblitz-eager", "fblitz-compiled", "vmap-one-call", "loop", "bmm", "blitz")
+IMPL_NAMES = (
+    "fblitz-eager", "fblitz-compiled", "fblitz-moments", "vmap-one-call", "loop", "bmm", "compat", "blitz",
+    "bayesian-torch", "posteriors",
+)  # fmt: skip
+
+
+def default_device() -> str:
+    """``cuda`` when a GPU is usable, else ``cpu``."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def parse(argv=None) -> argparse.Namespace:
@@ -35,6 +43,14 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--impls", metavar="NAMES", help=f"subset of {','.join(IMPL_NAMES)}")
     p.add_argument("--no-compile", action="store_true", help="skip the compiled fblitz rows")
     p.add_argument("--no-blitz", action="store_true", help="skip BLiTZ even when it is installed")
+    p.add_argument("--no-peers", action="store_true", help="skip bayesian-torch and posteriors even when installed")
+    p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
+    p.add_argument(
+        "--clock",
+        choices=("wall", "cpu"),
+        default="wall",
+        help="wall: elapsed time; cpu: this process's CPU time (steadier on a loaded machine, CPU only)",
+    )
     p.add_argument("--iters", type=integer(1), help="timed rounds (default 30, quick 5)")
     p.add_argument("--warmup", type=integer(0), help="discarded calls after the first (default 3, quick 1)")
     p.add_argument(
@@ -49,6 +65,13 @@ def parse(argv=None) -> argparse.Namespace:
         p.error(f"argument --impls: unknown implementation(s) {unknown}; choose from {','.join(IMPL_NAMES)}")
     if args.cases and not select(all_cases(args.quick), args.cases):
         p.error(f"argument --cases: {args.cases!r} matches no case{' of --quick' if args.quick else ''}")
+    args.device = default_device() if args.device is None else args.device
+    try:
+        torch.empty(0, device=args.device)
+    except (RuntimeError, AssertionError) as error:
+        p.error(f"argument --device: {args.device!r} is not usable here ({str(error).splitlines()[0]})")
+    if args.clock == "cpu" and torch.device(args.device).type != "cpu":
+        p.error("argument --clock: cpu time measures CPU work only; use --clock wall on an accelerator")
     return args
 
 
@@ -69,18 +92,21 @@ def run(args: argparse.Namespace, out=sys.stdout) -> list[dict]:
     budget = args.budget or (0.5 if quick else 4.0)
     wanted = set(args.impls.split(",")) if args.impls else None
     blitz = impls.blitz_available() and not args.no_blitz
+    peer_names = () if args.no_peers else ("bayesian-torch", "posteriors")
     torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
     records = []
     for case in select(all_cases(quick), args.cases):
         compile_ = not args.no_compile and _compile_this(case, quick)
         chosen = []
-        for impl in impls.implementations(case, compile=compile_, blitz=blitz):
+        for impl in impls.implementations(case, compile=compile_, blitz=blitz, peer_names=peer_names):
             name = impl.name if impl.name != "fblitz" else f"fblitz-{'compiled' if impl.compiled else 'eager'}"
             if wanted is None or name in wanted:
                 chosen.append((name, impl))
         torch._dynamo.reset()  # each case compiles from a clean slate (no stale guards or recompile limits)
-        runners = [impl.build(case) for _, impl in chosen]
-        results = timing.measure_case(runners, warmup=warmup, iters=iters, budget=budget)
+        runners = [impl.build(case, device=args.device) for _, impl in chosen]
+        results = timing.measure_case(
+            runners, warmup=warmup, iters=iters, budget=budget, device=args.device, clock=args.clock
+        )
         for (name, impl), result in zip(chosen, results):
             record = {
                 "impl": name,
@@ -89,6 +115,8 @@ def run(args: argparse.Namespace, out=sys.stdout) -> list[dict]:
                 "batch": case.batch,
                 "samples": case.samples,
                 "estimator": impl.estimator,
+                "device": str(args.device),
+                "clock": args.clock,
                 "threads": args.threads,
                 "ms_median": result["ms_median"],
                 "ms_min": result["ms_min"],
@@ -111,14 +139,16 @@ def main(argv=None) -> None:
     args = parse(argv)
     records = run(args)
     print("\n" + report.table(records))
+    print("\nMedian ms per call:\n\n" + report.summary(records))
+    print("\nEach peer's time over fblitz's:\n\n" + report.peer_ratios(records))
     print("\nTarget checklist (ratios from this run):\n" + report.checklist_text(records))
-    print("\n" + report.machine(args.threads))
+    print("\n" + report.machine(args.threads, args.device))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"machine": report.machine(args.threads), "records": records}, f, indent=1)
+            json.dump({"machine": report.machine(args.threads, args.device), "records": records}, f, indent=1)
     if args.write_readme:
         command = "python -m benchmarks.run " + " ".join(argv if argv is not None else sys.argv[1:])
-        report.write_readme(README, report.results_section(records, args.threads, command.strip()))
+        report.write_readme(README, report.results_section(records, args.threads, command.strip(), args.device))
 
 
 if __name__ == "__main__":

@@ -190,25 +190,28 @@ def like_params(name: str, value: torch.Tensor, params: object) -> None:
         )
 
 
-_DIFFERENTIATING = threading.local()
+_TRUSTED = threading.local()
 
 
 @contextlib.contextmanager
-def differentiating():
+def trusted():
     """Within it, :func:`eager` is False: value checks are skipped, as inside ``torch.func.grad``.
 
-    ``torch.func.grad`` wraps every tensor argument of the differentiated
-    function, so no value check runs inside it; a training step that
-    differentiates with ``torch.autograd`` instead (eagerly, for speed) wraps
-    its loss in this context to keep that behaviour: the step's non-finite
-    guard reports a NaN or infinity in the loss or the gradients.
+    For entry points that check their inputs and results once and then run
+    a model's many small operations: ``torch.func.grad`` wraps every tensor
+    argument of the differentiated function, so no value check runs inside
+    it, and a training step that differentiates with ``torch.autograd``
+    instead (eagerly, for speed) keeps that behaviour with this context (its
+    non-finite guard reports a NaN or infinity). Prediction checks its inputs
+    before and its predictions after the forward passes, so the layers need
+    not scan every hidden activation for NaNs on the way.
     """
-    depth = getattr(_DIFFERENTIATING, "depth", 0)
-    _DIFFERENTIATING.depth = depth + 1
+    depth = getattr(_TRUSTED, "depth", 0)
+    _TRUSTED.depth = depth + 1
     try:
         yield
     finally:
-        _DIFFERENTIATING.depth = depth
+        _TRUSTED.depth = depth
 
 
 def eager(value: torch.Tensor) -> bool:
@@ -217,14 +220,14 @@ def eager(value: torch.Tensor) -> bool:
     Inside ``vmap``/``grad`` (functorch-wrapped tensors) or ``torch.compile``
     tracing, checks that read tensor values are skipped: they would fail under
     ``vmap``, break compiled graphs, and training has its own non-finite guard.
-    ``meta`` tensors have no values to read; nor are they checked within
-    :func:`differentiating`.
+    ``meta`` tensors have no values to read; nor are values checked within
+    :func:`trusted`.
     """
     return (
         not value.is_meta
         and not torch.compiler.is_compiling()
         and not torch._C._functorch.is_functorch_wrapped_tensor(value)
-        and not getattr(_DIFFERENTIATING, "depth", 0)
+        and not getattr(_TRUSTED, "depth", 0)
     )
 
 

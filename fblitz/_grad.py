@@ -10,7 +10,7 @@ wrapping. Inside a transform or a compiled function the ``torch.func`` path
 is used, as before. Both give the same numbers (``tests/test_grad.py``).
 
 While the loss runs under autograd, values that depend on the params
-require grad; :func:`fblitz._checks.differentiating` makes the value checks
+require grad; :func:`fblitz._checks.trusted` makes the value checks
 skip them, as they skip functorch-wrapped tensors under ``torch.func.grad``.
 """
 
@@ -44,7 +44,7 @@ def grad_with_aux(fn: Callable[..., tuple[torch.Tensor, PyTree]]) -> Callable[..
             return grads, aux
         leaves, structure = tree_flatten(params)
         inputs = [leaf.detach().requires_grad_(True) for leaf in leaves]
-        with torch.enable_grad(), _checks.differentiating():
+        with torch.enable_grad(), _checks.trusted():
             loss, aux = fn(tree_unflatten(structure, inputs), *args)
         # unused leaves get zeros, as from torch.func.grad
         grads = torch.autograd.grad(loss, inputs, allow_unused=True, materialize_grads=True) if inputs else []

@@ -74,7 +74,8 @@ def predict_with_eps(
 
     def mapped(params, rows, eps):
         eps = draw_per_example(model, params, eps, rows, state)
-        return over_samples(lambda e: forward(params, rows, e))(eps)
+        with _checks.trusted():  # inputs are checked before, the predictions after (evaluate_in_groups)
+            return over_samples(lambda e: forward(params, rows, e))(eps)
 
     return evaluate_in_groups(mapped, params, inputs, eps, batch_size=batch_size, sample_batch_size=sample_batch_size)
 
