@@ -175,6 +175,8 @@ def gaussian_layer(
     if moments and not radial:
 
         def closed_form(params, x):
+            if check is not None:
+                check(x.mean)
             return linear_moments(op, {n: params[n] for n in names}, args.freeze, x)
 
     return Layer(init, apply, {n: prior for n in names}, name, noise, None, closed_form)
