@@ -27,6 +27,8 @@ from fblitz.predictor import make_predictor
 from fblitz.tree import tree_map
 
 PREDICT_ESTIMATORS = [name for name in ESTIMATORS if name != "flipout"]  # Flipout predicts as plain sampling
+# rows x draws above which the one-call rows (every draw's activations at once: gigabytes) are left out
+ONE_CALL_LIMIT = 400_000
 
 
 def fblitz_predict(case: Case, *, estimator: str = "reparameterization", seed: int = 0, device="cpu"):
@@ -125,8 +127,12 @@ def implementations(case: Case, *, compile: bool, blitz: bool, peer_names) -> li
     if compile:
         impls.append(Impl("fblitz", rep, True, fblitz_compiled_predict))
     impls.append(Impl("fblitz-moments", "closed_form_moments", False, fblitz_moments_predict))
-    impls += [Impl("vmap-one-call", rep, False, fblitz_one_call_predict), Impl("loop", rep, False, loop_predict)]
-    impls += [Impl("bmm", rep, False, bmm_predict), Impl("compat", rep, False, bind(twin_predict, library="compat"))]
+    if case.batch * case.samples <= ONE_CALL_LIMIT:
+        impls.append(Impl("vmap-one-call", rep, False, fblitz_one_call_predict))
+    impls.append(Impl("loop", rep, False, loop_predict))
+    if case.batch * case.samples <= ONE_CALL_LIMIT:
+        impls.append(Impl("bmm", rep, False, bmm_predict))
+    impls.append(Impl("compat", rep, False, bind(twin_predict, library="compat")))
     if blitz:
         impls.append(Impl("blitz", rep, False, bind(twin_predict, library="blitz")))
     builders = {"bayesian-torch": bayesian_torch_predict, "posteriors": posteriors_predict}

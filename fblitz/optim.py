@@ -212,9 +212,10 @@ def adam(
     def step(grads, state, params):
         # one fused kernel (torch.optim.Adam(fused=True)'s) when the leaves allow it; checks as in update
         if isinstance(state, AdamState):
-            g, structure = tree_flatten(grads)
-            p, mu, nu = (tree_flatten(tree)[0] for tree in (params, state.mu, state.nu))
-            same = all(tree_flatten(tree)[1] == structure for tree in (params, state.mu, state.nu))
+            leaves, structures = _flatten_alike(grads, params, state.mu, state.nu)
+            structure = structures[0]
+            g, p, mu, nu = leaves
+            same = all(other == structure for other in structures[1:])
             if same and _fused.fusable(p, g, mu, nu) and _shapes_match(p, g, mu, nu):
                 count = state.count + 1
                 try:
@@ -231,6 +232,17 @@ def adam(
         return apply_updates(params, updates), state
 
     return GradientTransformation(init, update, step)
+
+
+def _flatten_alike(*trees: PyTree) -> tuple[list[list], list]:
+    """The leaves and structure of each tree, from one flattening of all of them."""
+    leaves, structure = tree_flatten(trees)
+    children = structure.children() if hasattr(structure, "children") else [tree_flatten(t)[1] for t in trees]
+    groups, start = [], 0
+    for child in children:
+        groups.append(leaves[start : start + child.num_leaves])
+        start += child.num_leaves
+    return groups, list(children)
 
 
 def _shapes_match(*groups: list) -> bool:

@@ -24,7 +24,7 @@ from fblitz.per_example import draw_per_example
 from fblitz.random import KeyLike
 from fblitz.tree import PyTree, tree_leaves, tree_map
 
-ROWS_X_DRAWS_PER_CALL = 4096  # the default group size of predict_with_eps: rows x draws per vectorized call
+ROWS_X_DRAWS_PER_CALL = 1536  # the default group size of predict_with_eps: rows x draws per vectorized call
 
 
 def evaluation_forward(model: Layer, state: PyTree | None = None):

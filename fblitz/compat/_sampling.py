@@ -22,7 +22,7 @@ from torch import nn
 from fblitz import _checks
 from fblitz.compat._module import Draw, GaussianModule, sampling
 from fblitz.errors import FblitzTypeError
-from fblitz.tree import tree_leaves, tree_map
+from fblitz.tree import tree_flatten, tree_leaves, tree_map, tree_unflatten
 
 
 class Samples(NamedTuple):
@@ -75,11 +75,14 @@ def run_samples(model: nn.Module, inputs, sample_nbr: int, criterion=None, label
 
     result = None
     if layers and not updates_running_stats(model):
-        try:
-            result = torch.func.vmap(one, randomness="different")(noise)
-        except RuntimeError as error:
-            if "vmap" not in str(error):  # only what vmap cannot run (.item(), branching on values) falls back
-                raise
+        if count == 1:  # one draw: the forward pass as it is, without vmap's per-operation cost
+            result = tree_map(lambda t: t.unsqueeze(0), one(tree_map(lambda t: t[0], noise)))
+        else:
+            try:
+                result = _vmap_flat(one, noise)
+            except RuntimeError as error:
+                if "vmap" not in str(error):  # only what vmap cannot run (.item(), branching on values) falls back
+                    raise
     if result is None:
         per_sample = [one(tree_map(lambda t, i=i: t[i], noise)) for i in range(count)]
         result = (tree_map(lambda *ts: torch.stack(ts), *[p[0] for p in per_sample]),) + tuple(
@@ -90,6 +93,12 @@ def run_samples(model: nn.Module, inputs, sample_nbr: int, criterion=None, label
         if was_called:
             layer.log_variational_posterior, layer.log_prior = log_q[-1, index], log_p[-1, index]
     return Samples(outputs, data, (log_q - log_p).sum(dim=-1))
+
+
+def _vmap_flat(fn, noise):
+    """``vmap(fn)(noise)`` over the flat leaves of ``noise`` (vmap's own flattening of nested trees costs more)."""
+    leaves, structure = tree_flatten(noise)
+    return torch.func.vmap(lambda *flat: fn(tree_unflatten(structure, list(flat))), randomness="different")(*leaves)
 
 
 def _criterion_value(value: object) -> torch.Tensor:
