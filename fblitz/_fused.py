@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import torch
 
+from fblitz.tree import PyTree, tree_flatten, tree_unflatten
+
 _FUSED_DEVICES = ("cpu", "cuda")
 
 
@@ -58,6 +60,51 @@ def adam_step(params, grads, mu, nu, count, *, lr, b1, b2, eps, weight_decay, de
             lr=lr, beta1=b1, beta2=b2, weight_decay=weight_decay, eps=eps, amsgrad=False, maximize=False,
         )  # fmt: skip
     return new_params, new_mu, new_nu
+
+
+def adam_step_fn(update, apply_updates, state_type, *, lr, b1, b2, eps, weight_decay, decoupled):
+    """Adam's ``step(grads, state, params) -> (new_params, state)``: :func:`adam_step` when the trees allow it,
+    else ``update`` then ``apply_updates`` (which also report malformed trees)."""
+
+    def step(grads, state, params):
+        if isinstance(state, state_type):
+            leaves, structures = flatten_alike(grads, params, state.mu, state.nu)
+            g, p, mu, nu = leaves
+            same = all(other == structures[0] for other in structures[1:])
+            if same and fusable(p, g, mu, nu) and shapes_match(p, g, mu, nu):
+                count = state.count + 1
+                try:
+                    new_p, mu, nu = adam_step(
+                        p, g, mu, nu, count, lr=lr, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay,
+                        decoupled=decoupled,
+                    )  # fmt: skip
+                except RuntimeError:  # e.g. mixed dtypes or devices: the unfused update handles or reports them
+                    pass
+                else:
+                    back = lambda leaves: tree_unflatten(structures[0], leaves)  # noqa: E731
+                    return back(new_p), state_type(count, back(mu), back(nu))
+        updates, state = update(grads, state, params)
+        return apply_updates(params, updates), state
+
+    return step
+
+
+def flatten_alike(*trees: PyTree) -> tuple[list[list], list]:
+    """The leaves and structure of each tree, from one flattening of all of them."""
+    leaves, structure = tree_flatten(trees)
+    children = structure.children() if hasattr(structure, "children") else [tree_flatten(t)[1] for t in trees]
+    groups, start = [], 0
+    for child in children:
+        groups.append(leaves[start : start + child.num_leaves])
+        start += child.num_leaves
+    return groups, list(children)
+
+
+def shapes_match(*groups: list) -> bool:
+    """True when the lists have one length and the tensors at each position one shape."""
+    return all(len(group) == len(groups[0]) for group in groups) and all(
+        len({t.shape for t in leaves}) == 1 for leaves in zip(*groups)
+    )
 
 
 def all_finite(loss: torch.Tensor, grads: list) -> torch.Tensor:

@@ -209,46 +209,12 @@ def adam(
             AdamState(count, tree_unflatten(structure, mu), tree_unflatten(structure, nu)),
         )
 
-    def step(grads, state, params):
-        # one fused kernel (torch.optim.Adam(fused=True)'s) when the leaves allow it; checks as in update
-        if isinstance(state, AdamState):
-            leaves, structures = _flatten_alike(grads, params, state.mu, state.nu)
-            structure = structures[0]
-            g, p, mu, nu = leaves
-            same = all(other == structure for other in structures[1:])
-            if same and _fused.fusable(p, g, mu, nu) and _shapes_match(p, g, mu, nu):
-                count = state.count + 1
-                try:
-                    new_p, mu, nu = _fused.adam_step(
-                        p, g, mu, nu, count, lr=lr, b1=b1, b2=b2, eps=eps,
-                        weight_decay=weight_decay, decoupled=decoupled_weight_decay,
-                    )  # fmt: skip
-                except RuntimeError:  # e.g. mixed dtypes or devices: the unfused update handles or reports them
-                    pass
-                else:
-                    unflatten = lambda leaves: tree_unflatten(structure, leaves)  # noqa: E731
-                    return unflatten(new_p), AdamState(count, unflatten(mu), unflatten(nu))
-        updates, state = update(grads, state, params)
-        return apply_updates(params, updates), state
-
+    # one fused kernel (torch.optim.Adam(fused=True)'s) when the leaves allow it, else update + apply_updates
+    step = _fused.adam_step_fn(
+        update, apply_updates, AdamState, lr=lr, b1=b1, b2=b2, eps=eps,
+        weight_decay=weight_decay, decoupled=decoupled_weight_decay,
+    )  # fmt: skip
     return GradientTransformation(init, update, step)
-
-
-def _flatten_alike(*trees: PyTree) -> tuple[list[list], list]:
-    """The leaves and structure of each tree, from one flattening of all of them."""
-    leaves, structure = tree_flatten(trees)
-    children = structure.children() if hasattr(structure, "children") else [tree_flatten(t)[1] for t in trees]
-    groups, start = [], 0
-    for child in children:
-        groups.append(leaves[start : start + child.num_leaves])
-        start += child.num_leaves
-    return groups, list(children)
-
-
-def _shapes_match(*groups: list) -> bool:
-    return all(len(group) == len(groups[0]) for group in groups) and all(
-        len({t.shape for t in leaves}) == 1 for leaves in zip(*groups)
-    )
 
 
 def chain(*transforms: GradientTransformation) -> GradientTransformation:

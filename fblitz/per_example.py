@@ -16,7 +16,7 @@ each seed, which notes what the layers ask for: ``normal``, ``uniform`` or
 streams (:func:`fblitz.seeded.stream`). Then every request is drawn with one
 ``torch`` generator call per weight sample, and the seed is replaced in the
 noise tree by a dict of the drawn tensors, which the :mod:`fblitz.seeded`
-functions hand back to the layers (:func:`fblitz.seeded.take`).
+functions hand back to the layers (:func:`take`).
 
 What stays true:
 
@@ -51,6 +51,7 @@ import weakref
 
 import torch
 
+from fblitz.errors import FblitzTypeError
 from fblitz.random import fold_seed
 from fblitz.tree import PyTree, tree_flatten, tree_map, tree_unflatten
 
@@ -80,6 +81,29 @@ class Recorder(dict):
 
     def stream(self, index: int) -> Recorder:
         return self.setdefault(str(index), Recorder())
+
+
+def take(seed: object, kind: str, shape, dtype: torch.dtype) -> torch.Tensor | None:
+    """The numbers a drawn seed holds for ``kind`` (see :mod:`fblitz.per_example`); None for a seed tensor.
+
+    A seed replaced by :func:`fblitz.per_example.draw_per_example` is a dict
+    of drawn tensors; during that function's shape pass it is a recorder.
+    """
+    if isinstance(seed, Recorder):
+        return seed.request(kind, shape, dtype)
+    if not isinstance(seed, dict):
+        return None
+    drawn = seed.get(kind)
+    if not isinstance(drawn, torch.Tensor) or tuple(drawn.shape) != tuple(shape) or drawn.dtype != dtype:
+        got = (
+            f"{tuple(drawn.shape)} {drawn.dtype}"
+            if isinstance(drawn, torch.Tensor)
+            else repr(drawn)
+            if drawn is not None
+            else f"nothing (it holds {sorted(seed)})"
+        )
+        raise FblitzTypeError(f"a drawn seed must hold {kind} numbers of shape {tuple(shape)} {dtype}, got {got}")
+    return drawn
 
 
 def draw_per_example(model, params: PyTree, eps: PyTree, inputs, state: PyTree | None = None) -> PyTree:

@@ -22,6 +22,15 @@ Example:
     >>> bool(normal(s[0], (5,)).equal(normal(s[0], (5,))))
     True
 
+**Drawn seeds.** Expanding a seed here costs about 40 integer operations per
+number, which ``torch.compile`` fuses but which run one by one eagerly. So the
+training step, the ELBO and prediction replace CPU seeds before the forward
+pass by the numbers they stand for, drawn with a ``torch`` generator
+(:func:`fblitz.per_example.draw_per_example`); such a *drawn seed* is a dict
+of tensors, and :func:`normal`, :func:`uniform`, :func:`rademacher` and
+:func:`stream` hand its tensors back to the layers (:func:`fblitz.per_example.take`). Calling a
+layer yourself with seed tensors expands them here.
+
 **Devices.** A seed is created where it is asked for (``seeds(..., device=)``;
 :func:`fblitz.layers.sample_noise` puts them on the params' device), and the
 numbers it expands to are created on ``device=`` (default: the seed's), moving
@@ -47,7 +56,7 @@ import torch
 
 from fblitz import _checks
 from fblitz.errors import FblitzTypeError
-from fblitz.per_example import Recorder
+from fblitz.per_example import Recorder, take
 from fblitz.random import KeyLike, as_key, fold_seed
 from fblitz.tree import PyTree, tree_leaves, tree_map
 
@@ -157,23 +166,6 @@ def _parts(seed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
 
 def _join(base: torch.Tensor, offset: torch.Tensor | None) -> torch.Tensor:
     return base if offset is None else torch.stack((base, offset)).unsqueeze(0)
-
-
-def take(seed: object, kind: str, shape, dtype: torch.dtype) -> torch.Tensor | None:
-    """The numbers a drawn seed holds for ``kind`` (see :mod:`fblitz.per_example`); None for a seed tensor.
-
-    A seed replaced by :func:`fblitz.per_example.draw_per_example` is a dict
-    of drawn tensors; during that function's shape pass it is a recorder.
-    """
-    if isinstance(seed, Recorder):
-        return seed.request(kind, shape, dtype)
-    if not isinstance(seed, dict):
-        return None
-    drawn = seed.get(kind)
-    if not isinstance(drawn, torch.Tensor) or tuple(drawn.shape) != tuple(shape) or drawn.dtype != dtype:
-        got = _describe(drawn) if drawn is not None else f"nothing (it holds {sorted(seed)})"
-        raise FblitzTypeError(f"a drawn seed must hold {kind} numbers of shape {tuple(shape)} {dtype}, got {got}")
-    return drawn
 
 
 def stream(seed: torch.Tensor, index: int) -> torch.Tensor:
