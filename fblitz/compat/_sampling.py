@@ -51,8 +51,14 @@ def updates_running_stats(model: nn.Module) -> bool:
     )
 
 
-def run_samples(model: nn.Module, inputs, sample_nbr: int, criterion=None, labels=None) -> Samples:
+def run_samples(
+    model: nn.Module, inputs, sample_nbr: int, criterion=None, labels=None, *, group: int | None = None
+) -> Samples:
     """Evaluate ``model(inputs)`` (and ``criterion(outputs, labels)``) for ``sample_nbr`` weight draws.
+
+    ``group``: evaluate the draws in vectorized calls of at most that many
+    (the same draws: all noise is drawn first); None for one call. Prediction
+    over many rows uses it to bound the activations held at once.
 
     Afterwards each layer's ``log_variational_posterior``/``log_prior`` hold
     the last sample's values, as after BLiTZ's loop.
@@ -75,14 +81,13 @@ def run_samples(model: nn.Module, inputs, sample_nbr: int, criterion=None, label
 
     result = None
     if layers and not updates_running_stats(model):
-        if count == 1:  # one draw: the forward pass as it is, without vmap's per-operation cost
-            result = tree_map(lambda t: t.unsqueeze(0), one(tree_map(lambda t: t[0], noise)))
-        else:
-            try:
-                result = _vmap_flat(one, noise)
-            except RuntimeError as error:
-                if "vmap" not in str(error):  # only what vmap cannot run (.item(), branching on values) falls back
-                    raise
+        size = count if group is None else _checks.integer("group", group, minimum=1)
+        try:
+            parts = [_vectorized(one, tree_map(lambda t, i=i: t[i : i + size], noise)) for i in range(0, count, size)]
+            result = parts[0] if len(parts) == 1 else tree_map(lambda *ts: torch.cat(ts), *parts)
+        except RuntimeError as error:
+            if "vmap" not in str(error):  # only what vmap cannot run (.item(), branching on values) falls back
+                raise
     if result is None:
         per_sample = [one(tree_map(lambda t, i=i: t[i], noise)) for i in range(count)]
         result = (tree_map(lambda *ts: torch.stack(ts), *[p[0] for p in per_sample]),) + tuple(
@@ -95,9 +100,12 @@ def run_samples(model: nn.Module, inputs, sample_nbr: int, criterion=None, label
     return Samples(outputs, data, (log_q - log_p).sum(dim=-1))
 
 
-def _vmap_flat(fn, noise):
-    """``vmap(fn)(noise)`` over the flat leaves of ``noise`` (vmap's own flattening of nested trees costs more)."""
+def _vectorized(fn, noise):
+    """``vmap(fn)(noise)`` over the flat leaves of ``noise`` (vmap's own flattening of nested trees costs more);
+    one draw runs the forward pass as it is, without vmap's per-operation cost."""
     leaves, structure = tree_flatten(noise)
+    if leaves and leaves[0].shape[0] == 1:
+        return tree_map(lambda t: t.unsqueeze(0), fn(tree_unflatten(structure, [leaf[0] for leaf in leaves])))
     return torch.func.vmap(lambda *flat: fn(tree_unflatten(structure, list(flat))), randomness="different")(*leaves)
 
 
