@@ -27,6 +27,7 @@ from torch.func import vmap
 
 from fblitz import _checks
 from fblitz._grad import grad_with_aux, traced
+from fblitz.distributions import shared_sigmas
 from fblitz.errors import FblitzTypeError, FblitzValueError
 from fblitz.estimators import ESTIMATORS
 from fblitz.kl import KLPlan, closed_form_kl, make_plan, monte_carlo_kl
@@ -146,9 +147,16 @@ def elbo_terms_with_state(
     average of the S updated states (integer counters are the same for every
     sample). With ``state=None`` the state is None.
     """
+    if traced():
+        return _elbo_terms(model, plan, likelihood, params, state, eps, inputs, targets, complexity_cost_weight)
+    # eagerly: per-example noise drawn with torch's generator, outside the transforms; each sigma computed once
+    eps = draw_per_example(model, params, eps, inputs, state)
+    with shared_sigmas():
+        return _elbo_terms(model, plan, likelihood, params, state, eps, inputs, targets, complexity_cost_weight)
+
+
+def _elbo_terms(model, plan, likelihood, params, state, eps, inputs, targets, complexity_cost_weight):
     closed = closed_form_kl(plan, params)
-    if not traced():  # per-example noise drawn with torch's generator, outside the transforms
-        eps = draw_per_example(model, params, eps, inputs, state)
 
     # params are captured rather than passed so vmap does not flatten them each call.
     def one_sample(e):

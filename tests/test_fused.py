@@ -131,3 +131,20 @@ def test_elbo_grad_is_the_same_under_autograd_and_under_a_transform():
     )
     for a, b in zip(tree_leaves(eager[0]), tree_leaves(mapped)):
         torch.testing.assert_close(b[0], a, rtol=1e-12, atol=1e-14)
+
+
+def test_a_shared_sigma_is_computed_once_and_gives_the_same_gradients():
+    from fblitz.distributions import gaussian_kl, reparameterize, shared_sigmas, sigma
+
+    rho = randn(1, 5, dtype=torch.float64).requires_grad_(True)
+    mu, eps = randn(2, 5, dtype=torch.float64), randn(3, 5, dtype=torch.float64)
+
+    def loss():
+        return (reparameterize(mu, rho, eps).square().sum() + gaussian_kl(mu, rho, 0.0, 0.1).sum()) * sigma(rho).sum()
+
+    plain = torch.autograd.grad(loss(), rho)[0]
+    with shared_sigmas():
+        assert sigma(rho) is sigma(rho)  # one softplus per rho tensor
+        shared = torch.autograd.grad(loss(), rho)[0]
+    torch.testing.assert_close(shared, plain, rtol=1e-14, atol=0)
+    assert sigma(rho) is not sigma(rho)  # no cache outside the context
