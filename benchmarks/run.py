@@ -51,12 +51,12 @@ def parse(argv=None) -> argparse.Namespace:
         default="wall",
         help="wall: elapsed time; cpu: this process's CPU time (steadier on a loaded machine, CPU only)",
     )
-    p.add_argument("--iters", type=integer(1), help="timed rounds (default 30, quick 5)")
+    p.add_argument("--iters", type=integer(1), help="timed rounds (default 30, quick 10)")
     p.add_argument("--warmup", type=integer(0), help="discarded calls after the first (default 3, quick 1)")
     p.add_argument(
         "--budget",
         type=real(0.0, open_minimum=True),
-        help="seconds of timed rounds once 3 are done (default 4, quick 0.5)",
+        help="seconds of timed rounds once 3 are done (default 4, quick 2)",
     )
     p.add_argument("--write-readme", action="store_true", help="regenerate the results in benchmarks/README.md")
     args = p.parse_args(argv)
@@ -87,9 +87,9 @@ def run(args: argparse.Namespace, out=sys.stdout) -> list[dict]:
     """Measure every selected case and implementation; return the records."""
     torch.set_num_threads(args.threads)
     quick = args.quick
-    iters = args.iters or (5 if quick else 30)
+    iters = args.iters or (10 if quick else 30)
     warmup = args.warmup if args.warmup is not None else (1 if quick else 3)
-    budget = args.budget or (0.5 if quick else 4.0)
+    budget = args.budget or (2.0 if quick else 4.0)
     wanted = set(args.impls.split(",")) if args.impls else None
     blitz = impls.blitz_available() and not args.no_blitz
     peer_names = () if args.no_peers else ("bayesian-torch", "posteriors")

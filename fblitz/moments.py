@@ -101,7 +101,8 @@ def relu_moments(x: Moments) -> Moments:
     m, v = x.mean, x.var
     std = v.clamp_min(torch.finfo(v.dtype).tiny).sqrt()
     alpha = m / std
-    cdf = torch.special.ndtr(alpha)
+    # Phi(alpha) through erf, which is vectorised (torch's ndtr runs about ten times slower on CPUs)
+    cdf = torch.erf(alpha * (1 / math.sqrt(2))).add_(1.0).mul_(0.5)
     # std * density(alpha); the exponent is clamped where the density is below 1e-34 anyway, because exp
     # producing subnormal numbers runs an order of magnitude slower on CPUs
     std_pdf = alpha.square_().mul_(-0.5).clamp_min_(-78.0).exp_().mul_(std).mul_(1 / math.sqrt(2 * math.pi))

@@ -142,7 +142,13 @@ def mfvi_forward(self, inputs, sample_nbr=10):
     """
     count = _checks.integer("sample_nbr", sample_nbr, minimum=2)
     rows = inputs.shape[0] if isinstance(inputs, torch.Tensor) and inputs.dim() else 1
-    outputs = run_samples(self, inputs, count, group=max(1, ROWS_X_DRAWS_PER_CALL // max(rows, 1))).outputs
+    if isinstance(inputs, torch.Tensor) and inputs.is_floating_point():
+        _checks.float_input("inputs", inputs)
+    # the inputs are checked here and the predictions below: the layers need not scan each activation for NaNs
+    with _checks.trusted():
+        outputs = run_samples(self, inputs, count, group=max(1, ROWS_X_DRAWS_PER_CALL // max(rows, 1))).outputs
+    if isinstance(outputs, torch.Tensor):
+        _checks.finite_result("the predictions", outputs)
     return outputs.mean(dim=0), outputs.std(dim=0)
 
 
