@@ -47,7 +47,7 @@ from typing import NamedTuple
 import torch
 
 from fblitz import _checks
-from fblitz.distributions import sigma
+from fblitz.distributions import shared_sigmas, sigma
 from fblitz.errors import FblitzValueError
 from fblitz.tree import PyTree
 
@@ -112,7 +112,7 @@ def relu_moments(x: Moments) -> Moments:
     return Moments(first, second.addcmul_(first, first, value=-1.0).clamp_min_(0.0), kind)
 
 
-ROWS_PER_CALL = 256  # rows evaluated together: a few hidden layers of them stay in the CPU's cache
+ROWS_PER_CALL = 128  # rows evaluated together: a few hidden layers of them stay in the CPU's cache
 
 
 def predictive_moments(model, params: PyTree, inputs: torch.Tensor, *, batch_size: int = ROWS_PER_CALL) -> Moments:
@@ -147,7 +147,7 @@ def predictive_moments(model, params: PyTree, inputs: torch.Tensor, *, batch_siz
     batch_size = _checks.integer("batch_size", batch_size, minimum=1)
     if inputs.dim() == 0:
         raise FblitzValueError("inputs must have a batch dimension, got a 0-dim tensor")
-    with torch.no_grad(), _checks.trusted():
+    with torch.no_grad(), _checks.trusted(), shared_sigmas():  # each sigma once for all chunks of rows
         parts = [moments(params, Moments(rows, torch.zeros_like(rows), POINT)) for rows in inputs.split(batch_size)]
     mean = torch.cat([part.mean for part in parts]) if len(parts) > 1 else parts[0].mean
     var = torch.cat([part.var for part in parts]) if len(parts) > 1 else parts[0].var

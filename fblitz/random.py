@@ -137,7 +137,7 @@ def permutation(key: KeyLike, n: int, *, device=None) -> torch.Tensor:
     return torch.randperm(n, generator=generator(key, device), device=device)
 
 
-def sample_eps(key: KeyLike, params: PyTree, n_samples: int | None = None) -> PyTree:
+def sample_eps(key: KeyLike, params: PyTree, n_samples: int | None = None, *, flat=None) -> PyTree:
     """Draw standard-normal noise for every Gaussian node of ``params``.
 
     All noise of one dtype/device is drawn in a single call and then viewed
@@ -154,11 +154,13 @@ def sample_eps(key: KeyLike, params: PyTree, n_samples: int | None = None) -> Py
         A tree with a tensor at each Gaussian node and ``()`` at deterministic
         leaves. For ``params = {"weight": {"mu": (3, 2), ...}, "b": tensor}``
         and ``n_samples=4``: ``{"weight": Tensor(4, 3, 2), "b": ()}``.
+
+    ``flat``: ``flatten_gaussian(params)`` when the caller has it already.
     """
     key = as_key(key)
     count = 1 if n_samples is None else _checks.integer("n_samples", n_samples, minimum=1)
     lead = () if n_samples is None else (count,)
-    nodes, structure = flatten_gaussian(params)
+    nodes, structure = flatten_gaussian(params) if flat is None else flat
     groups: dict[tuple, list[int]] = {}
     for index, node in enumerate(nodes):
         if is_gaussian(node):

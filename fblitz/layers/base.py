@@ -212,8 +212,9 @@ def check_params_given(name: str, params: object) -> None:
 
 def weight_noise(key: KeyLike, params: PyTree, n_samples: int | None = None) -> PyTree:
     """Standard-normal noise at each Gaussian node; ``()`` everywhere else."""
-    if has_gaussian(params):
-        return sample_eps(key, params, n_samples)
+    flat = flatten_gaussian(params)
+    if any(is_gaussian(node) for node in flat[0]):
+        return sample_eps(key, params, n_samples, flat=flat)
     return map_gaussian(lambda node: (), params)  # nothing to draw
 
 
