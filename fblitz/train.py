@@ -217,7 +217,7 @@ class FitResult(NamedTuple):
     ``"seconds"`` to the total wall time, and (from :func:`fit`) ``"estimators"``
     to the estimator each Bayesian layer used (:func:`fblitz.layers.estimator_usage`). ``state``
     holds the running statistics of models with batch norm (None otherwise);
-    pass it to :func:`fblitz.predict.predict` for evaluation.
+    pass it to :func:`fblitz.prediction.predict` for evaluation.
     """
 
     params: PyTree

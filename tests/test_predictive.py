@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from fblitz import layers, likelihoods, optim
 from fblitz.errors import FblitzTypeError, FblitzValueError
 from fblitz.metrics import gaussian_mixture_log_likelihood, mutual_information, predictive_entropy
-from fblitz.predict import predict
+from fblitz.prediction import predict
 from fblitz.predictive import (
     BernoulliMixture,
     CategoricalMixture,

@@ -41,8 +41,8 @@ def example_parser(
     Example:
         >>> parser = example_parser("A demo.", epochs=3, samples=1, eval_samples=10, batch_size=8, lr=0.01)
         >>> args = parser.parse_args(["--epochs", "5", "--json"])
-        >>> (args.epochs, args.samples, args.json, args.compile)
-        (5, 1, True, False)
+        >>> (args.epochs, args.samples, args.json, args.compile, args.quiet)
+        (5, 1, True, False, False)
     """
     parser = argparse.ArgumentParser(
         description=doc.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
@@ -68,6 +68,9 @@ def example_parser(
         help="compile the training step with torch.compile",
     )
     parser.add_argument("--json", action="store_true", help="print the final metrics as one JSON object")
+    parser.add_argument(
+        "--quiet", action="store_true", help="no progress display (the training bar or its periodic lines on stderr)"
+    )
     if plot is not None:
         parser.add_argument("--plot", metavar="PATH", type=output_file, help=f"save a PNG of {plot} (needs matplotlib)")
     return parser

@@ -36,7 +36,7 @@ from fblitz._argtypes import integer, real
 from fblitz.datasets import load_boston
 from fblitz.examples._boston_report import baselines, key_spread, print_summary
 from fblitz.examples._cli import example_parser
-from fblitz.predict import mean_std_interval, predictive_mean_std
+from fblitz.prediction import mean_std_interval, predictive_mean_std
 from fblitz.predictive import predictive_distribution
 from fblitz.random import Key
 from fblitz.train import fit
@@ -202,7 +202,7 @@ def fit_settings(args: argparse.Namespace, train_rows: int) -> dict:
         n_samples=args.samples,
         complexity_cost_weight=args.kl_scale / train_rows,
         compile=args.compile,
-        progress=False,
+        progress=not args.quiet,
     )
 
 
@@ -219,6 +219,8 @@ def main(argv=None) -> dict:
     seconds = time.perf_counter() - start
     context = {}
     if args.baselines:
+        if not args.quiet:
+            print("training the baselines: ridge regression and the deterministic twin", file=sys.stderr, flush=True)
         context = baselines(model, params, x_train, y_train, x_test, y_test, key=k_fit, settings=fit_settings(args, 1))
     return summarize(
         args, model, result, x_test, y_test, key=k_eval, target_std=target_std, seconds=seconds,

@@ -93,6 +93,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> dict:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
+    if not args.quiet:
+        print("generating MNIST-1D with its package (a few seconds)", file=sys.stderr, flush=True)
     x_train, y_train, x_test, y_test = load_data(args.num_samples)
     key = Key(args.seed)
     model = build_model(args.model, args.prior, x_train.shape[-1], args.width, args.rho_init)
