@@ -218,9 +218,9 @@ def reliability_diagram(bins: ReliabilityBins, *, title: str | None = None, path
              label="accuracy of the bin")  # fmt: skip
     axes.plot(confidence, accuracy, "o", color="C1", ms=4, label="(mean confidence, accuracy)")
     for left, right, height, count in zip(lower, upper, accuracy, counts):
-        axes.text((left + right) / 2, min(height + 0.015, 0.97), str(count), ha="center", va="bottom", fontsize=7)
+        axes.text((left + right) / 2, height + 0.015, str(count), ha="center", va="bottom", fontsize=7)
     _unit_square(axes, "", "accuracy")
-    axes.set_ylim(0.0, 1.05)
+    axes.set_ylim(0.0, 1.1)  # room for the counts above bars of accuracy 1
     below.bar(lower, counts, width=upper - lower, align="edge", color="0.6", edgecolor="k", lw=0.5)
     below.set_ylabel("rows")
     below.set_xlabel("confidence (mean of the top probability)")

@@ -419,8 +419,10 @@ def fit(
             for name, value in zip(("loss", "data", "kl", "skipped"), (loss, data, kl, num_batches - len(epoch_terms))):
                 history[name].append(value)
             display.epoch_done(epoch, loss)
-            with display.writing():  # a callback that prints does not break the bar
-                stop = callback is not None and callback(EpochInfo(epoch, params, opt_state, loss, data, kl))
+            stop = False
+            if callback is not None:
+                with display.writing():  # a callback that prints does not break the bar
+                    stop = callback(EpochInfo(epoch, params, opt_state, loss, data, kl))
             if checkpoint_path is not None and (stop or (epoch + 1) % checkpoint_every == 0 or epoch + 1 == epochs):
                 save_checkpoint(
                     checkpoint_path,

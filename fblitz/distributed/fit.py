@@ -157,10 +157,10 @@ def fit_distributed(
             for name, value in zip(("loss", "data", "kl", "skipped"), (loss, data, kl, 0)):
                 history[name].append(value)
             display.epoch_done(epoch, loss)
-            with display.writing():
-                stop = bool(
-                    main and callback is not None and callback(EpochInfo(epoch, params, opt_state, loss, data, kl))
-                )
+            stop = False
+            if main and callback is not None:
+                with display.writing():  # a callback that prints does not break the bar
+                    stop = bool(callback(EpochInfo(epoch, params, opt_state, loss, data, kl)))
             if callback is not None:  # rank 0's decision, so that all ranks leave the loop together
                 flag = torch.tensor([stop], dtype=torch.uint8, device=like.device)
                 dist.broadcast(flag, src=global_rank(0, group), group=group)
