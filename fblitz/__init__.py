@@ -4,7 +4,7 @@ Bayesian layers are pure functions over an explicit variational-parameter
 pytree; ``torch.func.vmap`` evaluates many weight draws at once and
 ``torch.func.grad`` drives optax-shaped optimizers.
 
-The names here are what a user calls: every one that reads as a verb is a
+``__all__`` is what a user calls: every name in it that reads as a verb is a
 function (``fblitz.fit``, ``fblitz.predict``, ``fblitz.bayesify``), and the
 namespaces a model is built from are modules named by nouns
 (``fblitz.layers``, ``fblitz.likelihoods``, ``fblitz.priors``,

@@ -90,3 +90,19 @@ def test_the_home_page_shows_how_to_install_and_a_figure():
     assert figures and all((DOCS / figure).is_file() for figure in figures)
     assert "Building these docs" not in text  # contributor material lives in contributing.md
     assert "## Building these docs" in (DOCS / "contributing.md").read_text()
+
+
+def test_the_top_level_api_is_functions_and_noun_namespaces():
+    # `from fblitz import predict; predict(...)` works: the verbs of __all__ are functions, not modules
+    for name in ("fit", "predict", "predictive_distribution", "make_predictor", "bayesify", "sample_elbo"):
+        assert name in fblitz.__all__ and callable(getattr(fblitz, name)), name
+        assert not inspect.ismodule(getattr(fblitz, name)), name
+    modules = sorted(name for name in fblitz.__all__ if inspect.ismodule(getattr(fblitz, name)))
+    assert modules == [
+        "checkpoint", "datasets", "distributed", "layers", "likelihoods", "metrics", "models", "optim",
+        "predictive", "priors",
+    ]  # fmt: skip
+    assert len(fblitz.__all__) == len(set(fblitz.__all__)) and all(hasattr(fblitz, name) for name in fblitz.__all__)
+    from fblitz import predict
+
+    assert predict is fblitz.prediction.predict

@@ -9,6 +9,7 @@ error naming the option (exit status 2), before any data is loaded.
 from __future__ import annotations
 
 import argparse
+import sys
 
 from fblitz._argtypes import integer, output_file, real, seed
 
@@ -74,3 +75,19 @@ def example_parser(
     if plot is not None:
         parser.add_argument("--plot", metavar="PATH", type=output_file, help=f"save a PNG of {plot} (needs matplotlib)")
     return parser
+
+
+def announce(args: argparse.Namespace, line: str) -> None:
+    """Print ``line`` on stderr at once, unless ``--quiet``: what the program starts doing (progress, not results).
+
+    Example:
+        >>> import argparse, contextlib, io
+        >>> err = io.StringIO()
+        >>> with contextlib.redirect_stderr(err):
+        ...     announce(argparse.Namespace(quiet=False), "training")
+        ...     announce(argparse.Namespace(quiet=True), "not shown")
+        >>> err.getvalue().splitlines()
+        ['training']
+    """
+    if not args.quiet:
+        print(line, file=sys.stderr, flush=True)

@@ -35,7 +35,7 @@ from fblitz import layers, likelihoods, metrics, optim
 from fblitz._argtypes import integer, real
 from fblitz.datasets import load_boston
 from fblitz.examples._boston_report import baselines, key_spread, print_summary
-from fblitz.examples._cli import example_parser
+from fblitz.examples._cli import announce, example_parser
 from fblitz.prediction import mean_std_interval, predictive_mean_std
 from fblitz.predictive import predictive_distribution
 from fblitz.random import Key
@@ -210,6 +210,7 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     x_train, y_train, x_test, y_test, target_std = load_data()
+    announce(args, f"Boston housing: {len(x_train)} train / {len(x_test)} test rows, training {args.epochs} epochs")
     model = build_model(args.activation, args.likelihood)
     k_init, k_fit, k_eval = Key(args.seed).split(3)
     params = model.init(k_init)
@@ -219,8 +220,7 @@ def main(argv=None) -> dict:
     seconds = time.perf_counter() - start
     context = {}
     if args.baselines:
-        if not args.quiet:
-            print("training the baselines: ridge regression and the deterministic twin", file=sys.stderr, flush=True)
+        announce(args, "training the baselines: ridge regression and the deterministic twin")
         context = baselines(model, params, x_train, y_train, x_test, y_test, key=k_fit, settings=fit_settings(args, 1))
     return summarize(
         args, model, result, x_test, y_test, key=k_eval, target_std=target_std, seconds=seconds,

@@ -30,7 +30,7 @@ import torch
 
 from fblitz import layers, likelihoods, metrics, optim
 from fblitz._argtypes import integer, real
-from fblitz.examples._cli import example_parser
+from fblitz.examples._cli import announce, example_parser
 from fblitz.prediction import gaussian_mixture_mean_std, mean_std_interval, predict
 from fblitz.random import Key, normal
 from fblitz.train import fit
@@ -131,6 +131,7 @@ def main(argv=None) -> dict:
     n_train = split - args.window  # windows whose target lies before the held-out tail
     x_train, y_train, x_test, y_test = x[:n_train], y[:n_train], x[n_train:], y[n_train:]
     model = build_model(args.hidden)
+    announce(args, f"Bayesian LSTM forecaster: {len(x_train)} training windows, training {args.epochs} epochs")
     params = model.init(k_init)
 
     def score(p, key):
