@@ -153,6 +153,8 @@ def fit_distributed(
                     ) from None  # fmt: skip
                 epoch_terms.append(torch.stack(tuple(terms)))
                 display.step(epoch, index)
+                if compile and epoch == start_epoch and index == 0:
+                    display.note(f"compiled and ran the first step in {time.perf_counter() - start:.1f} s")
             loss, data, kl = torch.stack(epoch_terms).double().mean(dim=0).tolist()
             for name, value in zip(("loss", "data", "kl", "skipped"), (loss, data, kl, 0)):
                 history[name].append(value)

@@ -14,7 +14,6 @@ import time
 import torch
 
 from fblitz import layers, likelihoods, metrics, optim
-from fblitz.examples._cli import announce
 from fblitz.prediction import predict
 from fblitz.random import Key, uniform
 from fblitz.train import fit
@@ -75,7 +74,6 @@ def train_and_report(
     plus the training time and the first and last epoch losses.
     """
     k_init, k_fit, k_eval = key.split(3)
-    announce(args, f"{title}: training {args.epochs} epochs")
     start = time.perf_counter()
     result = fit(
         model, model.init(k_init), x_train, y_train, likelihood=likelihoods.categorical(),

@@ -209,8 +209,8 @@ def fit_settings(args: argparse.Namespace, train_rows: int) -> dict:
 def main(argv=None) -> dict:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
+    announce(args, f"Boston housing: loading the data, then training {args.epochs} epochs")
     x_train, y_train, x_test, y_test, target_std = load_data()
-    announce(args, f"Boston housing: {len(x_train)} train / {len(x_test)} test rows, training {args.epochs} epochs")
     model = build_model(args.activation, args.likelihood)
     k_init, k_fit, k_eval = Key(args.seed).split(3)
     params = model.init(k_init)

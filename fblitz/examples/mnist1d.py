@@ -93,7 +93,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> dict:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    announce(args, "generating MNIST-1D with its package (a few seconds)")
+    announce(
+        args, f"MNIST-1D: generating the data with its package (a few seconds), then training {args.epochs} epochs"
+    )
     x_train, y_train, x_test, y_test = load_data(args.num_samples)
     key = Key(args.seed)
     model = build_model(args.model, args.prior, x_train.shape[-1], args.width, args.rho_init)

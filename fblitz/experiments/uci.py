@@ -315,6 +315,9 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     n_splits = _checks.integer("--n-splits", args.n_splits, minimum=1)
+    if not args.quiet:
+        print(f"{args.dataset}: loading the data, then {args.n_splits} splits of {args.epochs} epochs",
+              file=sys.stderr, flush=True)  # fmt: skip
     features, target = load_dataset(args.dataset)
     first = _checks.integer("--first-split", args.first_split, minimum=0)
     if args.splits is None:
