@@ -126,6 +126,12 @@ def test_unknown_state_type_needs_an_allowlist(tmp_path):
     with pytest.raises(CheckpointError, match="'MyState', which is not an allowed state type"):
         load_checkpoint(tmp_path / "c")
     assert load_checkpoint(tmp_path / "c", state_types=(MyState,)).opt_state == MyState(torch.tensor(3))
+    # state types nest: inside another state's fields, and inside dicts
+    nested = (MyState({"inner": MyState(torch.tensor(4))}), {"adam": optim.adam(1e-3).init({"w": torch.ones(2)})})
+    save_checkpoint(tmp_path / "n", params={"w": torch.ones(1)}, opt_state=nested)
+    restored = load_checkpoint(tmp_path / "n", state_types=(MyState,)).opt_state
+    assert type(restored[0].count["inner"]) is MyState and type(restored[1]["adam"]) is optim.AdamState
+    assert_trees_equal(restored, nested)
 
 
 def test_bad_arguments_are_named(tmp_path):
