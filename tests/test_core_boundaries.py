@@ -7,11 +7,12 @@ drop to float32, an error that names its argument.
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from fblitz import layers, likelihoods, optim
-from fblitz.distributions import gaussian_kl, gaussian_log_prob, inverse_softplus, log_sigma, sigma
+from fblitz.distributions import gaussian_kl, gaussian_log_prob, inverse_softplus, log_sigma, sigma, student_t_log_prob
 from fblitz.errors import FblitzTypeError, FblitzValueError, NonFiniteError
 from fblitz.kl import kl_divergence, make_plan, monte_carlo_kl
 from fblitz.layers import sample_noise
@@ -84,8 +85,9 @@ def test_posterior_scale_underflow_is_named():
     rho = torch.tensor([0.0, -800.0], dtype=f64)  # softplus(-800) underflows to 0 in float64
     with pytest.raises(NonFiniteError, match="log_sigma is not finite"):
         log_sigma(rho)
-    with pytest.raises(FblitzTypeError, match="rho must be a floating-point tensor"):
-        log_sigma(torch.tensor([1, 2]))
+    for scale in (sigma, log_sigma):
+        with pytest.raises(FblitzTypeError, match="^rho must be a floating-point tensor"):
+            scale(torch.tensor([1, 2]))
     with pytest.raises(NonFiniteError, match="the Gaussian KL is not finite"):
         gaussian_kl(torch.zeros(2, dtype=f64), rho, 0.0, 1.0)
 
@@ -116,18 +118,34 @@ def test_the_kl_of_a_model_mixing_closed_form_and_monte_carlo_priors():
         torch.testing.assert_close(terms.kl[i], expected, rtol=1e-12, atol=1e-12)
 
 
+def _top_bits(words, width):
+    return (words >> (64 - width)) & ((1 << width) - 1)  # logical shift of the int64 words
+
+
 @pytest.mark.parametrize("dtype, width", [(torch.float32, 24), (torch.float64, 53)])
 def test_uniform_is_the_top_bits_of_the_hash_centred_in_their_cell(dtype, width):
     # the definition in fblitz.seeded.uniform: (top `width` bits + 1/2) / 2^width, never 0 or 1
     seed = seeds(5, 1)[0]
-    words = bits(seed, (1000,))
-    top = (words >> (64 - width)) & ((1 << width) - 1)  # logical shift of the int64 words
-    expected = (top.double() + 0.5) * 2.0**-width
+    expected = (_top_bits(bits(seed, (1000,)), width).double() + 0.5) * 2.0**-width
     got = uniform(seed, (1000,), dtype=dtype)
-    assert got.dtype == dtype
-    # float32 rounds (top + 1/2) above 0.5 to its nearest float: half a cell, 2^-25, at most
+    assert got.dtype == dtype and 0 < float(got.min()) and float(got.max()) < 1
+    # exact where the float holds the centre: everywhere in float64, below 1/2 in float32; above 1/2
+    # float32 rounds the centre to a neighbour, half a cell (2^-25) away
+    below = expected < 0.5
+    assert torch.equal(got.double()[below], expected[below])
     torch.testing.assert_close(got.double(), expected, rtol=0, atol=2.0**-25 if dtype == torch.float32 else 0.0)
-    assert 0 < float(got.min()) and float(got.max()) < 1
+    assert uniform(seed, (3,), dtype=torch.bfloat16).dtype == torch.bfloat16
+
+
+def test_normal_is_box_muller_on_the_two_halves_of_the_hash_in_float64():
+    # the definition in fblitz.seeded.normal: radius from the high 32 bits (centred), angle from the low 32
+    seed = seeds(6, 1)[0]
+    words = bits(seed, (1000,))
+    u1 = (_top_bits(words, 32).double() + 0.5) * 2.0**-32
+    u2 = (words & 0xFFFFFFFF).double() * 2.0**-32
+    expected = torch.sqrt(-2.0 * torch.log(u1)) * torch.cos(2.0 * math.pi * u2)
+    torch.testing.assert_close(normal(seed, (1000,), dtype=f64), expected, rtol=1e-14, atol=1e-14)
+    assert normal(seed, (3,), dtype=torch.bfloat16).dtype == torch.bfloat16
 
 
 def test_apply_updates_checks_each_leaf_against_params():
@@ -143,3 +161,32 @@ def test_a_plan_without_monte_carlo_tensors_gives_a_zero_of_the_params_dtype():
     plan = make_plan(params, {"w": gaussian(1.0)}, "closed_form")
     zero = monte_carlo_kl(plan, params, {"w": torch.zeros(2, dtype=f64)})
     assert zero.dtype == f64 and float(zero) == 0.0
+
+
+def test_prior_arguments_are_stored_as_floats_and_named_in_errors():
+    mixture, single = scale_mixture(1, np.float32(2.0), 3), gaussian(np.float64(0.5), 1)
+    for value in (mixture.pi, mixture.sigma1, mixture.sigma2, single.sigma, single.mean):
+        assert type(value) is float
+    assert repr(mixture) == "ScaleMixturePrior(pi=1.0, sigma1=2.0, sigma2=3.0)"
+    for make, message in [
+        (lambda: scale_mixture(1.5), r"^pi must lie in \[0, 1\]"),
+        (lambda: scale_mixture(0.5, 0.0), "^sigma1 must be > 0"),
+        (lambda: scale_mixture(0.5, 1.0, -1.0), "^sigma2 must be > 0"),
+        (lambda: gaussian(0.0), "^sigma must be > 0"),
+        (lambda: gaussian(1.0, float("inf")), "^mean must be finite"),
+    ]:
+        with pytest.raises(FblitzValueError, match=message):
+            make()
+
+
+def test_student_t_refuses_a_zero_scale_or_df_tensor():
+    x = torch.zeros(2, dtype=f64)
+    for name in ("scale", "df"):
+        arguments = {"scale": torch.ones(2, dtype=f64), "df": torch.full((2,), 3.0, dtype=f64)}
+        arguments[name] = torch.tensor([1.0, 0.0], dtype=f64)
+        with pytest.raises(FblitzValueError, match=f"^{name} must be > 0 everywhere"):
+            student_t_log_prob(x, 0.0, **arguments)
+    with pytest.raises(FblitzValueError, match="^scale must be > 0"):
+        student_t_log_prob(x, 0.0, 0.0, 3.0)
+    with pytest.raises(FblitzValueError, match="^df must be > 0"):
+        student_t_log_prob(x, 0.0, 1.0, -1.0)

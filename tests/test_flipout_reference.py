@@ -172,3 +172,18 @@ def test_recurrent_layer_is_torch_with_each_sequences_weights(kind, layout):
             expected_finals = expected_final if kind == "lstm" else (expected_final,)
             for got, want in zip(finals, expected_finals):
                 torch.testing.assert_close(got[:, n : n + 1], want, rtol=1e-10, atol=1e-12)
+
+
+def test_half_precision_flipout_stays_in_its_dtype():
+    layer = layers.linear(4, 3, posterior_rho_init=-1.0, estimator="flipout")
+    params = layer.init(0, dtype=torch.bfloat16)
+    e = draw(sample_noise(layer, 1, params, 1), 0)
+    x = randn(2, 5, 4).to(torch.bfloat16)
+    out = layer.apply(params, x, e)
+    assert out.dtype == torch.bfloat16
+    wide = layer.apply(
+        tree_map(lambda t: t.double(), params),
+        x.double(),
+        tree_map(lambda t: t.double() if t.is_floating_point() else t, e),
+    )
+    torch.testing.assert_close(out.double(), wide, rtol=0.05, atol=0.05)
