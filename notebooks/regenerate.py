@@ -67,12 +67,16 @@ def normalise(book) -> None:
         cell.outputs = [out for out in merged if out.output_type != "stream" or out.text.strip()]
 
 
-def execute(path: pathlib.Path):
-    """The notebook at ``path`` executed top to bottom in a fresh kernel (this checkout's fblitz), normalised."""
+def execute(path: pathlib.Path, extra_cells=()):
+    """The notebook at ``path`` executed top to bottom in a fresh kernel (this checkout's fblitz), normalised.
+
+    ``extra_cells`` are appended before it runs (the tests' checks); they stay in the result.
+    """
     import nbclient
     import nbformat
 
     book = nbformat.read(path, as_version=4)
+    book.cells.extend(extra_cells)
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     os.environ.setdefault("JUPYTER_PLATFORM_DIRS", "1")  # jupyter_core's path-migration notice otherwise
     client = nbclient.NotebookClient(

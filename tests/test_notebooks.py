@@ -5,7 +5,9 @@ writes them). Here each one is executed again in a fresh kernel and its
 outputs are compared with the stored ones (``notebooks/regenerate.py``'s
 ``comparable``: printed text number by number within a small tolerance,
 figures by presence and size; progress bars and cells tagged
-``volatile-output`` are not compared). Skipped without nbclient.
+``volatile-output`` are not compared). :data:`CHECKS` adds a cell to a
+notebook's run (in memory, not compared) asserting values that a wrong
+implementation would get wrong. Skipped without nbclient.
 """
 
 import importlib.util
@@ -56,16 +58,60 @@ def test_notebook_is_committed_with_its_outputs(path):
         assert any("image/png" in out.get("data", {}) for out in outputs)
 
 
+# Appended (in memory) to a notebook before it runs: values a wrong implementation would get wrong.
+CHECKS = {
+    "01_regression_uncertainty": """
+# measured: the mean 0.047 from the noise-free curve on the data, the weight spread 13x wider
+# outside it, the learned noise 0.072 (the data's 0.02), coverage 0.588 at 50% and 0.946 at 90%
+assert float(gap[inside].square().mean().sqrt()) < 0.1
+assert spread_out > 5 * spread_in
+assert 0.02 < float(aleatoric.mean()) < 0.15
+assert 0.5 < cover50 < 0.7 and 0.88 < cover90 < 0.99, (cover50, cover90)
+torch.testing.assert_close(band.std.square(), band.epistemic_variance + band.aleatoric_variance)
+""",
+    "02_classification_calibration": """
+parts = {name: metrics.uncertainty_decomposition(s) for name, s in (("test", samples), ("noise", noise_samples))}
+accuracy, nll = metrics.accuracy(probs, y_test), metrics.classification_nll(probs, y_test)
+# measured 0.958, 0.150, ECE 0.060, Brier 0.065; chance is 0.1, NLL log(10) = 2.3, Brier 0.9
+assert accuracy > 0.93 and nll < 0.25, (accuracy, nll)
+assert calibration.ece < 0.1 and metrics.brier_score(probs, y_test) < 0.1, calibration.ece
+# noise images: 3.7 times the entropy, 5.6 times the epistemic part of the test digits'
+assert float(parts["noise"].total.mean()) > 2 * float(parts["test"].total.mean())
+assert float(parts["noise"].epistemic.mean()) > 2 * float(parts["test"].epistemic.mean())
+torch.testing.assert_close(probs, sum(samples[i] for i in range(50)) / 50)
+""",
+    "03_vectorized_monte_carlo": """
+import torch.nn.functional as F
+from fblitz.distributions import sigma
+
+eps = sample_eps(3, params, 4)
+out = predict_with_eps(model, params, x, eps)
+for i in range(4):  # the MLP by hand, on explicitly sampled weights
+    h = x
+    for name in ("0", "2", "4"):
+        w, b = (params[name][t]["mu"] + sigma(params[name][t]["rho"]) * eps[name][t][i] for t in ("weight", "bias"))
+        h = F.linear(h, w, b) if name == "4" else torch.relu(F.linear(h, w, b))
+    torch.testing.assert_close(out[i], h)
+assert not torch.equal(out[0], out[1])
+""",
+}
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs_and_its_committed_outputs_are_current(path, monkeypatch):
     monkeypatch.setenv("JUPYTER_PLATFORM_DIRS", "1")  # jupyter_core's own path-migration notice otherwise
     monkeypatch.setenv("PYTHONPATH", str(ROOT))  # the kernel imports this checkout's fblitz
-    fresh = regenerate.execute(path)
+    checks = [nbformat.v4.new_code_cell(CHECKS[path.stem])] if path.stem in CHECKS else []
+    fresh = regenerate.execute(path, extra_cells=checks)
+    errors = [
+        out.get("evalue") for cell in fresh.cells for out in cell.get("outputs", []) if out.output_type == "error"
+    ]
+    assert not errors
+    fresh.cells = fresh.cells[: len(fresh.cells) - len(checks)]  # the checks are not part of the notebook
     stored = nbformat.read(path, as_version=4)
     found = regenerate.differences(regenerate.comparable(stored), regenerate.comparable(fresh))
     assert not found, "stale outputs (run python notebooks/regenerate.py):\n" + "\n".join(found)
     outputs = [out for cell in fresh.cells if cell.cell_type == "code" for out in cell.outputs]
-    assert not [out for out in outputs if out.output_type == "error"]
     assert any(out.output_type == "stream" and out.name == "stdout" for out in outputs)
 
 
