@@ -22,7 +22,7 @@ from benchmarks.runner import KL_WEIGHT, LEARNING_RATE, Impl, Runner, bind, case
 from fblitz.estimators import ESTIMATORS
 from fblitz.layers import sample_noise
 from fblitz.moments import predictive_moments
-from fblitz.predict import mfvi_forward, predict, predictive_mean_std
+from fblitz.prediction import mfvi_forward, predict, predictive_mean_std
 from fblitz.predictor import make_predictor
 from fblitz.tree import tree_map
 

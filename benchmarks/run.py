@@ -18,6 +18,7 @@ import torch
 from benchmarks import impls, report, timing
 from benchmarks.cases import all_cases, select
 from fblitz._argtypes import integer, output_file, real
+from fblitz._task_progress import TaskProgress
 
 README = os.path.join(os.path.dirname(__file__), "README.md")
 
@@ -59,6 +60,7 @@ def parse(argv=None) -> argparse.Namespace:
         help="seconds of timed rounds once 3 are done (default 4, quick 2)",
     )
     p.add_argument("--write-readme", action="store_true", help="regenerate the results in benchmarks/README.md")
+    p.add_argument("--quiet", action="store_true", help="no progress display on stderr (results still print)")
     args = p.parse_args(argv)
     unknown = sorted(set(args.impls.split(",")) - set(IMPL_NAMES)) if args.impls else []
     if unknown:
@@ -95,43 +97,57 @@ def run(args: argparse.Namespace, out=sys.stdout) -> list[dict]:
     peer_names = () if args.no_peers else ("bayesian-torch", "posteriors")
     torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
     records = []
-    for case in select(all_cases(quick), args.cases):
-        compile_ = not args.no_compile and _compile_this(case, quick)
-        chosen = []
-        for impl in impls.implementations(case, compile=compile_, blitz=blitz, peer_names=peer_names):
-            name = impl.name if impl.name != "fblitz" else f"fblitz-{'compiled' if impl.compiled else 'eager'}"
-            if wanted is None or name in wanted:
-                chosen.append((name, impl))
-        torch._dynamo.reset()  # each case compiles from a clean slate (no stale guards or recompile limits)
-        runners = [impl.build(case, device=args.device) for _, impl in chosen]
-        results = timing.measure_case(
-            runners, warmup=warmup, iters=iters, budget=budget, device=args.device, clock=args.clock
-        )
-        for (name, impl), result in zip(chosen, results):
-            record = {
-                "impl": name,
-                "task": case.task,
-                "model": case.net.name,
-                "batch": case.batch,
-                "samples": case.samples,
-                "estimator": impl.estimator,
-                "device": str(args.device),
-                "clock": args.clock,
-                "threads": args.threads,
-                "ms_median": result["ms_median"],
-                "ms_min": result["ms_min"],
-                "peak_mb": result["peak_mb"],
-                "compile_s": result["first_s"] if impl.compiled else None,
-                "n": result["n"],
-            }
-            records.append(record)
-            print(
-                f"{case.label:<32} {name:<16} {impl.estimator:<18} {record['ms_median']:9.2f} ms"
-                f"  peak {record['peak_mb']:7.1f} MB"
-                + (f"  compile {record['compile_s']:.1f} s" if record["compile_s"] else ""),
-                file=out,
-                flush=True,
+    cases = select(all_cases(quick), args.cases)
+    with TaskProgress(len(cases), "cases", enabled=not getattr(args, "quiet", False), out=out) as tasks:
+        for case in cases:
+            compile_ = not args.no_compile and _compile_this(case, quick)
+            chosen = []
+            for impl in impls.implementations(case, compile=compile_, blitz=blitz, peer_names=peer_names):
+                name = impl.name if impl.name != "fblitz" else f"fblitz-{'compiled' if impl.compiled else 'eager'}"
+                if wanted is None or name in wanted:
+                    chosen.append((name, impl))
+            tasks.start(f"{case.label}: {len(chosen)} implementations")
+            torch._dynamo.reset()  # each case compiles from a clean slate (no stale guards or recompile limits)
+            runners = [impl.build(case, device=args.device) for _, impl in chosen]
+
+            def announce(index, chosen=chosen, case=case):
+                name, impl = chosen[index]
+                if impl.compiled:
+                    tasks.start(f"{case.label}: compiling {name} (tens of seconds the first time)")
+
+            results = timing.measure_case(
+                runners,
+                warmup=warmup,
+                iters=iters,
+                budget=budget,
+                device=args.device,
+                clock=args.clock,
+                announce=announce,
             )
+            for (name, impl), result in zip(chosen, results):
+                record = {
+                    "impl": name,
+                    "task": case.task,
+                    "model": case.net.name,
+                    "batch": case.batch,
+                    "samples": case.samples,
+                    "estimator": impl.estimator,
+                    "device": str(args.device),
+                    "clock": args.clock,
+                    "threads": args.threads,
+                    "ms_median": result["ms_median"],
+                    "ms_min": result["ms_min"],
+                    "peak_mb": result["peak_mb"],
+                    "compile_s": result["first_s"] if impl.compiled else None,
+                    "n": result["n"],
+                }
+                records.append(record)
+                tasks.write(
+                    f"{case.label:<32} {name:<16} {impl.estimator:<18} {record['ms_median']:9.2f} ms"
+                    f"  peak {record['peak_mb']:7.1f} MB"
+                    + (f"  compile {record['compile_s']:.1f} s" if record["compile_s"] else "")
+                )
+            tasks.done()
     return records
 
 

@@ -97,7 +97,14 @@ def _peak(device: str, runner) -> float:
 
 
 def measure_case(
-    runners: list, *, warmup: int = 2, iters: int = 30, budget: float = 3.0, device: str = "cpu", clock: str = "wall"
+    runners: list,
+    *,
+    warmup: int = 2,
+    iters: int = 30,
+    budget: float = 3.0,
+    device: str = "cpu",
+    clock: str = "wall",
+    announce=None,
 ) -> list[dict]:
     """Time several runners of one case, interleaved, then measure each one's peak memory.
 
@@ -112,6 +119,9 @@ def measure_case(
     ``torch.cuda.synchronize``. ``clock="cpu"`` times with the process's CPU
     time (``time.process_time``), which a loaded machine inflates less.
 
+    ``announce(i)``, if given, is called before runner i's first call (which
+    may compile for tens of seconds), for a progress display.
+
     Returns one ``{"first_s", "ms_median", "ms_min", "n", "peak_mb"}`` per runner.
     """
     firsts, times, peaks = [], [[] for _ in runners], []
@@ -119,7 +129,9 @@ def measure_case(
     with contextlib.ExitStack() as stack:
         for runner in runners:
             stack.enter_context(runner.context())
-        for runner in runners:
+        for index, runner in enumerate(runners):
+            if announce is not None:
+                announce(index)
             start = now()
             runner.run()
             firsts.append(now() - start)

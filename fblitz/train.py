@@ -14,7 +14,6 @@ Example:
 from __future__ import annotations
 
 import math
-import sys
 import time
 from collections.abc import Callable
 from typing import NamedTuple
@@ -23,6 +22,7 @@ import torch
 
 from fblitz import _checks
 from fblitz._fused import all_finite
+from fblitz._progress import COMPILE_NOTE, TrainingProgress
 from fblitz.checkpoint import check_checkpoint_path, save_checkpoint
 from fblitz.distributions import rho_out_of_range
 from fblitz.errors import FblitzTypeError, FblitzValueError, NonFiniteError, NonFiniteStepError
@@ -226,39 +226,13 @@ class FitResult(NamedTuple):
     ``"seconds"`` to the total wall time, and (from :func:`fit`) ``"estimators"``
     to the estimator each Bayesian layer used (:func:`fblitz.layers.estimator_usage`). ``state``
     holds the running statistics of models with batch norm (None otherwise);
-    pass it to :func:`fblitz.predict.predict` for evaluation.
+    pass it to :func:`fblitz.prediction.predict` for evaluation.
     """
 
     params: PyTree
     opt_state: OptState
     history: dict
     state: PyTree | None = None
-
-
-class _Progress:
-    """A one-line progress display on stderr (redrawn in place on a terminal)."""
-
-    def __init__(self, enabled: bool | None, epochs: int):
-        self.enabled = sys.stderr.isatty() if enabled is None else bool(enabled)
-        self.epochs, self.start, self.last = epochs, time.perf_counter(), 0.0
-
-    def note(self, line: str) -> None:
-        """Print one line before training starts (when the display is on)."""
-        if self.enabled:
-            print(line, file=sys.stderr, flush=True)
-
-    def update(self, epoch: int, loss: float) -> None:
-        now = time.perf_counter()
-        if not self.enabled or (now - self.last < 0.2 and epoch + 1 < self.epochs):
-            return
-        self.last = now
-        end = "\n" if epoch + 1 == self.epochs else ""
-        print(
-            f"\repoch {epoch + 1}/{self.epochs}  loss {loss:.4f}  {now - self.start:.1f}s",
-            end=end,
-            file=sys.stderr,
-            flush=True,
-        )
 
 
 def _check_data(inputs: torch.Tensor, targets: torch.Tensor) -> int:
@@ -295,7 +269,7 @@ def fit(
     opt_state: OptState | None = None,
     state: PyTree | None = None,
     compile: bool = False,
-    progress: bool | None = None,
+    progress: bool = True,
     callback: Callable[[EpochInfo], bool | None] | None = None,
     start_epoch: int = 0,
     on_nonfinite: str = "raise",
@@ -329,7 +303,12 @@ def fit(
             (default :func:`fblitz.layers.init_state`); ignored otherwise.
         compile: compile the gradient step with ``torch.compile`` (see
             :func:`make_train_step`).
-        progress: show a progress line (default: only on a terminal).
+        progress: show progress on stderr (True or False): a tqdm bar with the
+            epoch, the last epoch's mean loss, the rate and the ETA on a
+            terminal or in a notebook; plain lines (after the first epoch, then
+            every 10 s, and at the end) when stderr is a pipe or a file. With
+            ``compile=True`` a line says so before the first step (which
+            compiles) and another how long it took.
         callback: called with an :class:`EpochInfo` after each epoch; returning
             True stops training.
         start_epoch: the number of epochs already done, to resume a run: epoch
@@ -366,7 +345,7 @@ def fit(
     _checks.one_of("kl_weighting", kl_weighting, KL_WEIGHTINGS)
     shuffle = _checks.boolean("shuffle", shuffle)
     compile = _checks.boolean("compile", compile)
-    progress = _checks.boolean("progress", progress, allow_none=True)
+    progress = _checks.boolean("progress", progress)
     if callback is not None and not callable(callback):
         raise FblitzTypeError(f"callback must be None or a callable taking an EpochInfo, got {callback!r}")
     count = resolve_sample_count(n_samples, sample_nbr)
@@ -399,54 +378,71 @@ def fit(
     elif not is_stateful(model):
         state = None
     history = {"loss": [], "data": [], "kl": [], "skipped": [], "estimators": usage}
-    display = _Progress(progress, epochs)
-    if estimator is not None:
-        display.note(describe(usage, estimator))
+    display = TrainingProgress(progress, epochs=epochs, steps_per_epoch=num_batches, start_epoch=start_epoch)
     start = time.perf_counter()
-    for epoch in range(start_epoch, epochs):
-        epoch_key = key.fold_in(epoch)
-        order = permutation(epoch_key, n, device=inputs.device) if shuffle else None
-        x_epoch = inputs[order] if shuffle else inputs
-        y_epoch = targets[order] if shuffle else targets
-        epoch_terms = []
-        for index in range(num_batches):
-            rows = slice(index * batch_size, (index + 1) * batch_size)
-            # params were checked once above; each step returns params of the same shapes
-            out = StepOutcome(
-                *step.fn(
-                    params, opt_state, state, epoch_key.fold_in(index + 1), x_epoch[rows], y_epoch[rows], weights[index]
+    with display:
+        if estimator is not None:
+            display.note(describe(usage, estimator))
+        if compile:
+            display.note(COMPILE_NOTE)
+        for epoch in range(start_epoch, epochs):
+            epoch_key = key.fold_in(epoch)
+            order = permutation(epoch_key, n, device=inputs.device) if shuffle else None
+            x_epoch = inputs[order] if shuffle else inputs
+            y_epoch = targets[order] if shuffle else targets
+            epoch_terms = []
+            for index in range(num_batches):
+                rows = slice(index * batch_size, (index + 1) * batch_size)
+                # params were checked once above; each step returns params of the same shapes
+                out = StepOutcome(
+                    *step.fn(
+                        params,
+                        opt_state,
+                        state,
+                        epoch_key.fold_in(index + 1),
+                        x_epoch[rows],
+                        y_epoch[rows],
+                        weights[index],
+                    )
                 )
-            )
-            if not bool(out.finite):
-                if on_nonfinite == "raise":
-                    cause = rho_out_of_range(params)
-                    raise NonFiniteStepError(
-                        f"non-finite loss ({float(out.terms.loss)}) or gradient at epoch {epoch}, step {index}"
-                        + (f" ({cause})" if cause else "") + "; params and opt_state before the step are on this "
-                        "error (on_nonfinite='skip' skips such steps)",
-                        epoch=epoch, step=index, params=params, opt_state=opt_state, state=state,
-                    )  # fmt: skip
-                continue
-            params, opt_state, _, state, _ = out
-            epoch_terms.append(torch.stack(out.terms))
-        if not epoch_terms:
-            raise NonFiniteError(f"every one of the {num_batches} steps of epoch {epoch} was non-finite and skipped")
-        loss, data, kl = torch.stack(epoch_terms).double().mean(dim=0).tolist()
-        for name, value in zip(("loss", "data", "kl", "skipped"), (loss, data, kl, num_batches - len(epoch_terms))):
-            history[name].append(value)
-        display.update(epoch, loss)
-        stop = callback is not None and callback(EpochInfo(epoch, params, opt_state, loss, data, kl))
-        if checkpoint_path is not None and (stop or (epoch + 1) % checkpoint_every == 0 or epoch + 1 == epochs):
-            save_checkpoint(
-                checkpoint_path,
-                params=params,
-                opt_state=opt_state,
-                state=state,
-                key=key,
-                epoch=epoch + 1,
-                config=config,
-            )
-        if stop:
-            break
+                if not bool(out.finite):
+                    if on_nonfinite == "raise":
+                        cause = rho_out_of_range(params)
+                        raise NonFiniteStepError(
+                            f"non-finite loss ({float(out.terms.loss)}) or gradient at epoch {epoch}, step {index}"
+                            + (f" ({cause})" if cause else "") + "; params and opt_state before the step are on this "
+                            "error (on_nonfinite='skip' skips such steps)",
+                            epoch=epoch, step=index, params=params, opt_state=opt_state, state=state,
+                        )  # fmt: skip
+                    continue
+                params, opt_state, _, state, _ = out
+                epoch_terms.append(torch.stack(out.terms))
+                display.step(epoch, index)
+                if compile and epoch == start_epoch and index == 0:
+                    display.note(f"compiled and ran the first step in {time.perf_counter() - start:.1f} s")
+            if not epoch_terms:
+                raise NonFiniteError(
+                    f"every one of the {num_batches} steps of epoch {epoch} was non-finite and skipped"
+                )
+            loss, data, kl = torch.stack(epoch_terms).double().mean(dim=0).tolist()
+            for name, value in zip(("loss", "data", "kl", "skipped"), (loss, data, kl, num_batches - len(epoch_terms))):
+                history[name].append(value)
+            display.epoch_done(epoch, loss)
+            stop = False
+            if callback is not None:
+                with display.writing():  # a callback that prints does not break the bar
+                    stop = callback(EpochInfo(epoch, params, opt_state, loss, data, kl))
+            if checkpoint_path is not None and (stop or (epoch + 1) % checkpoint_every == 0 or epoch + 1 == epochs):
+                save_checkpoint(
+                    checkpoint_path,
+                    params=params,
+                    opt_state=opt_state,
+                    state=state,
+                    key=key,
+                    epoch=epoch + 1,
+                    config=config,
+                )
+            if stop:
+                break
     history["seconds"] = time.perf_counter() - start
     return FitResult(params, opt_state, history, state)

@@ -26,7 +26,7 @@ from fblitz.estimators import ESTIMATORS
 from fblitz.kl import make_plan
 from fblitz.layers import init_state, sample_noise
 from fblitz.objectives import elbo_grad, sample_elbo
-from fblitz.predict import predict
+from fblitz.prediction import predict
 from fblitz.train import fit, make_train_step
 from fblitz.tree import tree_leaves, tree_map
 from tests.bridge_cases import build

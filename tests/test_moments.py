@@ -8,7 +8,7 @@ from fblitz import layers
 from fblitz.distributions import sigma
 from fblitz.errors import FblitzValueError
 from fblitz.moments import predictive_moments
-from fblitz.predict import predict, predict_mean_weights
+from fblitz.prediction import predict, predict_mean_weights
 from tests.helpers import randn
 
 

@@ -22,7 +22,7 @@ from fblitz.checkpoint import load_checkpoint, save_checkpoint
 from fblitz.errors import CheckpointError, FblitzTypeError, FblitzValueError
 from fblitz.layers import Layer, apply_with_state, check_params, expected_params, init_state
 from fblitz.objectives import negative_elbo, sample_elbo
-from fblitz.predict import predict, predict_mean_weights, predict_with_eps
+from fblitz.prediction import predict, predict_mean_weights, predict_with_eps
 from fblitz.predictor import make_predictor
 from fblitz.train import fit, make_train_step
 from fblitz.tree import tree_leaves, tree_map

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from fblitz import layers, likelihoods, optim
 from fblitz.errors import FblitzTypeError, FblitzValueError
 from fblitz.metrics import gaussian_mixture_log_likelihood, mutual_information, predictive_entropy
-from fblitz.predict import predict
+from fblitz.prediction import predict
 from fblitz.predictive import (
     BernoulliMixture,
     CategoricalMixture,
@@ -243,7 +243,7 @@ def test_learned_noise_recovers_the_true_noise_and_its_intervals_cover():
     model = layers.serial(layers.linear(2, 1, posterior_rho_init=-5.0), layers.learned_noise(1, 1.0))
     result = fit(
         model, model.init(2), x[:1000], y[:1000], likelihood=HETERO, optimizer=optim.adam(0.03), key=3,
-        epochs=60, batch_size=100, progress=False,
+        epochs=40, batch_size=200, progress=False,
     )  # fmt: skip
     pred = predictive_distribution(model, result.params, x[1000:], likelihood=HETERO, key=4, n_samples=200)
     assert pred.aleatoric_variance.sqrt().mean().item() == pytest.approx(0.3, abs=0.03)

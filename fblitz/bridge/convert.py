@@ -3,7 +3,7 @@
 :func:`bayesify` reads a module's parameters once and returns a layer whose
 ``apply`` runs the module through ``torch.func.functional_call`` with the
 tensors of one weight draw, so :func:`fblitz.objectives.sample_elbo`,
-:func:`fblitz.train.fit`, :func:`fblitz.predict.predict`,
+:func:`fblitz.train.fit`, :func:`fblitz.prediction.predict`,
 :func:`fblitz.kl.kl_divergence` and :func:`fblitz.moped.moped` work on it as on
 fblitz's own layers. :func:`to_module` turns trained params back into an
 ordinary module for deployment.

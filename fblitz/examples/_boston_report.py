@@ -62,8 +62,8 @@ def print_summary(scores: dict, args, *, train_rows: int, test_rows: int) -> Non
     coverages = " / ".join(f"{scores[f'coverage_{level}']:.3f}" for level in (50, 90, 95))
     print(f"  coverage 50/90/95%   {coverages}   (central intervals of the predictive, noise included)")
     print(
-        f"  90% weights only     {scores['coverage_90_weights_only']:.3f}   (quantiles of the weight draws' outputs:"
-        " no noise, too narrow)"
+        f"  90% weights only     {scores['coverage_90_weights_only']:.3f}   (quantiles of the weight draws' outputs,"
+        " no noise)"
     )
     print(
         f"  CI acc (+/-{args.std_multiplier:g} std)    {scores['ci_acc']:.3f}   upper {scores['ci_upper_acc']:.3f}"

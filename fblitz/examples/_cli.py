@@ -9,6 +9,7 @@ error naming the option (exit status 2), before any data is loaded.
 from __future__ import annotations
 
 import argparse
+import sys
 
 from fblitz._argtypes import integer, output_file, real, seed
 
@@ -41,8 +42,8 @@ def example_parser(
     Example:
         >>> parser = example_parser("A demo.", epochs=3, samples=1, eval_samples=10, batch_size=8, lr=0.01)
         >>> args = parser.parse_args(["--epochs", "5", "--json"])
-        >>> (args.epochs, args.samples, args.json, args.compile)
-        (5, 1, True, False)
+        >>> (args.epochs, args.samples, args.json, args.compile, args.quiet)
+        (5, 1, True, False, False)
     """
     parser = argparse.ArgumentParser(
         description=doc.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
@@ -68,6 +69,25 @@ def example_parser(
         help="compile the training step with torch.compile",
     )
     parser.add_argument("--json", action="store_true", help="print the final metrics as one JSON object")
+    parser.add_argument(
+        "--quiet", action="store_true", help="no progress display (the training bar or its periodic lines on stderr)"
+    )
     if plot is not None:
         parser.add_argument("--plot", metavar="PATH", type=output_file, help=f"save a PNG of {plot} (needs matplotlib)")
     return parser
+
+
+def announce(args: argparse.Namespace, line: str) -> None:
+    """Print ``line`` on stderr at once, unless ``--quiet``: what the program starts doing (progress, not results).
+
+    Example:
+        >>> import argparse, contextlib, io
+        >>> err = io.StringIO()
+        >>> with contextlib.redirect_stderr(err):
+        ...     announce(argparse.Namespace(quiet=False), "training")
+        ...     announce(argparse.Namespace(quiet=True), "not shown")
+        >>> err.getvalue().splitlines()
+        ['training']
+    """
+    if not args.quiet:
+        print(line, file=sys.stderr, flush=True)

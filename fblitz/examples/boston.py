@@ -37,8 +37,8 @@ from fblitz import layers, likelihoods, metrics, optim
 from fblitz._argtypes import integer, real
 from fblitz.datasets import load_boston
 from fblitz.examples._boston_report import baselines, key_spread, print_summary
-from fblitz.examples._cli import example_parser
-from fblitz.predict import mean_std_interval, predictive_mean_std
+from fblitz.examples._cli import announce, example_parser
+from fblitz.prediction import mean_std_interval, predictive_mean_std
 from fblitz.predictive import predictive_distribution
 from fblitz.random import Key
 from fblitz.train import fit
@@ -216,13 +216,14 @@ def fit_settings(args: argparse.Namespace, train_rows: int) -> dict:
         n_samples=args.samples,
         complexity_cost_weight=args.kl_scale / train_rows,
         compile=args.compile,
-        progress=False,
+        progress=not args.quiet,
     )
 
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
+    announce(args, f"Boston housing: loading the data, then training {args.epochs} epochs")
     x_train, y_train, x_test, y_test, target_std = load_data()
     model = build_model(args.activation, args.likelihood)
     k_init, k_fit, k_eval = Key(args.seed).split(3)
@@ -233,6 +234,7 @@ def main(argv=None) -> dict:
     seconds = time.perf_counter() - start
     context = {}
     if args.baselines:
+        announce(args, "training the baselines: ridge regression and the deterministic twin")
         context = baselines(model, params, x_train, y_train, x_test, y_test, key=k_fit, settings=fit_settings(args, 1))
     return summarize(
         args, model, result, x_test, y_test, key=k_eval, target_std=target_std, seconds=seconds,

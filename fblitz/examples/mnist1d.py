@@ -27,7 +27,7 @@ from fblitz import layers
 from fblitz._argtypes import integer, real
 from fblitz.datasets import load_mnist1d
 from fblitz.examples._classification import train_and_report
-from fblitz.examples._cli import example_parser
+from fblitz.examples._cli import announce, example_parser
 from fblitz.examples.digits import PRIORS
 from fblitz.random import Key, as_key, permutation
 
@@ -93,6 +93,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> dict:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
+    announce(
+        args, f"MNIST-1D: generating the data with its package (a few seconds), then training {args.epochs} epochs"
+    )
     x_train, y_train, x_test, y_test = load_data(args.num_samples)
     key = Key(args.seed)
     model = build_model(args.model, args.prior, x_train.shape[-1], args.width, args.rho_init)

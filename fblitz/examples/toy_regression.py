@@ -28,7 +28,7 @@ import torch
 
 from fblitz import layers, likelihoods, metrics, optim, priors
 from fblitz._argtypes import integer, real
-from fblitz.examples._cli import example_parser
+from fblitz.examples._cli import announce, example_parser
 from fblitz.predictive import GaussianMixture, predictive_distribution
 from fblitz.random import Key, as_key, normal, uniform
 from fblitz.train import fit
@@ -91,11 +91,13 @@ def main(argv=None) -> dict:
     k_data, k_test, k_init, k_fit, k_eval = Key(args.seed).split(5)
     x_train, y_train = make_data(k_data, args.points)
     model = build_model(args.hidden, args.prior_sigma, args.rho_init)
+    announce(args, f"1-D toy regression: {len(x_train)} points, training {args.epochs} epochs")
     start = time.perf_counter()
     result = fit(
         model, model.init(k_init), x_train, y_train, likelihood=likelihoods.heteroscedastic_gaussian(),
         optimizer=optim.adam(args.lr), key=k_fit, epochs=args.epochs, batch_size=args.batch_size,
-        n_samples=args.samples, complexity_cost_weight=1.0 / len(x_train), compile=args.compile, progress=False,
+        n_samples=args.samples, complexity_cost_weight=1.0 / len(x_train), compile=args.compile,
+        progress=not args.quiet,
     )  # fmt: skip
     seconds = time.perf_counter() - start
     grid = torch.linspace(*GRID_RANGE, 281).unsqueeze(1)

@@ -37,7 +37,7 @@ from fblitz.errors import FblitzValueError
 from fblitz.estimators import ESTIMATORS
 from fblitz.experiments.splits import Split, count_splits, random_splits, read_splits
 from fblitz.experiments.standardize import Standardizer
-from fblitz.predict import gaussian_mixture_mean_std, predict
+from fblitz.prediction import gaussian_mixture_mean_std, predict
 from fblitz.random import Key, KeyLike, as_key, permutation
 from fblitz.train import fit
 
@@ -139,8 +139,13 @@ def prepare_split(features: torch.Tensor, target: torch.Tensor, split: Split) ->
     )
 
 
-def run_split(features: torch.Tensor, target: torch.Tensor, split: Split, config: Config, key: KeyLike) -> dict:
-    """Train on ``split.train``, evaluate on ``split.test``; metrics in original units."""
+def run_split(
+    features: torch.Tensor, target: torch.Tensor, split: Split, config: Config, key: KeyLike, *, progress: bool = False
+) -> dict:
+    """Train on ``split.train``, evaluate on ``split.test``; metrics in original units.
+
+    ``progress`` shows :func:`fblitz.train.fit`'s progress display on stderr.
+    """
     k_init, k_fit, k_pred = as_key(key).split(3)
     x_train, y_train, x_test, y_test, y_scaler = prepare_split(features, target, split)
     model = build_model(features.shape[1], config)
@@ -158,7 +163,7 @@ def run_split(features: torch.Tensor, target: torch.Tensor, split: Split, config
         complexity_cost_weight=1.0 / len(x_train),
         estimator=config.estimator,
         compile=config.compile,
-        progress=False,
+        progress=progress,
     )
     with torch.no_grad():
         samples = predict(model, result.params, x_test, key=k_pred, n_samples=config.eval_samples).double()
@@ -278,6 +283,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="compile the training step with torch.compile",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON summary object")
+    parser.add_argument("--quiet", action="store_true", help="no training progress display on stderr")
     parser.add_argument(
         "--plot",
         metavar="PATH",
@@ -309,6 +315,9 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     n_splits = _checks.integer("--n-splits", args.n_splits, minimum=1)
+    if not args.quiet:
+        print(f"{args.dataset}: loading the data, then {args.n_splits} splits of {args.epochs} epochs",
+              file=sys.stderr, flush=True)  # fmt: skip
     features, target = load_dataset(args.dataset)
     first = _checks.integer("--first-split", args.first_split, minimum=0)
     if args.splits is None:
@@ -339,7 +348,9 @@ def main(argv=None) -> dict:
     for k, split in enumerate(splits, start=first):
         if args.validation:
             split = validation_split(split, key.fold_in(10_000 + k))
-        results.append(run_split(features, target, split, config, key.fold_in(k)))
+        if not args.quiet:
+            print(f"split {k} ({len(results) + 1} of {len(splits)}): training", file=sys.stderr, flush=True)
+        results.append(run_split(features, target, split, config, key.fold_in(k), progress=not args.quiet))
         if not args.json:
             r = results[-1]
             print(

@@ -6,7 +6,7 @@ being the likelihood's observation distribution (a Gaussian or Student-t with
 the network's or a learned noise scale, a categorical, a Bernoulli). Its
 spread has two parts: the disagreement between the draws (epistemic) and the
 observation noise within each draw (aleatoric). Intervals taken from the
-network outputs alone (:func:`fblitz.predict.predict`) hold only the first
+network outputs alone (:func:`fblitz.prediction.predict`) hold only the first
 part, which is why they under-cover.
 
 Example:
@@ -30,7 +30,7 @@ from fblitz import _checks
 from fblitz.errors import FblitzTypeError, FblitzValueError
 from fblitz.layers.base import Layer
 from fblitz.likelihoods import Likelihood, as_likelihood
-from fblitz.predict import predict
+from fblitz.prediction import predict
 from fblitz.predictive.categorical import BernoulliMixture, CategoricalMixture
 from fblitz.predictive.continuous import GaussianMixture, StudentTMixture
 from fblitz.random import KeyLike, as_key
@@ -42,7 +42,7 @@ NO_NOISE_MODEL = (
     "likelihoods.heteroscedastic_gaussian(), likelihoods.student_t(), likelihoods.categorical(), ...). "
     "A model trained with the mean squared error was trained with the Gaussian likelihood of variance 1/2 "
     "(the two losses differ by a constant): pass likelihoods.gaussian(sigma=0.5 ** 0.5) for it. For the "
-    "spread of the weight draws alone, use fblitz.predict.predict and predictive_mean_std"
+    "spread of the weight draws alone, use fblitz.prediction.predict and predictive_mean_std"
 )
 
 
@@ -123,7 +123,7 @@ def predictive_distribution(
         n_samples: S, the weight draws (more draws, steadier intervals and
             log-likelihoods; 100 is plenty for most regressions).
         state, estimator, batch_size, sample_batch_size: as for
-            :func:`fblitz.predict.predict`.
+            :func:`fblitz.prediction.predict`.
 
     Returns:
         A predictive object (see :func:`from_draws`): ``mean``,

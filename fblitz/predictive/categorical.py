@@ -22,7 +22,37 @@ NO_INTERVAL = (
 )
 
 
-class CategoricalMixture:
+class _LabelMixture:
+    """What the classification predictives share: the draws, their count, the NLL, no interval."""
+
+    family = "labels"
+
+    def __init__(self, draws: torch.Tensor):
+        self.draws = draws
+
+    @property
+    def n_draws(self) -> int:
+        """S, the number of weight draws."""
+        return self.draws.shape[0]
+
+    @property
+    def mean(self) -> torch.Tensor:
+        """The predictive probabilities: the mean of the (one-hot) label."""
+        return self.probs
+
+    def log_prob(self, targets: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def nll(self, targets: torch.Tensor) -> float:
+        """The mean negative log predictive probability of the rows of ``targets`` (lower is better)."""
+        return float(-self.log_prob(targets).mean())
+
+    def interval(self, level: float = 0.9):
+        """Not defined for labels: raises with what to use instead."""
+        raise FblitzValueError(NO_INTERVAL.format(family=self.family))
+
+
+class CategoricalMixture(_LabelMixture):
     """The predictive of a softmax classifier over S weight draws.
 
     Attributes:
@@ -32,16 +62,11 @@ class CategoricalMixture:
     family = "categorical"
 
     def __init__(self, draws: torch.Tensor):
-        self.draws = draws
+        super().__init__(draws)
         self.log_probs = F.log_softmax(draws, dim=-1)  # (S, B, C)
 
     def __repr__(self) -> str:
         return f"CategoricalMixture(draws={self.n_draws}, rows={self.draws.shape[1]}, classes={self.draws.shape[2]})"
-
-    @property
-    def n_draws(self) -> int:
-        """S, the number of weight draws."""
-        return self.draws.shape[0]
 
     @property
     def prob_samples(self) -> torch.Tensor:
@@ -52,11 +77,6 @@ class CategoricalMixture:
     def probs(self) -> torch.Tensor:
         """(B, C) the predictive class probabilities (the mean over draws)."""
         return self.prob_samples.mean(dim=0)
-
-    @property
-    def mean(self) -> torch.Tensor:
-        """(B, C) the predictive class probabilities, the mean of the one-hot label."""
-        return self.probs
 
     @property
     def predicted_class(self) -> torch.Tensor:
@@ -91,16 +111,8 @@ class CategoricalMixture:
         picked = self.log_probs.gather(-1, targets.view(1, -1, 1).expand(self.n_draws, -1, 1)).squeeze(-1)
         return torch.logsumexp(picked, dim=0) - math.log(self.n_draws)
 
-    def nll(self, targets: torch.Tensor) -> float:
-        """The mean negative log predictive probability of the labels (lower is better)."""
-        return float(-self.log_prob(targets).mean())
 
-    def interval(self, level: float = 0.9):
-        """Not defined for class labels: raises with what to use instead."""
-        raise FblitzValueError(NO_INTERVAL.format(family=self.family))
-
-
-class BernoulliMixture:
+class BernoulliMixture(_LabelMixture):
     """The predictive of a sigmoid (binary or multi-label) classifier over S weight draws.
 
     Attributes:
@@ -109,16 +121,8 @@ class BernoulliMixture:
 
     family = "bernoulli"
 
-    def __init__(self, draws: torch.Tensor):
-        self.draws = draws
-
     def __repr__(self) -> str:
         return f"BernoulliMixture(draws={self.n_draws}, target shape={tuple(self.draws.shape[1:])})"
-
-    @property
-    def n_draws(self) -> int:
-        """S, the number of weight draws."""
-        return self.draws.shape[0]
 
     @property
     def prob_samples(self) -> torch.Tensor:
@@ -129,11 +133,6 @@ class BernoulliMixture:
     def probs(self) -> torch.Tensor:
         """(B, ...) the predictive probability of a 1."""
         return self.prob_samples.mean(dim=0)
-
-    @property
-    def mean(self) -> torch.Tensor:
-        """(B, ...) the predictive probability of a 1 (the mean of the label)."""
-        return self.probs
 
     def _two_class(self) -> torch.Tensor:
         p = self.prob_samples.reshape(self.n_draws, -1)
@@ -163,11 +162,3 @@ class BernoulliMixture:
         per_draw = -F.binary_cross_entropy_with_logits(self.draws, targets.expand_as(self.draws), reduction="none")
         per_row = per_draw.reshape(self.n_draws, self.draws.shape[1], -1).sum(dim=-1)
         return torch.logsumexp(per_row, dim=0) - math.log(self.n_draws)
-
-    def nll(self, targets: torch.Tensor) -> float:
-        """The mean negative log predictive probability of the rows (lower is better)."""
-        return float(-self.log_prob(targets).mean())
-
-    def interval(self, level: float = 0.9):
-        """Not defined for 0/1 labels: raises with what to use instead."""
-        raise FblitzValueError(NO_INTERVAL.format(family=self.family))

@@ -13,7 +13,7 @@ from fblitz.errors import FblitzTypeError, FblitzValueError
 from fblitz.estimators import ESTIMATORS
 from fblitz.layers import estimator_summary, estimator_usage, sample_noise
 from fblitz.objectives import sample_elbo
-from fblitz.predict import predict
+from fblitz.prediction import predict
 from tests.helpers import randn
 from tests.hostile._expect import refuses
 

@@ -29,7 +29,7 @@ REFUSED = {
     "shuffle-string": (lambda: _fit(shuffle="no"), FblitzTypeError, ("shuffle", "'no'")),
     "shuffle-int": (lambda: _fit(shuffle=0), FblitzTypeError, ("shuffle", "True or False")),
     "compile-string": (lambda: _fit(compile="false"), FblitzTypeError, ("compile", "'false'")),
-    "progress-string": (lambda: _fit(progress="quiet"), FblitzTypeError, ("progress", "None")),
+    "progress-string": (lambda: _fit(progress="quiet"), FblitzTypeError, ("progress", "True or False")),
     "params-none": (lambda: fit(MODEL, None, X, Y, likelihood=likelihoods.gaussian(), optimizer=optim.adam(1e-2),
                                 key=0, epochs=1, batch_size=4), FblitzTypeError, ("params", "None")),
     "params-tensor": (lambda: _fit(params=torch.ones(3)), FblitzTypeError, ("params", "tensor")),

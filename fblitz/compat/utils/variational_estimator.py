@@ -19,7 +19,7 @@ from fblitz.compat.losses import kl_divergence_from_nn
 from fblitz.compat.utils.sharpening import forward_with_sharpening
 from fblitz.errors import FblitzTypeError, FblitzValueError
 from fblitz.moped import moped
-from fblitz.predict import ROWS_X_DRAWS_PER_CALL
+from fblitz.prediction import ROWS_X_DRAWS_PER_CALL
 
 
 def nn_kl_divergence(self):
@@ -136,8 +136,8 @@ def mfvi_forward(self, inputs, sample_nbr=10):
     """Mean and standard deviation over ``sample_nbr`` draws of ``model(inputs)``.
 
     The draws are evaluated in ``vmap`` calls of about
-    :data:`fblitz.predict.ROWS_X_DRAWS_PER_CALL` rows x draws each (all at
-    once for small inputs), as :func:`fblitz.predict.predict` does: one call
+    :data:`fblitz.prediction.ROWS_X_DRAWS_PER_CALL` rows x draws each (all at
+    once for small inputs), as :func:`fblitz.prediction.predict` does: one call
     over every draw of thousands of rows would hold gigabytes of activations.
     """
     count = _checks.integer("sample_nbr", sample_nbr, minimum=2)

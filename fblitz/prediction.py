@@ -178,6 +178,8 @@ def predictive_mean_std(samples: torch.Tensor, *, unbiased: bool = True) -> tupl
         raise FblitzValueError(
             f"samples needs at least 2 draws along axis 0 for a std, got shape {tuple(samples.shape)}"
         )
+    if samples.numel() == 0:  # no rows: empty results (torch's std would warn about its degrees of freedom)
+        return samples.new_empty(samples.shape[1:]), samples.new_empty(samples.shape[1:])
     mean, std = samples.mean(dim=0), samples.std(dim=0, unbiased=unbiased)
     return _checks.finite_result("the predictive mean", mean), _checks.finite_result("the predictive std", std)
 
