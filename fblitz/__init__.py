@@ -41,8 +41,9 @@ from fblitz.errors import FblitzError, FblitzTypeError, FblitzValueError, NonFin
 from fblitz.flat import from_flat_dict, to_flat_dict
 from fblitz.kl import kl_divergence
 from fblitz.layers import Layer, sample_noise
+from fblitz.metrics import predictive_mean_std
 from fblitz.objectives import ElboTerms, negative_elbo, sample_elbo
-from fblitz.prediction import mfvi_forward, predict, predict_mean_weights, predictive_mean_std
+from fblitz.prediction import predict, predict_mean_weights
 from fblitz.predictive import from_draws, predictive_distribution
 from fblitz.predictor import make_predictor
 from fblitz.random import Key, sample_eps, split
@@ -74,7 +75,6 @@ __all__ = [
     # prediction
     "from_draws",
     "make_predictor",
-    "mfvi_forward",
     "predict",
     "predict_mean_weights",
     "predictive_distribution",

@@ -18,7 +18,7 @@ from fblitz.errors import FblitzTypeError, FblitzValueError, NonFiniteError
 from fblitz.tree import tree_leaves
 
 
-def _describe(value: object) -> str:
+def describe(value: object) -> str:
     if isinstance(value, torch.Tensor):
         return f"a {value.dtype} tensor of shape {tuple(value.shape)}"
     return f"{value!r} ({type(value).__name__})"
@@ -27,7 +27,7 @@ def _describe(value: object) -> str:
 def real_number(name: str, value: object) -> float:
     """``value`` as a finite Python float, or raise naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise FblitzTypeError(f"{name} must be a real number, got {_describe(value)}")
+        raise FblitzTypeError(f"{name} must be a real number, got {describe(value)}")
     value = float(value)
     if not math.isfinite(value):
         raise FblitzValueError(f"{name} must be finite, got {value}")
@@ -61,7 +61,7 @@ def probability(name: str, value: object) -> float:
 def integer(name: str, value: object, *, minimum: int | None = None) -> int:
     """``value`` as an int (bools rejected), optionally >= ``minimum``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise FblitzTypeError(f"{name} must be an int, got {_describe(value)}")
+        raise FblitzTypeError(f"{name} must be an int, got {describe(value)}")
     value = int(value)
     if minimum is not None and value < minimum:
         raise FblitzValueError(f"{name} must be >= {minimum}, got {value}")
@@ -78,7 +78,7 @@ def boolean(name: str, value: object, *, allow_none: bool = False) -> bool | Non
         return None
     if not isinstance(value, bool):
         expected = "True, False or None" if allow_none else "True or False"
-        raise FblitzTypeError(f"{name} must be {expected}, got {_describe(value)}")
+        raise FblitzTypeError(f"{name} must be {expected}, got {describe(value)}")
     return value
 
 
@@ -87,7 +87,7 @@ def float_dtype(name: str, value: object) -> torch.dtype | None:
     if value is not None and not (isinstance(value, torch.dtype) and value.is_floating_point):
         raise FblitzTypeError(
             f"{name} must be a floating-point torch.dtype such as torch.float32 or torch.float64 (or None), "
-            f"got {_describe(value)}"
+            f"got {describe(value)}"
         )
     return value
 
@@ -146,7 +146,7 @@ def tensor(
 ) -> torch.Tensor:
     """Check that ``value`` is a tensor with the given rank and kind."""
     if not isinstance(value, torch.Tensor):
-        raise FblitzTypeError(f"{name} must be a torch.Tensor, got {_describe(value)}")
+        raise FblitzTypeError(f"{name} must be a torch.Tensor, got {describe(value)}")
     if ndim is not None:
         allowed = (ndim,) if isinstance(ndim, int) else ndim
         if value.dim() not in allowed:
@@ -234,7 +234,7 @@ def eager(value: torch.Tensor) -> bool:
 def float_input(name: str, value: object, *, finite: bool = True) -> torch.Tensor:
     """A floating-point tensor, finite when checkable (see :func:`eager`), or raise naming ``name``."""
     if not isinstance(value, torch.Tensor):
-        raise FblitzTypeError(f"{name} must be a floating-point torch.Tensor, got {_describe(value)}")
+        raise FblitzTypeError(f"{name} must be a floating-point torch.Tensor, got {describe(value)}")
     if not value.is_floating_point():
         raise FblitzTypeError(f"{name} must be a floating-point tensor, got dtype {value.dtype}")
     if finite and eager(value) and not bool(torch.isfinite(value).all()):

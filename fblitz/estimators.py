@@ -97,6 +97,24 @@ def flipout(
         mean_args["bias"] = torch.addcmul(bias["mu"], sigma(bias["rho"]), eps["bias"])
     mean = op(x, **mean_args)
     delta = sigma(weight["rho"]) * eps["weight"]
-    s_in = seeded.rademacher(seeded.stream(eps["seed"], 0), sign_shape(x), dtype=x.dtype, device=x.device)
-    s_out = seeded.rademacher(seeded.stream(eps["seed"], 1), sign_shape(mean), dtype=mean.dtype, device=mean.device)
-    return mean + op(x * s_in, weight=delta) * s_out
+    return add_flipout_perturbation(mean, lambda t: op(t, weight=delta), x, eps["seed"], sign_shape)
+
+
+def add_flipout_perturbation(
+    mean: torch.Tensor,
+    perturbation: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    seed: torch.Tensor,
+    sign_shape: Callable[[torch.Tensor], tuple[int, ...]],
+) -> torch.Tensor:
+    """Flipout's ``mean + perturbation(x * s_in) * s_out`` (Wen et al. 2018), signs drawn from ``seed``.
+
+    ``perturbation`` applies the shared weight perturbation ``sigma * eps``
+    (e.g. ``lambda t: F.linear(t, delta)``); ``s_in`` and ``s_out`` are
+    Rademacher signs of shapes ``sign_shape(x)`` and ``sign_shape(mean)``
+    from streams 0 and 1 of ``seed``. Every Flipout layer (linear, conv and
+    the recurrent cells) computes its output here.
+    """
+    s_in = seeded.rademacher(seeded.stream(seed, 0), sign_shape(x), dtype=x.dtype, device=x.device)
+    s_out = seeded.rademacher(seeded.stream(seed, 1), sign_shape(mean), dtype=mean.dtype, device=mean.device)
+    return mean + perturbation(x * s_in) * s_out

@@ -26,19 +26,19 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
-import optree
 import torch
 
 from fblitz.errors import FblitzTypeError, FblitzValueError
-from fblitz.tree import PyTree, check_tensor_leaves
+from fblitz.tree import PyTree, check_tensor_leaves, tree_flatten_with_path, tree_unflatten
 
 SEPARATOR = "."
 
 
-def _named_leaves(tree: PyTree, name: str) -> tuple[list[str], list, optree.PyTreeSpec]:
+def _named_leaves(tree: PyTree, name: str) -> tuple[list[str], list, Any]:
     check_tensor_leaves(name, tree)
-    paths, leaves, spec = optree.tree_flatten_with_path(tree)
+    paths, leaves, spec = tree_flatten_with_path(tree)
     names = []
     for path in paths:
         parts = [str(part) for part in path]
@@ -129,4 +129,4 @@ def from_flat_dict(flat: Mapping[str, torch.Tensor], like: PyTree) -> PyTree:
                 f"{reference.dtype} {reference.device}, got {tuple(value.shape)} {value.dtype} {value.device}"
             )
         leaves.append(value)
-    return optree.tree_unflatten(spec, leaves)
+    return tree_unflatten(spec, leaves)

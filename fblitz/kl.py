@@ -132,16 +132,28 @@ def monte_carlo_kl(plan: KLPlan, params: PyTree, eps: PyTree) -> torch.Tensor:
                 f"eps at '{path_name(keys)}' must be a tensor of mu's shape "
                 f"{tuple(node['mu'].shape)} for a Monte Carlo KL, got {got}"
             )
-        w = reparameterize(node["mu"], node["rho"], noise)
-        log_q = getattr(prior, "posterior_log_prob", None)  # a non-Gaussian posterior's whole-tensor log q
         try:
-            if log_q is None:
-                terms.append((posterior_log_prob(noise, node["rho"]) - prior.log_prob(w)).sum())
-            else:
-                terms.append(log_q(noise, node["rho"]) - prior.log_prob(w).sum())
+            log_q, log_p = log_densities(node, noise, prior)
+            terms.append(log_q - log_p)
         except NonFiniteError as error:  # raised eagerly only; name the tensor it came from
             raise NonFiniteError(f"params at '{path_name(keys)}': {error}") from None
     return _sum(terms, params)
+
+
+def log_densities(node: dict, noise: torch.Tensor, prior) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(log q(w), log p(w))`` summed over one tensor at ``w = mu + softplus(rho) * noise``.
+
+    log q is the Gaussian posterior's, or the prior's ``posterior_log_prob``
+    when it carries one (a non-Gaussian posterior such as the radial one).
+    Both are 0-dim; their difference is the single-draw KL estimate.
+    """
+    w = reparameterize(node["mu"], node["rho"], noise)
+    whole_tensor_log_q = getattr(prior, "posterior_log_prob", None)
+    if whole_tensor_log_q is None:
+        log_q = posterior_log_prob(noise, node["rho"]).sum()
+    else:
+        log_q = whole_tensor_log_q(noise, node["rho"])
+    return log_q, prior.log_prob(w).sum()
 
 
 def kl_divergence(params: PyTree, priors: PyTree, eps: PyTree | None = None, *, mode: str = "auto") -> torch.Tensor:

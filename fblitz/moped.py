@@ -37,9 +37,10 @@ import torch
 import torch.nn.functional as F
 
 from fblitz import _checks
-from fblitz.distributions import LOG_SQRT_2PI, inverse_softplus
+from fblitz.distributions import LOG_SQRT_2PI
 from fblitz.errors import FblitzTypeError, FblitzValueError
 from fblitz.layers.base import Layer
+from fblitz.posterior import moped_node
 from fblitz.radial import RadialPrior, radial_prior
 from fblitz.tree import PyTree, gaussian_items, get_path, map_gaussian, path_name
 
@@ -86,12 +87,7 @@ def moped(params: PyTree, weights: object, delta: float = 0.1, *, min_sigma: flo
     delta = _checks.positive("delta", delta)
     min_sigma = _checks.positive("min_sigma", min_sigma)
     tree = weights_for(params, weights)
-    return map_gaussian(
-        lambda node, w: {"mu": w.clone(), "rho": inverse_softplus((delta * w.abs()).clamp_min(min_sigma))},
-        params,
-        tree,
-        otherwise=lambda leaf, _: leaf,
-    )
+    return map_gaussian(lambda node, w: moped_node(w, delta, min_sigma), params, tree, otherwise=lambda leaf, _: leaf)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

@@ -28,10 +28,10 @@ from torch.func import vmap
 from fblitz import _checks
 from fblitz._grad import grad_with_aux, traced
 from fblitz.distributions import shared_sigmas
-from fblitz.errors import FblitzTypeError, FblitzValueError
+from fblitz.errors import FblitzValueError
 from fblitz.estimators import ESTIMATORS
 from fblitz.kl import KLPlan, closed_form_kl, make_plan, monte_carlo_kl
-from fblitz.layers.base import Layer, draw_noise, forward_with_state, sample_noise
+from fblitz.layers.base import Layer, check_model, draw_noise, forward_with_state, noise_sample_count, sample_noise
 from fblitz.layers.params_check import check_params
 from fblitz.likelihoods import Likelihood, as_likelihood
 from fblitz.per_example import draw_per_example
@@ -73,12 +73,6 @@ def over_samples(fn):
     return run
 
 
-def _check_model(model: object) -> Layer:
-    if not isinstance(model, Layer):
-        raise FblitzTypeError(f"model must be a fblitz Layer (e.g. built with serial), got {model!r}")
-    return model
-
-
 def sample_count(model: Layer, params: PyTree, eps: PyTree) -> int:
     """Check ``eps`` against the noise ``model`` draws and return its sample count S.
 
@@ -103,12 +97,7 @@ def sample_count(model: Layer, params: PyTree, eps: PyTree) -> int:
                 f"eps at '{path_name(path)}' must be a {like.dtype} tensor of shape (S, *{tuple(like.shape[1:])}) "
                 f"with a leading sample axis, got {got}"
             )
-    counts = {leaf.shape[0] for leaf in leaves}
-    if not counts:
-        raise FblitzValueError("model draws no noise (no Gaussian node, no seed): there are no samples")
-    if len(counts) != 1:
-        raise FblitzValueError(f"eps leaves must share one leading sample count S, got {sorted(counts)}")
-    return counts.pop()
+    return noise_sample_count(leaves)
 
 
 def elbo_terms(
@@ -238,7 +227,7 @@ def elbo_samples(
         complexity_cost_weight: the KL weight (see the module docstring).
         kl_mode: ``"auto"``, ``"closed_form"`` or ``"monte_carlo"``.
     """
-    model = _check_model(model)
+    model = check_model(model)
     check_params(model, params)
     likelihood = as_likelihood(likelihood)
     _checks.tensor("inputs", inputs)
@@ -329,7 +318,7 @@ def sample_elbo(
         torch.Size([])
     """
     count = resolve_sample_count(n_samples, sample_nbr)
-    check_params(_check_model(model), params)
+    check_params(check_model(model), params)
     eps = sample_noise(model, key, params, count, estimator=estimator)
     return negative_elbo(
         model,

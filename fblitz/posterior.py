@@ -18,7 +18,7 @@ from typing import NamedTuple
 import torch
 
 from fblitz import _checks
-from fblitz.distributions import inverse_softplus, reparameterize, sigma
+from fblitz.distributions import inverse_softplus, reparameterize
 from fblitz.errors import FblitzTypeError, FblitzValueError
 from fblitz.random import KeyLike, as_key, normal
 from fblitz.tree import PyTree, map_gaussian
@@ -55,14 +55,13 @@ def gaussian_init(mu_init: float, mu_std: float, rho_init: float, rho_std: float
     )
 
 
-def from_mean_std(mean: torch.Tensor, std: torch.Tensor | float) -> dict:
-    """A Gaussian node with the given mean and (positive) standard deviation."""
-    _checks.tensor("mean", mean, floating=True)
-    std = torch.as_tensor(std, dtype=mean.dtype, device=mean.device)
-    if std.shape != mean.shape:
-        std = std.expand(mean.shape) if std.dim() == 0 else std
-        _checks.same_shape("std", std, mean.shape, "mean")
-    return {"mu": mean.clone(), "rho": inverse_softplus(std).clone()}
+def moped_node(weight: torch.Tensor, delta: float, min_sigma: float = 1e-8) -> dict:
+    """MOPED's node for a deterministic ``weight``: ``mu = weight``, ``sigma = max(delta * |weight|, min_sigma)``.
+
+    Arguments are trusted (:func:`fblitz.moped.moped` checks them); ``min_sigma``
+    keeps rho finite where a weight is exactly zero.
+    """
+    return {"mu": weight.clone(), "rho": inverse_softplus((delta * weight.abs()).clamp_min(min_sigma))}
 
 
 def sample(node: dict, noise: torch.Tensor | None) -> torch.Tensor:
@@ -119,8 +118,3 @@ def sample_weights(params: PyTree, eps: PyTree | None) -> PyTree:
 def mean_weights(params: PyTree) -> PyTree:
     """The posterior means (BLiTZ's "frozen" weights), deterministic leaves unchanged."""
     return map_gaussian(lambda node: node["mu"], params, otherwise=lambda leaf: leaf)
-
-
-def stddevs(params: PyTree) -> PyTree:
-    """``softplus(rho)`` at every Gaussian node (``()`` at deterministic leaves)."""
-    return map_gaussian(lambda node: sigma(node["rho"]), params)

@@ -1,4 +1,6 @@
-"""Predictive sampling: S weight draws evaluated in parallel, and intervals.
+"""Predictive sampling: S weight draws evaluated in parallel.
+
+Summaries of the draws (mean and std, intervals) are in :mod:`fblitz.metrics.summaries`.
 
 Example:
     >>> import torch
@@ -8,6 +10,7 @@ Example:
     >>> samples = predict(model, params, torch.ones(10, 3), key=1, n_samples=25)
     >>> samples.shape
     torch.Size([25, 10, 1])
+    >>> from fblitz.metrics import mean_std_interval, predictive_mean_std
     >>> lower, upper = mean_std_interval(*predictive_mean_std(samples), k=3.0)
 """
 
@@ -17,9 +20,9 @@ import torch
 
 from fblitz import _checks
 from fblitz.errors import FblitzValueError
-from fblitz.layers.base import Layer, forward_with_state, sample_noise
+from fblitz.layers.base import Layer, check_model, forward_with_state, noise_sample_count, sample_noise
 from fblitz.layers.params_check import check_params
-from fblitz.objectives import _check_model, over_samples, resolve_sample_count
+from fblitz.objectives import over_samples, resolve_sample_count
 from fblitz.per_example import draw_per_example
 from fblitz.random import KeyLike
 from fblitz.tree import PyTree, tree_leaves, tree_map
@@ -34,7 +37,7 @@ def evaluation_forward(model: Layer, state: PyTree | None = None):
     such as batch norm use the stored statistics (``train=False``); without
     it, ``model.apply`` as it is.
     """
-    model = _check_model(model)
+    model = check_model(model)
     if state is None:
         return model.forward
     return lambda params, x, eps: forward_with_state(model, params, state, x, eps, train=False)[0]
@@ -94,7 +97,7 @@ def evaluate_in_groups(
     _checks.like_params("inputs", inputs, params)
     if inputs.is_floating_point():
         _checks.float_input("inputs", inputs)
-    count = _shared_sample_count(eps)
+    count = noise_sample_count(tree_leaves(eps))
     for leaf in tree_leaves(eps):
         if leaf.is_floating_point():
             _checks.like_params("eps", leaf, params)
@@ -113,19 +116,6 @@ def evaluate_in_groups(
     eps_groups = [tree_map(lambda t, i=i: t[i : i + size], eps) for i in range(0, count, size)]
     outputs = [torch.cat([mapped(params, rows, group) for rows in row_chunks], dim=1) for group in eps_groups]
     return _checks.finite_result("the predictions", torch.cat(outputs, dim=0))
-
-
-def _shared_sample_count(eps: PyTree) -> int:
-    """The sample count S that every tensor leaf of ``eps`` has as its leading axis."""
-    leaves = tree_leaves(eps)
-    if not leaves:
-        raise FblitzValueError("eps holds no tensors: the model draws no noise (no Gaussian node, no seed)")
-    counts = {leaf.shape[0] if isinstance(leaf, torch.Tensor) and leaf.dim() else None for leaf in leaves}
-    if None in counts:
-        raise FblitzValueError("eps leaves must be tensors with a leading sample axis S")
-    if len(counts) != 1:
-        raise FblitzValueError(f"eps leaves must share one leading sample count S, got {sorted(counts)}")
-    return counts.pop()
 
 
 def predict(
@@ -154,7 +144,7 @@ def predict(
     row's predictive distribution is unaffected).
     """
     count = resolve_sample_count(n_samples, sample_nbr, default=10)
-    check_params(_check_model(model), params)
+    check_params(check_model(model), params)
     eps = sample_noise(model, key, params, count, estimator=estimator)
     return predict_with_eps(
         model, params, inputs, eps, batch_size=batch_size, sample_batch_size=sample_batch_size, state=state
@@ -168,65 +158,3 @@ def predict_mean_weights(
     forward = evaluation_forward(model, state)
     check_params(model, params)
     return forward(params, inputs, None)
-
-
-def predictive_mean_std(samples: torch.Tensor, *, unbiased: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean and standard deviation over the sample axis 0 of ``samples``."""
-    _checks.float_input("samples", samples)
-    unbiased = _checks.boolean("unbiased", unbiased)
-    if samples.dim() == 0 or samples.shape[0] < 2:
-        raise FblitzValueError(
-            f"samples needs at least 2 draws along axis 0 for a std, got shape {tuple(samples.shape)}"
-        )
-    if samples.numel() == 0:  # no rows: empty results (torch's std would warn about its degrees of freedom)
-        return samples.new_empty(samples.shape[1:]), samples.new_empty(samples.shape[1:])
-    mean, std = samples.mean(dim=0), samples.std(dim=0, unbiased=unbiased)
-    return _checks.finite_result("the predictive mean", mean), _checks.finite_result("the predictive std", std)
-
-
-def mfvi_forward(
-    model: Layer, params: PyTree, inputs: torch.Tensor, *, key: KeyLike, sample_nbr: int = 10
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """BLiTZ's ``mfvi_forward``: mean and std of ``sample_nbr`` predictions."""
-    return predictive_mean_std(predict(model, params, inputs, key=key, n_samples=sample_nbr))
-
-
-def gaussian_mixture_mean_std(samples: torch.Tensor, min_sigma: float = 1e-6) -> tuple[torch.Tensor, torch.Tensor]:
-    """Predictive mean/std of samples of ``[mean, raw_scale]`` outputs (last dim 2 * D).
-
-    For models trained with :func:`fblitz.likelihoods.heteroscedastic_gaussian`:
-    the variance adds the spread of the means (epistemic) to the average noise
-    variance (aleatoric).
-    """
-    _checks.tensor("samples", samples, floating=True)
-    if samples.dim() < 2 or samples.shape[-1] % 2:
-        raise FblitzValueError(f"samples must have shape (S, ..., 2 * D), got {tuple(samples.shape)}")
-    means, raw = samples.chunk(2, dim=-1)
-    noise_var = (torch.nn.functional.softplus(raw) + min_sigma).pow(2)
-    mean = means.mean(dim=0)
-    var = means.var(dim=0, unbiased=False) + noise_var.mean(dim=0)
-    return mean, var.sqrt()
-
-
-def mean_std_interval(mean: torch.Tensor, std: torch.Tensor, k: float = 2.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(mean - k * std, mean + k * std)``; the seed example uses k = 3."""
-    k = _checks.positive("k", k)
-    _checks.float_input("mean", mean)
-    _checks.float_input("std", std)
-    _checks.same_shape("std", std, mean.shape, "mean")
-    return tuple(_checks.finite_result("the interval", bound) for bound in (mean - k * std, mean + k * std))
-
-
-def quantile_interval(samples: torch.Tensor, level: float = 0.9) -> tuple[torch.Tensor, torch.Tensor]:
-    """Central ``level`` interval from the empirical quantiles over sample axis 0."""
-    _checks.float_input("samples", samples)
-    if samples.dim() == 0 or samples.numel() == 0:
-        raise FblitzValueError(
-            f"samples must have at least one draw along axis 0 and be non-empty, got shape {tuple(samples.shape)}"
-        )
-    level = _checks.probability("level", level)
-    if not 0 < level < 1:
-        raise FblitzValueError(f"level must lie strictly between 0 and 1, got {level}")
-    tail = (1 - level) / 2
-    bounds = torch.quantile(samples, torch.tensor([tail, 1 - tail], dtype=samples.dtype, device=samples.device), dim=0)
-    return bounds[0], bounds[1]

@@ -88,7 +88,7 @@ def offset_rows(seed: torch.Tensor, rows: int | torch.Tensor) -> torch.Tensor:
         True
     """
     if not isinstance(seed, torch.Tensor) or seed.dtype != torch.int64:
-        raise FblitzTypeError(f"seed must be an int64 tensor (see fblitz.seeded.seeds), got {_describe(seed)}")
+        raise FblitzTypeError(f"seed must be an int64 tensor (see fblitz.seeded.seeds), got {_checks.describe(seed)}")
     if isinstance(rows, torch.Tensor):
         rows = rows.to(device=seed.device, dtype=torch.int64)
     else:
@@ -97,7 +97,7 @@ def offset_rows(seed: torch.Tensor, rows: int | torch.Tensor) -> torch.Tensor:
         return torch.stack((seed[..., 0], seed[..., 1] + rows), dim=-1)
     if seed.dim() > 1:
         raise FblitzTypeError(
-            f"seed must have shape () or (S,), or be an offset seed (..., 1, 2), got {_describe(seed)}"
+            f"seed must have shape () or (S,), or be an offset seed (..., 1, 2), got {_checks.describe(seed)}"
         )
     return torch.stack((seed, torch.zeros_like(seed) + rows), dim=-1).unsqueeze(-2)
 
@@ -135,10 +135,6 @@ def is_offset(seed: torch.Tensor) -> bool:
     return seed.dim() >= 2 and tuple(seed.shape[-2:]) == (1, 2)
 
 
-def _describe(value: object) -> str:
-    return f"{tuple(value.shape)} {value.dtype}" if isinstance(value, torch.Tensor) else repr(value)
-
-
 def _shift_right(z: torch.Tensor, bits: int) -> torch.Tensor:
     """Logical (unsigned) right shift of int64 values."""
     return (z >> bits) & ((1 << (64 - bits)) - 1)
@@ -160,7 +156,7 @@ def _parts(seed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
             return seed[0, 0], seed[0, 1]
     raise FblitzTypeError(
         f"seed must be a 0-dim int64 tensor (see fblitz.seeded.seeds) or an offset seed of shape (1, 2) "
-        f"(see fblitz.seeded.offset_rows), got {_describe(seed)}"
+        f"(see fblitz.seeded.offset_rows), got {_checks.describe(seed)}"
     )
 
 

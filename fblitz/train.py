@@ -28,11 +28,19 @@ from fblitz.distributions import rho_out_of_range
 from fblitz.errors import FblitzTypeError, FblitzValueError, NonFiniteError, NonFiniteStepError
 from fblitz.estimators import check_estimator
 from fblitz.kl import KL_MODES, make_plan
-from fblitz.layers._usage import describe
-from fblitz.layers.base import Layer, draw_noise, estimator_usage, init_state, is_stateful, sample_noise
+from fblitz.layers.base import (
+    Layer,
+    check_model,
+    draw_noise,
+    estimator_summary,
+    estimator_usage,
+    init_state,
+    is_stateful,
+    sample_noise,
+)
 from fblitz.layers.params_check import check_params
 from fblitz.likelihoods import as_likelihood
-from fblitz.objectives import ElboTerms, _check_model, elbo_grad, resolve_sample_count
+from fblitz.objectives import ElboTerms, elbo_grad, resolve_sample_count
 from fblitz.optim import GradientTransformation, OptState, apply_gradients
 from fblitz.per_example import draw_per_example
 from fblitz.random import KeyLike, as_key, permutation
@@ -156,7 +164,7 @@ def make_train_step(
     by per-op overhead, that makes steps several times faster; results match
     eager mode to floating-point rounding.
     """
-    model = _check_model(model)
+    model = check_model(model)
     likelihood = as_likelihood(likelihood)
     _check_optimizer(optimizer)
     n_samples = _checks.integer("n_samples", n_samples, minimum=1)
@@ -330,7 +338,7 @@ def fit(
         NonFiniteError: every step of an epoch was skipped.
     """
     n = _check_data(inputs, targets)
-    check_params(_check_model(model), params)
+    check_params(check_model(model), params)
     for name, data in (("inputs", inputs), ("targets", targets)):
         _checks.like_params(name, data, params)
         if data.is_floating_point():  # once here: inside the step, under vmap, values are not read
@@ -354,7 +362,7 @@ def fit(
         raise FblitzValueError("params has no floating-point tensor to train (did model.init(key) build it?)")
     if estimator is not None:
         check_estimator("estimator", estimator)
-    usage = estimator_usage(_check_model(model), params, estimator)
+    usage = estimator_usage(check_model(model), params, estimator)
     num_batches = math.ceil(n / batch_size)
     like = tree_leaves(params)[0]
     weights = [
@@ -382,7 +390,7 @@ def fit(
     start = time.perf_counter()
     with display:
         if estimator is not None:
-            display.note(describe(usage, estimator))
+            display.note(estimator_summary(model, params, estimator))
         if compile:
             display.note(COMPILE_NOTE)
         for epoch in range(start_epoch, epochs):

@@ -13,9 +13,10 @@ from fblitz.bridge import bayesify, to_module
 from fblitz.layers import sample_noise, serial
 from fblitz.objectives import sample_elbo
 from fblitz.prediction import predict_mean_weights, predict_with_eps
-from fblitz.tree import map_gaussian, tree_leaves, tree_map, tree_structure, tree_unstack
+from fblitz.tree import map_gaussian, tree_leaves, tree_map, tree_structure
 from tests.bridge_cases import CASE_IDS, CASES, build, drawn_weights, run_module
 from tests.helpers import randn
+from tests.trees import tree_unstack
 
 ATOL, RTOL = 1e-5, 1e-4
 

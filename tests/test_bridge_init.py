@@ -10,9 +10,10 @@ from fblitz.kl import kl_divergence
 from fblitz.layers import freeze, sample_noise
 from fblitz.moped import moped
 from fblitz.priors import gaussian
-from fblitz.tree import tree_equal, tree_leaves
+from fblitz.tree import tree_leaves
 from tests.bridge_cases import build, drawn_weights, run_module
 from tests.helpers import randn
+from tests.trees import tree_equal
 
 
 class Mixed(nn.Module):

@@ -11,9 +11,10 @@ from fblitz.bridge import bayesify, to_module
 from fblitz.layers import apply_with_state, init_state, is_stateful, sample_noise
 from fblitz.prediction import predict_mean_weights
 from fblitz.train import fit
-from fblitz.tree import tree_leaves, tree_map, tree_unstack
+from fblitz.tree import tree_leaves, tree_map
 from tests.bridge_cases import build, drawn_weights
 from tests.helpers import randn
+from tests.trees import tree_unstack
 
 
 def _net(momentum=0.1):

@@ -21,9 +21,10 @@ from fblitz.objectives import elbo_grad, negative_elbo
 from fblitz.optim import apply_updates
 from fblitz.random import Key, permutation
 from fblitz.train import fit, make_train_step
-from fblitz.tree import tree_allclose, tree_leaves, tree_map
+from fblitz.tree import tree_leaves, tree_map
 from tests.distributed_worker import BATCH, KL_WEIGHT, PER_EXAMPLE, Launch, problem
 from tests.helpers import assert_trees_equal
+from tests.trees import tree_allclose
 
 TOLERANCE = dict(rtol=1e-9, atol=1e-11)
 

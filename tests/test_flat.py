@@ -8,7 +8,8 @@ import torch
 from fblitz import layers, optim
 from fblitz.errors import FblitzTypeError, FblitzValueError
 from fblitz.flat import from_flat_dict, to_flat_dict
-from fblitz.tree import map_gaussian, tree_equal, tree_leaves, tree_map
+from fblitz.tree import map_gaussian, tree_leaves, tree_map
+from tests.trees import tree_equal
 
 MODELS = {
     "mlp": lambda: layers.serial(layers.linear(3, 4), layers.relu, layers.linear(4, 2)),

@@ -146,9 +146,9 @@ def test_elbo(x, y, n, weight):
 def test_predict(x, n, batch_size):
     check(prediction.predict, MODEL, PARAMS, x, key=0, n_samples=n, batch_size=batch_size)
     check(prediction.predict_mean_weights, MODEL, PARAMS, x)
-    check(prediction.predictive_mean_std, x)
-    check(prediction.quantile_interval, x)
-    check(prediction.mean_std_interval, x, x)
+    check(metrics.predictive_mean_std, x)
+    check(metrics.quantile_interval, x)
+    check(metrics.mean_std_interval, x, x)
 
 
 @EXAMPLES

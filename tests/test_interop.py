@@ -7,7 +7,8 @@ from fblitz import layers, likelihoods, optim
 from fblitz.errors import FblitzTypeError
 from fblitz.interop import from_torchopt
 from fblitz.train import fit
-from fblitz.tree import tree_allclose, tree_equal, tree_map
+from fblitz.tree import tree_map
+from tests.trees import tree_allclose, tree_equal
 
 
 def model_and_data():

@@ -6,16 +6,8 @@ import torch
 from fblitz import metrics
 from fblitz.errors import FblitzValueError
 from fblitz.layers import dropout, linear, relu, sample_noise, serial
-from fblitz.prediction import (
-    gaussian_mixture_mean_std,
-    mean_std_interval,
-    mfvi_forward,
-    predict,
-    predict_mean_weights,
-    predict_with_eps,
-    predictive_mean_std,
-    quantile_interval,
-)
+from fblitz.metrics import gaussian_mixture_mean_std, mean_std_interval, predictive_mean_std, quantile_interval
+from fblitz.prediction import predict, predict_mean_weights, predict_with_eps
 from fblitz.random import sample_eps
 from fblitz.tree import tree_leaves, tree_structure, tree_unflatten
 from tests.helpers import mlp, randn
@@ -62,12 +54,12 @@ def test_sample_batch_size_is_validated():
         predict(model, params, randn(1, 5, 3), key=0, n_samples=4, sample_batch_size=0)
 
 
-def test_mean_prediction_and_mfvi_forward():
+def test_mean_prediction_and_mean_std_of_draws():
     model = mlp(3, 4, 1)
     params = model.init(0)
     x = randn(1, 5, 3)
     assert torch.equal(predict_mean_weights(model, params, x), model.apply(params, x, None))
-    mean, std = mfvi_forward(model, params, x, key=0, sample_nbr=10)
+    mean, std = predictive_mean_std(predict(model, params, x, key=0, n_samples=10))
     samples = predict(model, params, x, key=0, n_samples=10)
     assert torch.equal(mean, samples.mean(0)) and torch.equal(std, samples.std(0))
 
@@ -149,3 +141,10 @@ def test_predict_with_eps_checks_the_noise_tree():
     deterministic = serial(relu)
     with pytest.raises(FblitzValueError, match="eps holds no tensors"):
         predict(deterministic, deterministic.init(0), x, key=0, n_samples=3)
+
+
+def test_quantile_interval_of_half_precision_samples():
+    samples = torch.arange(101.0).reshape(101, 1)
+    lower, upper = quantile_interval(samples.half(), 0.9)
+    assert lower.dtype == upper.dtype == torch.float16
+    assert (float(lower), float(upper)) == (5.0, 95.0)

@@ -12,7 +12,8 @@ import torch
 import torch.nn.functional as F
 
 from fblitz.errors import FblitzValueError, NonFiniteError
-from fblitz.prediction import gaussian_mixture_mean_std, mfvi_forward, predict, predictive_mean_std
+from fblitz.metrics import gaussian_mixture_mean_std, predictive_mean_std
+from fblitz.prediction import predict
 from tests.helpers import mlp, randn
 
 f64 = torch.float64
@@ -28,13 +29,13 @@ def test_mean_and_std_over_the_draws():
     torch.testing.assert_close(population, torch.tensor([math.sqrt(50 / 4), math.sqrt(20 / 4)], dtype=f64))
 
 
-def test_mfvi_forward_summarises_every_draw_of_the_model():
+def test_mean_and_std_summarise_every_draw_of_the_model():
     model = mlp(3, 5, 2, posterior_rho_init=-1.0)
     params = model.init(0, dtype=f64)
     x = randn(1, 4, 3, dtype=f64)
     draws = predict(model, params, x, key=2, n_samples=6)
     assert all(not torch.equal(draws[0], draws[i]) for i in range(1, 6))
-    mean, std = mfvi_forward(model, params, x, key=2, sample_nbr=6)
+    mean, std = predictive_mean_std(predict(model, params, x, key=2, n_samples=6))
     torch.testing.assert_close(mean, sum(draws[i] for i in range(6)) / 6, rtol=1e-12, atol=1e-12)
     deviations = sum((draws[i] - mean).square() for i in range(6))
     torch.testing.assert_close(std, (deviations / 5).sqrt(), rtol=1e-12, atol=1e-12)

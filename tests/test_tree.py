@@ -3,19 +3,8 @@ import pytest
 import torch
 
 from fblitz.errors import FblitzValueError
-from fblitz.tree import (
-    flatten_gaussian,
-    gaussian_items,
-    is_gaussian,
-    map_gaussian,
-    path_name,
-    tree_allclose,
-    tree_equal,
-    tree_size,
-    tree_stack,
-    tree_sum,
-    tree_unstack,
-)
+from fblitz.tree import flatten_gaussian, gaussian_items, is_gaussian, map_gaussian, path_name
+from tests.trees import tree_allclose, tree_equal, tree_size, tree_stack, tree_sum, tree_unstack
 
 
 def params():

@@ -17,7 +17,8 @@ import sys
 import torch
 
 from fblitz import layers, likelihoods, optim
-from fblitz.prediction import predict, predictive_mean_std
+from fblitz.metrics import predictive_mean_std
+from fblitz.prediction import predict
 from fblitz.random import Key, normal
 from fblitz.train import fit
 

@@ -9,12 +9,10 @@ from torch import nn
 from torch.func import functional_call
 
 from fblitz import _checks
-from fblitz._checks import _describe
 from fblitz.bridge import _shims
 from fblitz.bridge._select import lookup, nest
 from fblitz.errors import FblitzError, FblitzTypeError, FblitzValueError
-from fblitz.moped import moped
-from fblitz.posterior import GaussianInit, sample
+from fblitz.posterior import GaussianInit, moped_node, sample
 from fblitz.priors import Prior
 from fblitz.random import as_key
 from fblitz.tree import PyTree, is_gaussian
@@ -54,12 +52,12 @@ class Bridge:
                 flat[param.name] = value.clone()
                 continue
             node = param.posterior.node(k, tuple(value.shape), dtype=value.dtype, device=value.device)
-            flat[param.name] = {"mu": value.clone(), "rho": node["rho"]} if self.init_mode == "module" else node
-        params = nest(flat)
-        if self.moped_delta is not None:
-            weights = {p.name: p.value for p in self.params if p.bayesian}
-            params = moped(params, weights, self.moped_delta)
-        return params
+            if self.moped_delta is not None:  # MOPED: centred on the module's weights, sigma = delta * |w|
+                node = moped_node(value, self.moped_delta)
+            elif self.init_mode == "module":
+                node = {"mu": value.clone(), "rho": node["rho"]}
+            flat[param.name] = node
+        return nest(flat)
 
     def apply(self, params: PyTree, x, eps: PyTree | None = None):
         """One forward pass; batch norm uses the batch's statistics (as fblitz's own batch norm)."""
@@ -109,11 +107,11 @@ class Bridge:
             node = lookup(params, param.name, "params")
             if param.bayesian:
                 if not is_gaussian(node):
-                    got = _describe(node)
+                    got = _checks.describe(node)
                     raise FblitzValueError(f"params at '{param.name}' must be a {{'mu', 'rho'}} node, got {got}")
                 out[param.name] = sample(node, None if eps is None else lookup(eps, param.name, "eps"))
             elif not isinstance(node, torch.Tensor):
-                got = _describe(node)
+                got = _checks.describe(node)
                 raise FblitzValueError(f"params at '{param.name}' must be a tensor (a point estimate), got {got}")
             else:
                 out[param.name] = node

@@ -36,10 +36,10 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from fblitz.distributions import posterior_log_prob, reparameterize
 from fblitz.errors import FblitzTypeError
+from fblitz.kl import log_densities
 from fblitz.layers import sample_noise
-from fblitz.radial import radial_log_prob
+from fblitz.radial import radial_prior
 from fblitz.random import Key, as_key
 from fblitz.tree import PyTree
 
@@ -212,13 +212,10 @@ class GaussianModule(BayesianModule):
         log_q, log_p = [], []
         priors = self.priors()
         for name in self._names:
-            node, noise = params[name], eps[name]
-            w = reparameterize(node["mu"], node["rho"], noise)
-            if self._posterior == "radial":
-                log_q.append(radial_log_prob(noise, node["rho"]))
-            else:
-                log_q.append(posterior_log_prob(noise, node["rho"]).sum())
-            log_p.append(priors[name].log_prob(w).sum())
+            prior = radial_prior(priors[name]) if self._posterior == "radial" else priors[name]
+            q, p = log_densities(params[name], eps[name], prior)
+            log_q.append(q)
+            log_p.append(p)
         return torch.stack(log_q).sum(), torch.stack(log_p).sum()
 
     def forward(self, x, *args, **kwargs):

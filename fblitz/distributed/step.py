@@ -50,10 +50,10 @@ from fblitz.distributed.sharding import NOISE_MODES, rank_key, shard
 from fblitz.errors import FblitzValueError, NonFiniteStepError
 from fblitz.estimators import check_estimator
 from fblitz.kl import KL_MODES, make_plan
-from fblitz.layers.base import Layer, is_stateful, sample_noise
+from fblitz.layers.base import Layer, check_model, is_stateful, sample_noise
 from fblitz.layers.params_check import check_params
 from fblitz.likelihoods import as_likelihood
-from fblitz.objectives import ElboTerms, _check_model, elbo_grad
+from fblitz.objectives import ElboTerms, elbo_grad
 from fblitz.optim import GradientTransformation, apply_updates
 from fblitz.random import as_key
 from fblitz.seeded import has_seeds, offset_noise
@@ -116,7 +116,7 @@ def make_distributed_step(
         step = make_distributed_step(model, likelihoods.gaussian(0.1), optim.adam(1e-2), mode="sample", n_samples=8)
         params, opt_state, terms = step(params, opt_state, key, x_batch, y_batch, 1 / n_train)
     """
-    model = _check_model(model)
+    model = check_model(model)
     likelihood = as_likelihood(likelihood)
     _check_optimizer(optimizer)
     _checks.one_of("mode", mode, MODES)

@@ -38,7 +38,7 @@ from fblitz._argtypes import integer, real
 from fblitz.datasets import load_boston
 from fblitz.examples._boston_report import baselines, key_spread, print_summary
 from fblitz.examples._cli import announce, example_parser
-from fblitz.prediction import mean_std_interval, predictive_mean_std
+from fblitz.metrics import mean_std_interval, predictive_mean_std
 from fblitz.predictive import predictive_distribution
 from fblitz.random import Key
 from fblitz.train import fit

@@ -31,7 +31,8 @@ import torch
 from fblitz import layers, likelihoods, metrics, optim
 from fblitz._argtypes import integer, real
 from fblitz.examples._cli import announce, example_parser
-from fblitz.prediction import gaussian_mixture_mean_std, mean_std_interval, predict
+from fblitz.metrics import gaussian_mixture_mean_std, mean_std_interval
+from fblitz.prediction import predict
 from fblitz.random import Key, normal
 from fblitz.train import fit
 

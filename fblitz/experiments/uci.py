@@ -37,7 +37,8 @@ from fblitz.errors import FblitzValueError
 from fblitz.estimators import ESTIMATORS
 from fblitz.experiments.splits import Split, count_splits, random_splits, read_splits
 from fblitz.experiments.standardize import Standardizer
-from fblitz.prediction import gaussian_mixture_mean_std, predict
+from fblitz.metrics import gaussian_mixture_mean_std
+from fblitz.prediction import predict
 from fblitz.random import Key, KeyLike, as_key, permutation
 from fblitz.train import fit
 

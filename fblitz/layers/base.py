@@ -40,7 +40,7 @@ from typing import NamedTuple
 import torch
 
 from fblitz import _checks
-from fblitz.errors import FblitzTypeError
+from fblitz.errors import FblitzTypeError, FblitzValueError
 from fblitz.estimators import check_estimator
 from fblitz.layers._usage import check_used, describe, usage_of
 from fblitz.layers.params_check import check_params
@@ -94,6 +94,29 @@ class Layer(NamedTuple):
 
     def __repr__(self) -> str:
         return f"Layer({self.name})"
+
+
+def check_model(model: object) -> Layer:
+    """``model`` if it is a :class:`Layer`; a clear FblitzTypeError otherwise."""
+    if not isinstance(model, Layer):
+        raise FblitzTypeError(f"model must be a fblitz Layer (e.g. built with serial), got {model!r}")
+    return model
+
+
+def noise_sample_count(leaves: list) -> int:
+    """The sample count S that every leaf of a noise tree (flattened) has as its leading axis.
+
+    FblitzValueError when there are no leaves (the model draws no noise), a
+    leaf is not a tensor with a leading axis, or the leaves disagree on S.
+    """
+    if not leaves:
+        raise FblitzValueError("eps holds no tensors: the model draws no noise (no Gaussian node, no seed)")
+    counts = {leaf.shape[0] if isinstance(leaf, torch.Tensor) and leaf.dim() else None for leaf in leaves}
+    if None in counts:
+        raise FblitzValueError("eps leaves must be tensors with a leading sample axis S")
+    if len(counts) != 1:
+        raise FblitzValueError(f"eps leaves must share one leading sample count S, got {sorted(counts)}")
+    return counts.pop()
 
 
 def no_params(key=None, *, dtype=None, device=None) -> dict:

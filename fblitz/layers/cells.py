@@ -30,7 +30,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from fblitz import seeded
+from fblitz.estimators import add_flipout_perturbation
 
 Linear = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
 
@@ -146,10 +146,12 @@ def flipout_linear(x: torch.Tensor, weight, bias: torch.Tensor | None) -> torch.
     """
     if not isinstance(weight, FlipoutWeight):
         return F.linear(x, weight, bias)
-    s_in = seeded.rademacher(seeded.stream(weight.seed, 0), x.shape[-2:], dtype=x.dtype, device=x.device)
     out = F.linear(x, weight.mean, bias)
-    s_out = seeded.rademacher(seeded.stream(weight.seed, 1), out.shape[-2:], dtype=out.dtype, device=out.device)
-    return out + F.linear(x * s_in, weight.delta) * s_out
+    return add_flipout_perturbation(out, lambda t: F.linear(t, weight.delta), x, weight.seed, _last_two_dims)
+
+
+def _last_two_dims(t: torch.Tensor) -> tuple[int, ...]:
+    return tuple(t.shape[-2:])
 
 
 def scan(step: Callable, w: CellWeights, xs: torch.Tensor, state, *, reverse: bool = False, linear: Linear = F.linear):

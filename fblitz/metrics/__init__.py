@@ -8,6 +8,8 @@ naming the argument; nothing is broadcast.
   log-likelihoods, interval accuracy and width;
 * :mod:`fblitz.metrics.student_t` -- the Student-t mixture predictive's
   log-likelihood and seeded samples;
+* :mod:`fblitz.metrics.summaries` -- predictive mean and std, mean +/- k std
+  and quantile intervals of predictive samples;
 * :mod:`fblitz.metrics.coverage` -- interval coverage (PICP) at any level and
   the regression calibration curve;
 * :mod:`fblitz.metrics.classification` -- accuracy, Brier score, NLL;
@@ -29,6 +31,12 @@ from fblitz.metrics.regression import (
 )
 from fblitz.metrics.reliability import BINNINGS, CalibrationError, ReliabilityBins, expected_calibration_error
 from fblitz.metrics.student_t import student_t_mixture_log_likelihood, student_t_mixture_samples
+from fblitz.metrics.summaries import (
+    gaussian_mixture_mean_std,
+    mean_std_interval,
+    predictive_mean_std,
+    quantile_interval,
+)
 from fblitz.metrics.uncertainty import (
     UncertaintyDecomposition,
     expected_entropy,
@@ -51,12 +59,16 @@ __all__ = [
     "expected_calibration_error",
     "expected_entropy",
     "gaussian_mixture_log_likelihood",
+    "gaussian_mixture_mean_std",
     "gaussian_nll",
     "interval_accuracy",
     "interval_coverage",
     "mean_interval_width",
+    "mean_std_interval",
     "mutual_information",
     "predictive_entropy",
+    "predictive_mean_std",
+    "quantile_interval",
     "rmse",
     "student_t_mixture_log_likelihood",
     "student_t_mixture_samples",

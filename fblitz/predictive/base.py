@@ -42,7 +42,7 @@ NO_NOISE_MODEL = (
     "likelihoods.heteroscedastic_gaussian(), likelihoods.student_t(), likelihoods.categorical(), ...). "
     "A model trained with the mean squared error was trained with the Gaussian likelihood of variance 1/2 "
     "(the two losses differ by a constant): pass likelihoods.gaussian(sigma=0.5 ** 0.5) for it. For the "
-    "spread of the weight draws alone, use fblitz.prediction.predict and predictive_mean_std"
+    "spread of the weight draws alone, use fblitz.prediction.predict and fblitz.metrics.predictive_mean_std"
 )
 
 
