@@ -296,8 +296,7 @@ def sample_elbo(
     targets: torch.Tensor,
     *,
     likelihood,
-    n_samples: int | None = None,
-    sample_nbr: int | None = None,
+    n_samples: int = 1,
     complexity_cost_weight: float | torch.Tensor = 1.0,
     kl_mode: str = "auto",
     estimator: str | None = None,
@@ -317,7 +316,7 @@ def sample_elbo(
         >>> terms.loss.shape
         torch.Size([])
     """
-    count = resolve_sample_count(n_samples, sample_nbr)
+    count = _checks.integer("n_samples", n_samples, minimum=1)
     check_params(check_model(model), params)
     eps = sample_noise(model, key, params, count, estimator=estimator)
     return negative_elbo(

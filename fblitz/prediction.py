@@ -22,7 +22,7 @@ from fblitz import _checks
 from fblitz.errors import FblitzValueError
 from fblitz.layers.base import Layer, check_model, forward_with_state, noise_sample_count, sample_noise
 from fblitz.layers.params_check import check_params
-from fblitz.objectives import over_samples, resolve_sample_count
+from fblitz.objectives import over_samples
 from fblitz.per_example import draw_per_example
 from fblitz.random import KeyLike
 from fblitz.tree import PyTree, tree_leaves, tree_map
@@ -124,8 +124,7 @@ def predict(
     inputs: torch.Tensor,
     *,
     key: KeyLike,
-    n_samples: int | None = None,
-    sample_nbr: int | None = None,
+    n_samples: int = 10,
     batch_size: int | None = None,
     sample_batch_size: int | None = None,
     state: PyTree | None = None,
@@ -143,7 +142,7 @@ def predict(
     same position of different chunks share their per-example noise; each
     row's predictive distribution is unaffected).
     """
-    count = resolve_sample_count(n_samples, sample_nbr, default=10)
+    count = _checks.integer("n_samples", n_samples, minimum=1)
     check_params(check_model(model), params)
     eps = sample_noise(model, key, params, count, estimator=estimator)
     return predict_with_eps(

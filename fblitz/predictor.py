@@ -28,7 +28,6 @@ from fblitz import _checks
 from fblitz.estimators import check_estimator
 from fblitz.layers.base import Layer, check_model, sample_noise
 from fblitz.layers.params_check import check_params
-from fblitz.objectives import resolve_sample_count
 from fblitz.per_example import draw_per_example
 from fblitz.prediction import evaluate_in_groups, evaluation_forward
 from fblitz.random import KeyLike
@@ -81,8 +80,8 @@ def make_predictor(
         # per-example noise drawn before the (compiled) vectorized pass, as predict draws it
         return vectorized(params, rows, draw_per_example(model, params, eps, rows, state))
 
-    def predictor(params: PyTree, inputs: torch.Tensor, *, key: KeyLike, n_samples: int | None = 10) -> torch.Tensor:
-        count = resolve_sample_count(n_samples, None, default=10)
+    def predictor(params: PyTree, inputs: torch.Tensor, *, key: KeyLike, n_samples: int = 10) -> torch.Tensor:
+        count = _checks.integer("n_samples", n_samples, minimum=1)
         check_params(model, params)
         eps = sample_noise(model, key, params, count, estimator=estimator)
         with torch.no_grad():
