@@ -26,12 +26,12 @@ from torch.func import grad
 
 from fblitz import layers, likelihoods, models, optim
 from fblitz._task_progress import TaskProgress
-from fblitz.estimators import ESTIMATORS
 from fblitz.layers import sample_noise
 from fblitz.objectives import negative_elbo
 from fblitz.random import Key, normal
 from fblitz.train import make_train_step
 from fblitz.tree import tree_leaves
+from fblitz.variational.estimators import ESTIMATORS
 
 # sigma = softplus(-4) = 0.018: the spread of a partly trained posterior (BLiTZ's init, rho -7,
 # gives sigma 0.0009, where weight noise hardly matters and all estimators look alike)

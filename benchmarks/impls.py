@@ -16,7 +16,7 @@ times the same work on the same data, on the same device:
 * ``bayesian-torch``, ``posteriors`` -- the peers of :mod:`benchmarks.peers` (when importable).
 
 Prediction runners are in :mod:`benchmarks.predict_impls`. Estimators:
-:data:`fblitz.estimators.ESTIMATORS`; adding one is one entry there.
+:data:`fblitz.variational.estimators.ESTIMATORS`; adding one is one entry there.
 """
 
 from __future__ import annotations
@@ -29,13 +29,13 @@ from benchmarks import blitz_twins, peers, predict_impls, reference
 from benchmarks.cases import Case
 from benchmarks.runner import KL_WEIGHT, LEARNING_RATE, Impl, Runner, bind, case_data, forked_rng, setup
 from fblitz import optim
-from fblitz.estimators import ESTIMATORS
-from fblitz.kl import closed_form_kl, make_plan, monte_carlo_kl
 from fblitz.layers import sample_noise
 from fblitz.likelihoods import as_likelihood
 from fblitz.random import Key
 from fblitz.train import make_train_step
 from fblitz.tree import tree_map
+from fblitz.variational.estimators import ESTIMATORS
+from fblitz.variational.kl import closed_form_kl, make_plan, monte_carlo_kl
 
 
 def blitz_available() -> bool:

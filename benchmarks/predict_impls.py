@@ -5,8 +5,8 @@
                        marginal; it keeps every row's distribution, not the correlation between rows
                        of one draw).
 * ``fblitz`` compiled -- ``make_predictor(model, compile=True)``.
-* ``fblitz-moments`` -- :func:`fblitz.moments.predictive_moments`: the mean and std in closed form, no draws
-                       (exact for one hidden layer, see :mod:`fblitz.moments`).
+* ``fblitz-moments`` -- :func:`fblitz.prediction.moments.predictive_moments`: the mean and std in closed form, no draws
+                       (exact for one hidden layer, see :mod:`fblitz.prediction.moments`).
 * ``vmap-one-call`` -- all S draws in one vectorized call (``sample_batch_size=S``).
 * ``loop``, ``bmm`` -- the Python loop over draws and the hand-batched reference.
 * ``compat``, ``blitz`` -- ``mfvi_forward`` of the BLiTZ-API twins; ``bayesian-torch``, ``posteriors`` -- the peers.
@@ -19,12 +19,12 @@ import torch
 from benchmarks import blitz_twins, peers, reference
 from benchmarks.cases import Case
 from benchmarks.runner import KL_WEIGHT, LEARNING_RATE, Impl, Runner, bind, case_data, forked_rng, setup
-from fblitz.estimators import ESTIMATORS
 from fblitz.layers import sample_noise
-from fblitz.moments import predictive_moments
 from fblitz.prediction import mfvi_forward, predict, predictive_mean_std
-from fblitz.predictor import make_predictor
+from fblitz.prediction.moments import predictive_moments
+from fblitz.prediction.predictor import make_predictor
 from fblitz.tree import tree_map
+from fblitz.variational.estimators import ESTIMATORS
 
 PREDICT_ESTIMATORS = [name for name in ESTIMATORS if name != "flipout"]  # Flipout predicts as plain sampling
 # rows x draws above which the one-call rows (every draw's activations at once: gigabytes) are left out
@@ -51,7 +51,7 @@ def fblitz_compiled_predict(case: Case, *, seed: int = 0, device="cpu"):
 
 
 def fblitz_moments_predict(case: Case, *, seed: int = 0, device="cpu"):
-    """:func:`fblitz.moments.predictive_moments`: the predictive mean and std in closed form (no draws)."""
+    """:func:`fblitz.prediction.moments.predictive_moments`: the predictive mean and std in closed form (no draws)."""
     model, params, x, _ = setup(case, seed, device)
 
     def run():

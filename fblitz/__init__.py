@@ -39,15 +39,15 @@ from fblitz.bridge import bayesify, to_module
 from fblitz.checkpoint import load_checkpoint, save_checkpoint
 from fblitz.errors import FblitzError, FblitzTypeError, FblitzValueError, NonFiniteError
 from fblitz.flat import from_flat_dict, to_flat_dict
-from fblitz.kl import kl_divergence
 from fblitz.layers import Layer, sample_noise
 from fblitz.metrics import predictive_mean_std
 from fblitz.objectives import ElboTerms, negative_elbo, sample_elbo
 from fblitz.prediction import predict, predict_mean_weights
+from fblitz.prediction.predictor import make_predictor
 from fblitz.predictive import from_draws, predictive_distribution
-from fblitz.predictor import make_predictor
 from fblitz.random import Key, sample_eps, split
 from fblitz.train import FitResult, fit, kl_weights, make_train_step
+from fblitz.variational.kl import kl_divergence
 
 __version__ = "0.1.0"
 

@@ -25,8 +25,8 @@ import torch
 import torch.nn.functional as F
 
 from fblitz import _checks
-from fblitz.distributions import LOG_SQRT_2PI, student_t_log_prob
 from fblitz.errors import FblitzTypeError, FblitzValueError
+from fblitz.variational.distributions import LOG_SQRT_2PI, student_t_log_prob
 
 
 class NoiseModel(NamedTuple):

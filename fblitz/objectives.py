@@ -27,16 +27,16 @@ from torch.func import vmap
 
 from fblitz import _checks
 from fblitz._grad import grad_with_aux, traced
-from fblitz.distributions import shared_sigmas
 from fblitz.errors import FblitzValueError
-from fblitz.estimators import ESTIMATORS
-from fblitz.kl import KLPlan, closed_form_kl, make_plan, monte_carlo_kl
 from fblitz.layers.base import Layer, check_model, draw_noise, forward_with_state, noise_sample_count, sample_noise
 from fblitz.layers.params_check import check_params
 from fblitz.likelihoods import Likelihood, as_likelihood
-from fblitz.per_example import draw_per_example
 from fblitz.random import KeyLike
 from fblitz.tree import PyTree, path_name, tree_flatten, tree_map, tree_unflatten
+from fblitz.variational.distributions import shared_sigmas
+from fblitz.variational.estimators import ESTIMATORS
+from fblitz.variational.kl import KLPlan, closed_form_kl, make_plan, monte_carlo_kl
+from fblitz.variational.per_example import draw_per_example
 
 
 class ElboTerms(NamedTuple):
@@ -176,7 +176,7 @@ def elbo_grad(model: Layer, likelihood: Likelihood):
 
     Example:
         >>> import torch
-        >>> from fblitz.kl import make_plan
+        >>> from fblitz.variational.kl import make_plan
         >>> from fblitz.layers import linear, sample_noise
         >>> from fblitz.likelihoods import gaussian
         >>> model = linear(2, 1)

@@ -25,8 +25,8 @@ from typing import Protocol, runtime_checkable
 import torch
 
 from fblitz import _checks
-from fblitz.distributions import LOG_SQRT_2PI, gaussian_kl
 from fblitz.errors import FblitzTypeError, FblitzValueError
+from fblitz.variational.distributions import LOG_SQRT_2PI, gaussian_kl
 
 
 @runtime_checkable

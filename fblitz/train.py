@@ -24,10 +24,7 @@ from fblitz import _checks
 from fblitz._fused import all_finite
 from fblitz._progress import COMPILE_NOTE, TrainingProgress
 from fblitz.checkpoint import check_checkpoint_path, save_checkpoint
-from fblitz.distributions import rho_out_of_range
 from fblitz.errors import FblitzTypeError, FblitzValueError, NonFiniteError, NonFiniteStepError
-from fblitz.estimators import check_estimator
-from fblitz.kl import KL_MODES, make_plan
 from fblitz.layers.base import (
     Layer,
     check_model,
@@ -42,9 +39,12 @@ from fblitz.layers.params_check import check_params
 from fblitz.likelihoods import as_likelihood
 from fblitz.objectives import ElboTerms, elbo_grad, resolve_sample_count
 from fblitz.optim import GradientTransformation, OptState, apply_gradients
-from fblitz.per_example import draw_per_example
 from fblitz.random import KeyLike, as_key, permutation
 from fblitz.tree import PyTree, tree_leaves, tree_structure
+from fblitz.variational.distributions import rho_out_of_range
+from fblitz.variational.estimators import check_estimator
+from fblitz.variational.kl import KL_MODES, make_plan
+from fblitz.variational.per_example import draw_per_example
 
 KL_WEIGHTINGS = ("uniform", "blundell")
 
@@ -300,7 +300,7 @@ def fit(
         kl_weighting: ``"uniform"`` or ``"blundell"`` (see :func:`kl_weights`).
         kl_mode: ``"auto"``, ``"closed_form"`` or ``"monte_carlo"``.
         estimator: override every supporting layer's gradient estimator (see
-            :mod:`fblitz.estimators`); None keeps each layer's own. An
+            :mod:`fblitz.variational.estimators`); None keeps each layer's own. An
             estimator no layer of ``model`` uses is an error; which layer
             uses which is in ``history["estimators"]`` and, with
             ``progress``, printed as one line before training.

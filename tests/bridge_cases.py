@@ -9,8 +9,8 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from fblitz.distributions import reparameterize
 from fblitz.tree import is_gaussian
+from fblitz.variational.distributions import reparameterize
 from tests.helpers import randn
 
 

@@ -10,8 +10,8 @@ import torch
 import torch.nn as nn
 
 from fblitz import likelihoods
-from fblitz.kl import kl_divergence
 from fblitz.objectives import negative_elbo
+from fblitz.variational.kl import kl_divergence
 from tests import blitz_reference
 from tests.helpers import mlp, randn
 

@@ -16,7 +16,7 @@ so only the last sample's -1 / sigma survives the average of 3.
 import pytest
 import torch
 
-from fblitz.distributions import sigma
+from fblitz.variational.distributions import sigma
 from tests.helpers import randn
 
 SIZE, SAMPLES = 200, 3

@@ -5,12 +5,12 @@ import torch
 from torch import nn
 
 from fblitz.bridge import bayesify, to_module
-from fblitz.distributions import gaussian_kl, sigma
-from fblitz.kl import kl_divergence
 from fblitz.layers import freeze, sample_noise
-from fblitz.moped import moped
 from fblitz.priors import gaussian
 from fblitz.tree import tree_leaves
+from fblitz.variational.distributions import gaussian_kl, sigma
+from fblitz.variational.kl import kl_divergence
+from fblitz.variational.moped import moped
 from tests.bridge_cases import build, drawn_weights, run_module
 from tests.helpers import randn
 from tests.trees import tree_equal

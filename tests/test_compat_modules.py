@@ -12,13 +12,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from fblitz import kl, layers
+from fblitz import layers
 from fblitz.compat._module import Draw, sampling
 from fblitz.compat.modules import BayesianConv2d, BayesianEmbedding, BayesianGRU, BayesianLinear, BayesianLSTM
 from fblitz.compat.utils import Flipout, variational_estimator
-from fblitz.distributions import sigma
 from fblitz.errors import FblitzTypeError, FblitzValueError
 from fblitz.random import sample_eps
+from fblitz.variational import kl
+from fblitz.variational.distributions import sigma
 from tests.helpers import randn
 
 

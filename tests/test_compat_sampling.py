@@ -5,12 +5,12 @@ import pytest
 import torch
 import torch.nn as nn
 
-from fblitz import kl
 from fblitz.compat._module import Draw, sampling
 from fblitz.compat._sampling import run_samples
 from fblitz.compat.modules import BayesianConv2d, BayesianGRU, BayesianLinear, BayesianLSTM
 from fblitz.compat.utils import Flipout, Radial, variational_estimator
 from fblitz.tree import tree_map
+from fblitz.variational import kl
 from tests.helpers import randn
 
 

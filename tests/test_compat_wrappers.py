@@ -5,11 +5,11 @@ import pickle
 import pytest
 import torch
 
-from fblitz import kl
 from fblitz.compat._module import Draw, sampling
 from fblitz.compat.modules import BayesianConv2d, BayesianGRU, BayesianLinear, BayesianLSTM
 from fblitz.compat.utils import Flipout, Radial
 from fblitz.errors import FblitzTypeError
+from fblitz.variational import kl
 from tests.helpers import randn
 
 

@@ -7,8 +7,8 @@ from torch.func import vmap
 
 from fblitz import layers, priors
 from fblitz.errors import FblitzTypeError, FblitzValueError
-from fblitz.kl import kl_divergence
 from fblitz.random import sample_eps
+from fblitz.variational.kl import kl_divergence
 from tests import blitz_reference
 from tests.helpers import randn
 

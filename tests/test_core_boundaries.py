@@ -12,15 +12,22 @@ import pytest
 import torch
 
 from fblitz import layers, likelihoods, optim
-from fblitz.distributions import gaussian_kl, gaussian_log_prob, inverse_softplus, log_sigma, sigma, student_t_log_prob
 from fblitz.errors import FblitzTypeError, FblitzValueError, NonFiniteError
-from fblitz.kl import kl_divergence, make_plan, monte_carlo_kl
 from fblitz.layers import sample_noise
 from fblitz.objectives import elbo_samples
 from fblitz.priors import gaussian, scale_mixture
-from fblitz.seeded import bits, normal, seeds, uniform
 from fblitz.train import kl_weights, minibatch_weights
 from fblitz.tree import tree_map
+from fblitz.variational.distributions import (
+    gaussian_kl,
+    gaussian_log_prob,
+    inverse_softplus,
+    log_sigma,
+    sigma,
+    student_t_log_prob,
+)
+from fblitz.variational.kl import kl_divergence, make_plan, monte_carlo_kl
+from fblitz.variational.seeded import bits, normal, seeds, uniform
 
 f64 = torch.float64
 
@@ -124,7 +131,7 @@ def _top_bits(words, width):
 
 @pytest.mark.parametrize("dtype, width", [(torch.float32, 24), (torch.float64, 53)])
 def test_uniform_is_the_top_bits_of_the_hash_centred_in_their_cell(dtype, width):
-    # the definition in fblitz.seeded.uniform: (top `width` bits + 1/2) / 2^width, never 0 or 1
+    # the definition in fblitz.variational.seeded.uniform: (top `width` bits + 1/2) / 2^width, never 0 or 1
     seed = seeds(5, 1)[0]
     expected = (_top_bits(bits(seed, (1000,)), width).double() + 0.5) * 2.0**-width
     got = uniform(seed, (1000,), dtype=dtype)
@@ -138,7 +145,7 @@ def test_uniform_is_the_top_bits_of_the_hash_centred_in_their_cell(dtype, width)
 
 
 def test_normal_is_box_muller_on_the_two_halves_of_the_hash_in_float64():
-    # the definition in fblitz.seeded.normal: radius from the high 32 bits (centred), angle from the low 32
+    # the definition in fblitz.variational.seeded.normal: radius from the high 32 bits (centred), angle from the low 32
     seed = seeds(6, 1)[0]
     words = bits(seed, (1000,))
     u1 = (_top_bits(words, 32).double() + 0.5) * 2.0**-32

@@ -22,13 +22,13 @@ from fblitz import layers, likelihoods, optim
 from fblitz.bridge import bayesify
 from fblitz.checkpoint import load_checkpoint, save_checkpoint
 from fblitz.errors import FblitzTypeError, FblitzValueError
-from fblitz.estimators import ESTIMATORS
-from fblitz.kl import make_plan
 from fblitz.layers import init_state, sample_noise
 from fblitz.objectives import elbo_grad, sample_elbo
 from fblitz.prediction import predict
 from fblitz.train import fit, make_train_step
 from fblitz.tree import tree_leaves, tree_map
+from fblitz.variational.estimators import ESTIMATORS
+from fblitz.variational.kl import make_plan
 from tests.bridge_cases import build
 from tests.helpers import randn
 

@@ -15,13 +15,13 @@ import pytest
 import torch
 
 from fblitz.checkpoint import load_checkpoint
-from fblitz.kl import kl_divergence, make_plan
 from fblitz.layers import sample_noise
 from fblitz.objectives import elbo_grad, negative_elbo
 from fblitz.optim import apply_updates
 from fblitz.random import Key, permutation
 from fblitz.train import fit, make_train_step
 from fblitz.tree import tree_leaves, tree_map
+from fblitz.variational.kl import kl_divergence, make_plan
 from tests.distributed_worker import BATCH, KL_WEIGHT, PER_EXAMPLE, Launch, problem
 from tests.helpers import assert_trees_equal
 from tests.trees import tree_allclose

@@ -13,9 +13,9 @@ from fblitz.checkpoint import load_checkpoint
 from fblitz.distributed.collectives import pack, unpack
 from fblitz.errors import FblitzTypeError, FblitzValueError, NonFiniteStepError
 from fblitz.random import Key
-from fblitz.seeded import offset_noise
 from fblitz.train import fit, make_train_step
 from fblitz.tree import tree_leaves
+from fblitz.variational.seeded import offset_noise
 from tests.distributed_worker import PER_EXAMPLE
 from tests.helpers import assert_trees_equal, mlp, randn, to_double
 

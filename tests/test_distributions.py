@@ -6,7 +6,8 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fblitz.distributions import (
+from fblitz.errors import FblitzValueError
+from fblitz.variational.distributions import (
     gaussian_kl,
     gaussian_log_prob,
     inverse_softplus,
@@ -15,7 +16,6 @@ from fblitz.distributions import (
     reparameterize,
     sigma,
 )
-from fblitz.errors import FblitzValueError
 
 finite_rho = st.floats(min_value=-50, max_value=50, allow_nan=False)
 

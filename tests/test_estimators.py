@@ -12,12 +12,12 @@ import torch.nn.functional as F
 from torch.func import grad, vmap
 
 from fblitz import layers, likelihoods
-from fblitz.distributions import sigma
 from fblitz.errors import FblitzValueError
-from fblitz.estimators import ESTIMATORS
-from fblitz.kl import kl_divergence
 from fblitz.layers import sample_noise
 from fblitz.objectives import sample_elbo
+from fblitz.variational.distributions import sigma
+from fblitz.variational.estimators import ESTIMATORS
+from fblitz.variational.kl import kl_divergence
 from tests.helpers import randn
 
 DRAWS = 20_000

@@ -26,10 +26,10 @@ import torch
 import torch.nn.functional as F
 
 from fblitz import layers
-from fblitz.distributions import sigma
 from fblitz.layers import sample_noise
-from fblitz.seeded import rademacher, stream
 from fblitz.tree import tree_map
+from fblitz.variational.distributions import sigma
+from fblitz.variational.seeded import rademacher, stream
 from tests.helpers import randn
 from tests.rnn_reference import torch_rnn
 

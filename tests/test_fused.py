@@ -7,9 +7,9 @@ import torch.nn.functional as F
 
 from fblitz import _checks, _fused, layers, likelihoods, optim
 from fblitz._grad import grad_with_aux, traced
-from fblitz.kl import make_plan
 from fblitz.objectives import elbo_grad
 from fblitz.tree import tree_leaves, tree_map
+from fblitz.variational.kl import make_plan
 from tests.helpers import mlp, randn
 
 
@@ -134,7 +134,7 @@ def test_elbo_grad_is_the_same_under_autograd_and_under_a_transform():
 
 
 def test_a_shared_sigma_is_computed_once_and_gives_the_same_gradients():
-    from fblitz.distributions import gaussian_kl, reparameterize, shared_sigmas, sigma
+    from fblitz.variational.distributions import gaussian_kl, reparameterize, shared_sigmas, sigma
 
     rho = randn(1, 5, dtype=torch.float64).requires_grad_(True)
     mu, eps = randn(2, 5, dtype=torch.float64), randn(3, 5, dtype=torch.float64)

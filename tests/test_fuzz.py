@@ -16,11 +16,12 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fblitz import kl, layers, likelihoods, metrics, optim, prediction, priors, train
-from fblitz.distributions import gaussian_kl, gaussian_log_prob, log_sigma, reparameterize, sigma
+from fblitz import layers, likelihoods, metrics, optim, prediction, priors, train
 from fblitz.errors import FblitzError
 from fblitz.objectives import negative_elbo, sample_elbo
 from fblitz.random import sample_eps
+from fblitz.variational import kl
+from fblitz.variational.distributions import gaussian_kl, gaussian_log_prob, log_sigma, reparameterize, sigma
 
 EXAMPLES = settings(max_examples=150)
 COUNT = {"examples": 0}

@@ -5,8 +5,8 @@ import torch
 
 from fblitz import priors
 from fblitz.errors import FblitzTypeError, FblitzValueError
-from fblitz.kl import closed_form_kl, kl_divergence, make_plan, monte_carlo_kl
 from fblitz.random import sample_eps
+from fblitz.variational.kl import closed_form_kl, kl_divergence, make_plan, monte_carlo_kl
 from tests.helpers import mlp, to_double
 
 

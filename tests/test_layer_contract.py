@@ -8,10 +8,10 @@ import torch
 from torch.func import grad, vmap
 
 from fblitz import layers
-from fblitz.estimators import ESTIMATORS
 from fblitz.layers import estimator_usage, sample_noise
-from fblitz.posterior import mean_weights
 from fblitz.tree import tree_flatten, tree_leaves, tree_map, tree_structure, tree_unflatten
+from fblitz.variational.estimators import ESTIMATORS
+from fblitz.variational.posterior import mean_weights
 from tests.helpers import assert_trees_equal, clone_tree
 from tests.layer_registry import CASES, EXEMPT, Inputs
 

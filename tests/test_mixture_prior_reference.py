@@ -12,9 +12,9 @@ import torch
 from torch.distributions import Categorical, MixtureSameFamily, Normal
 
 from fblitz import layers
-from fblitz.distributions import sigma
-from fblitz.kl import kl_divergence
 from fblitz.layers import sample_noise
+from fblitz.variational.distributions import sigma
+from fblitz.variational.kl import kl_divergence
 
 f64 = torch.float64
 

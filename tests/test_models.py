@@ -6,10 +6,10 @@ import torch
 from fblitz import likelihoods, models, optim
 from fblitz.errors import FblitzValueError
 from fblitz.layers import init_state, is_stateful, sample_noise
-from fblitz.posterior import mean_weights
 from fblitz.prediction import predict
 from fblitz.train import fit
 from fblitz.tree import tree_map
+from fblitz.variational.posterior import mean_weights
 from tests.helpers import randn
 from tests.layer_registry import _lenet_reference
 

@@ -1,14 +1,14 @@
-"""Closed-form predictive moments (fblitz.moments) against Monte Carlo draws and hand-written formulas."""
+"""Closed-form predictive moments (fblitz.prediction.moments) against Monte Carlo draws and hand-written formulas."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 from fblitz import layers
-from fblitz.distributions import sigma
 from fblitz.errors import FblitzValueError
-from fblitz.moments import predictive_moments
 from fblitz.prediction import predict, predict_mean_weights
+from fblitz.prediction.moments import predictive_moments
+from fblitz.variational.distributions import sigma
 from tests.helpers import randn
 
 
@@ -91,7 +91,7 @@ def test_layers_without_closed_form_moments_are_refused():
 
 
 def test_relu_moments_match_the_rectified_gaussian():
-    from fblitz.moments import GAUSSIAN, Moments, relu_moments
+    from fblitz.variational.moments import GAUSSIAN, Moments, relu_moments
 
     mean = torch.tensor([-2.0, 0.0, 0.5, 3.0], dtype=torch.float64)
     var = torch.tensor([1.0, 4.0, 0.25, 1e-12], dtype=torch.float64)

@@ -2,12 +2,12 @@ import pytest
 import torch
 
 from fblitz import layers, likelihoods
-from fblitz.distributions import sigma
 from fblitz.errors import FblitzTypeError, FblitzValueError
-from fblitz.kl import kl_divergence
-from fblitz.moped import CentredGaussianPrior, moped, recentre_priors
 from fblitz.objectives import sample_elbo
 from fblitz.priors import gaussian
+from fblitz.variational.distributions import sigma
+from fblitz.variational.kl import kl_divergence
+from fblitz.variational.moped import CentredGaussianPrior, moped, recentre_priors
 from tests.helpers import randn
 
 
@@ -91,7 +91,7 @@ def test_recentred_prior_kl_is_zero_at_the_prior_and_matches_closed_form():
 
 
 def test_recentring_keeps_the_radial_tag():
-    from fblitz.radial import RadialPrior
+    from fblitz.variational.radial import RadialPrior
 
     layer = layers.linear(3, 2, posterior="radial")
     params = layer.init(0)

@@ -20,11 +20,11 @@ import torch
 from torch.func import vmap
 
 from fblitz import layers
-from fblitz.distributions import inverse_softplus, sigma
-from fblitz.estimators import ESTIMATORS
 from fblitz.layers import sample_noise
 from fblitz.random import normal
 from fblitz.tree import map_gaussian, tree_map
+from fblitz.variational.distributions import inverse_softplus, sigma
+from fblitz.variational.estimators import ESTIMATORS
 from tests.helpers import randn
 
 f64 = torch.float64

@@ -82,7 +82,7 @@ torch.testing.assert_close(probs, sum(samples[i] for i in range(50)) / 50)
 """,
     "03_vectorized_monte_carlo": """
 import torch.nn.functional as F
-from fblitz.distributions import sigma
+from fblitz.variational.distributions import sigma
 
 eps = sample_eps(3, params, 4)
 out = predict_with_eps(model, params, x, eps)

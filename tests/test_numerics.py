@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from fblitz import priors
-from fblitz.distributions import gaussian_kl, posterior_log_prob
+from fblitz.variational.distributions import gaussian_kl, posterior_log_prob
 
 mpmath.mp.dps = 50
 RHOS = [-50.0, -20.0, -5.0, 0.0, 5.0, 50.0]

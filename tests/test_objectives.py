@@ -6,10 +6,10 @@ import torch.nn.functional as F
 
 from fblitz import layers, likelihoods, priors
 from fblitz.errors import FblitzTypeError, FblitzValueError
-from fblitz.kl import kl_divergence, make_plan
 from fblitz.objectives import elbo_grad, elbo_samples, negative_elbo, sample_elbo
 from fblitz.random import sample_eps
 from fblitz.tree import tree_leaves, tree_map, tree_structure, tree_unflatten
+from fblitz.variational.kl import kl_divergence, make_plan
 from tests.helpers import assert_trees_equal, clone_tree, mlp, randn, to_double
 
 

@@ -23,7 +23,7 @@ from fblitz.errors import CheckpointError, FblitzTypeError, FblitzValueError
 from fblitz.layers import Layer, apply_with_state, check_params, expected_params, init_state
 from fblitz.objectives import negative_elbo, sample_elbo
 from fblitz.prediction import predict, predict_mean_weights, predict_with_eps
-from fblitz.predictor import make_predictor
+from fblitz.prediction.predictor import make_predictor
 from fblitz.train import fit, make_train_step
 from fblitz.tree import tree_leaves, tree_map
 from tests.helpers import randn

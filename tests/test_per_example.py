@@ -1,4 +1,4 @@
-"""Per-example noise drawn before the transforms (fblitz.per_example): what it keeps true."""
+"""Per-example noise drawn before the transforms (fblitz.variational.per_example): what it keeps true."""
 
 import math
 
@@ -6,14 +6,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fblitz import layers, likelihoods, seeded
+from fblitz import layers, likelihoods
 from fblitz.errors import FblitzTypeError
-from fblitz.kl import make_plan
 from fblitz.layers.base import no_params
 from fblitz.objectives import elbo_grad, elbo_samples
-from fblitz.per_example import Recorder, draw_per_example
-from fblitz.seeded import offset_noise
 from fblitz.tree import tree_leaves, tree_map
+from fblitz.variational import seeded
+from fblitz.variational.kl import make_plan
+from fblitz.variational.per_example import Recorder, draw_per_example
+from fblitz.variational.seeded import offset_noise
 from tests.helpers import randn
 
 

@@ -7,9 +7,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fblitz import priors
-from fblitz.distributions import reparameterize, sigma
 from fblitz.errors import FblitzTypeError, FblitzValueError
 from fblitz.random import normal
+from fblitz.variational.distributions import reparameterize, sigma
 
 mpmath.mp.dps = 50
 

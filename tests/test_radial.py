@@ -13,13 +13,13 @@ import torch
 from torch.func import grad, grad_and_value, vmap
 
 from fblitz import layers, likelihoods, optim, priors
-from fblitz.distributions import sigma
 from fblitz.errors import FblitzValueError
-from fblitz.kl import kl_divergence, make_plan
 from fblitz.layers import sample_noise
 from fblitz.objectives import sample_elbo
-from fblitz.radial import log_sphere_area, noise_log_prob, radial_noise
 from fblitz.tree import tree_leaves
+from fblitz.variational.distributions import sigma
+from fblitz.variational.kl import kl_divergence, make_plan
+from fblitz.variational.radial import log_sphere_area, noise_log_prob, radial_noise
 from tests.helpers import randn
 
 N = 20_000

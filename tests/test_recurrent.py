@@ -6,9 +6,9 @@ from torch.func import grad, vmap
 
 from fblitz import layers, priors
 from fblitz.errors import FblitzTypeError, FblitzValueError
-from fblitz.posterior import sample_weights
 from fblitz.random import sample_eps
 from fblitz.tree import tree_map
+from fblitz.variational.posterior import sample_weights
 from tests.helpers import randn
 from tests.rnn_reference import peephole_loop
 

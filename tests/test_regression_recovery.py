@@ -9,8 +9,8 @@ and m = S X^T y / s^2. The best mean-field Gaussian has mean m and variances
 import torch
 
 from fblitz import layers, likelihoods, optim, priors
-from fblitz.distributions import sigma
 from fblitz.train import fit
+from fblitz.variational.distributions import sigma
 from tests.helpers import randn
 
 NOISE, PRIOR_SIGMA, N, D = 0.5, 1.0, 40, 3

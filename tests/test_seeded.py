@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch.func import vmap
 
-from fblitz import seeded
 from fblitz.errors import FblitzTypeError, FblitzValueError
+from fblitz.variational import seeded
 
 
 def test_seeds_are_reproducible_and_distinct():

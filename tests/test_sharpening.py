@@ -5,11 +5,17 @@ import torch
 from torch.func import grad, grad_and_value
 
 from fblitz import layers, likelihoods, optim
-from fblitz.distributions import sigma
 from fblitz.errors import FblitzValueError
 from fblitz.objectives import elbo_samples
-from fblitz.sharpening import init_eta, sample_sharpening_noise, sharpen, sharpened_elbo, sharpened_elbo_samples
 from fblitz.tree import tree_leaves, tree_map
+from fblitz.variational.distributions import sigma
+from fblitz.variational.sharpening import (
+    init_eta,
+    sample_sharpening_noise,
+    sharpen,
+    sharpened_elbo,
+    sharpened_elbo_samples,
+)
 from tests.helpers import randn
 
 LIKELIHOOD = likelihoods.gaussian(0.5)

@@ -19,9 +19,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fblitz import layers, likelihoods, metrics, optim, priors
-from fblitz.distributions import student_t_log_prob
 from fblitz.errors import FblitzTypeError, FblitzValueError
 from fblitz.train import fit
+from fblitz.variational.distributions import student_t_log_prob
 from tests.helpers import randn
 
 f64 = torch.float64

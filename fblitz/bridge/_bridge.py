@@ -12,10 +12,10 @@ from fblitz import _checks
 from fblitz.bridge import _shims
 from fblitz.bridge._select import lookup, nest
 from fblitz.errors import FblitzError, FblitzTypeError, FblitzValueError
-from fblitz.posterior import GaussianInit, moped_node, sample
 from fblitz.priors import Prior
 from fblitz.random import as_key
 from fblitz.tree import PyTree, is_gaussian
+from fblitz.variational.posterior import GaussianInit, moped_node, sample
 
 
 @dataclasses.dataclass(frozen=True)

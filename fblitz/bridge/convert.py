@@ -4,7 +4,7 @@
 ``apply`` runs the module through ``torch.func.functional_call`` with the
 tensors of one weight draw, so :func:`fblitz.objectives.sample_elbo`,
 :func:`fblitz.train.fit`, :func:`fblitz.prediction.predict`,
-:func:`fblitz.kl.kl_divergence` and :func:`fblitz.moped.moped` work on it as on
+:func:`fblitz.variational.kl.kl_divergence` and :func:`fblitz.variational.moped.moped` work on it as on
 fblitz's own layers. :func:`to_module` turns trained params back into an
 ordinary module for deployment.
 
@@ -39,9 +39,9 @@ from fblitz.bridge._bridge import Bridge, Param
 from fblitz.bridge._select import Selector, check_names, layer_defaults, lookup, nest, select
 from fblitz.errors import FblitzTypeError, FblitzValueError
 from fblitz.layers.base import Layer, StateSpec
-from fblitz.posterior import gaussian_init
 from fblitz.priors import Prior, check_prior
 from fblitz.tree import PyTree
+from fblitz.variational.posterior import gaussian_init
 
 INITS = ("module", "blitz")
 
@@ -75,7 +75,7 @@ def bayesify(
         init: ``"module"`` -- means are the module's current weights; or
             ``"blitz"`` -- means drawn from N(posterior_mu_init, posterior_mu_std^2).
         moped_delta: with ``init="module"``, MOPED's sigma = delta * |w|
-            (:func:`fblitz.moped.moped`) instead of rho drawn around ``posterior_rho_init``.
+            (:func:`fblitz.variational.moped.moped`) instead of rho drawn around ``posterior_rho_init``.
         posterior_mu_init, posterior_mu_std, posterior_rho_std: as for
             :func:`fblitz.layers.linear`.
         posterior_rho_init: rho ~ N(posterior_rho_init, posterior_rho_std^2);

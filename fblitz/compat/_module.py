@@ -7,7 +7,7 @@ so ``.to()``, ``.double()``, ``state_dict()``, ``copy.deepcopy`` and replication
 see each tensor once. Its forward pass builds fblitz's params tree from those
 Parameters (``{name: {"mu": ..., "rho": ...}}``) and calls a functional layer
 of :mod:`fblitz.layers`; the complexity cost ``log q(w) - log p(w)`` at the
-sampled weights comes from :mod:`fblitz.distributions`, :mod:`fblitz.radial`
+sampled weights comes from :mod:`fblitz.variational.distributions`, :mod:`fblitz.variational.radial`
 and :mod:`fblitz.priors`.
 
 **Randomness.** Each layer owns a :class:`KeyStream`, a :class:`fblitz.random.Key`
@@ -37,11 +37,11 @@ import torch
 from torch import nn
 
 from fblitz.errors import FblitzTypeError
-from fblitz.kl import log_densities
 from fblitz.layers import sample_noise
-from fblitz.radial import radial_prior
 from fblitz.random import Key, as_key
 from fblitz.tree import PyTree
+from fblitz.variational.kl import log_densities
+from fblitz.variational.radial import radial_prior
 
 _ACTIVE = threading.local()
 

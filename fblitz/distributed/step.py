@@ -13,7 +13,7 @@ ranks combine them in one bucketed ``all_reduce``:
   from ``key`` on every rank, which reproduces single-process training:
   per-example noise (dropout, local reparameterization, Flipout) is indexed
   by each row's position in the whole minibatch, not in the rank's shard
-  (:func:`fblitz.seeded.offset_noise`), so every row gets the noise it gets
+  (:func:`fblitz.variational.seeded.offset_noise`), so every row gets the noise it gets
   in one process.
 * ``mode="sample"``: every rank passes the same batch; all ranks draw the
   single-process noise ``sample_noise(model, key, params, S)`` and rank r
@@ -48,17 +48,17 @@ from fblitz import _checks
 from fblitz.distributed.collectives import all_reduce_tree, first_row
 from fblitz.distributed.sharding import NOISE_MODES, rank_key, shard
 from fblitz.errors import FblitzValueError, NonFiniteStepError
-from fblitz.estimators import check_estimator
-from fblitz.kl import KL_MODES, make_plan
 from fblitz.layers.base import Layer, check_model, is_stateful, sample_noise
 from fblitz.layers.params_check import check_params
 from fblitz.likelihoods import as_likelihood
 from fblitz.objectives import ElboTerms, elbo_grad
 from fblitz.optim import GradientTransformation, apply_updates
 from fblitz.random import as_key
-from fblitz.seeded import has_seeds, offset_noise
 from fblitz.train import _check_optimizer
 from fblitz.tree import tree_leaves, tree_map, tree_structure
+from fblitz.variational.estimators import check_estimator
+from fblitz.variational.kl import KL_MODES, make_plan
+from fblitz.variational.seeded import has_seeds, offset_noise
 
 MODES = ("data", "sample")
 

@@ -34,13 +34,13 @@ from fblitz import _checks, layers, likelihoods, metrics, optim, priors
 from fblitz._argtypes import existing_directory, integer, output_file, real, seed
 from fblitz.datasets import load_boston, load_diabetes
 from fblitz.errors import FblitzValueError
-from fblitz.estimators import ESTIMATORS
 from fblitz.experiments.splits import Split, count_splits, random_splits, read_splits
 from fblitz.experiments.standardize import Standardizer
 from fblitz.metrics import gaussian_mixture_mean_std
 from fblitz.prediction import predict
 from fblitz.random import Key, KeyLike, as_key, permutation
 from fblitz.train import fit
+from fblitz.variational.estimators import ESTIMATORS
 
 DATASETS = {"boston": load_boston, "diabetes": load_diabetes}
 MIN_SIGMA = 1e-6

@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import torch
 
-from fblitz import _checks, seeded
-from fblitz.distributions import sigma
+from fblitz import _checks
 from fblitz.errors import FblitzTypeError, FblitzValueError
 from fblitz.layers.base import Layer
 from fblitz.layers.cells import (
@@ -33,11 +32,13 @@ from fblitz.layers.cells import (
     rnn_tanh_step,
     scan,
 )
-from fblitz.posterior import check_noise, gaussian_init, sample
 from fblitz.priors import blitz_default, check_prior
-from fblitz.radial import check_posterior, radial_noise, radial_prior
 from fblitz.random import as_key, sample_eps
-from fblitz.seeded import stream
+from fblitz.variational import seeded
+from fblitz.variational.distributions import sigma
+from fblitz.variational.posterior import check_noise, gaussian_init, sample
+from fblitz.variational.radial import check_posterior, radial_noise, radial_prior
+from fblitz.variational.seeded import stream
 
 
 def _validate_state(name: str, value: object, shape: tuple, like: torch.Tensor) -> torch.Tensor:

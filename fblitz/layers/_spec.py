@@ -10,7 +10,7 @@ sampling lets other estimators (local reparameterization, Flipout) reuse it.
 Example:
     >>> import torch
     >>> import torch.nn.functional as F
-    >>> from fblitz.posterior import gaussian_init
+    >>> from fblitz.variational.posterior import gaussian_init
     >>> from fblitz.priors import gaussian
     >>> args = BayesArgs(gaussian(0.1), gaussian_init(0.0, 0.1, -7.0, 0.1), freeze=False)
     >>> layer = gaussian_layer("demo", {"weight": (2, 3)}, args, lambda x, weight: F.linear(x, weight))
@@ -25,21 +25,22 @@ from typing import NamedTuple
 
 import torch
 
-from fblitz import _checks, seeded
+from fblitz import _checks
 from fblitz.errors import FblitzTypeError, FblitzValueError
-from fblitz.estimators import check_estimator, flipout, kind_of, local_reparameterization
 from fblitz.layers.base import Layer
-from fblitz.moments import linear_moments
-from fblitz.posterior import GaussianInit, check_noise, gaussian_init, sample
 from fblitz.priors import Prior, blitz_default, check_prior
-from fblitz.radial import RADIAL_ESTIMATORS, check_posterior, radial_noise, radial_prior
 from fblitz.random import as_key, sample_eps
+from fblitz.variational import seeded
+from fblitz.variational.estimators import check_estimator, flipout, kind_of, local_reparameterization
+from fblitz.variational.moments import linear_moments
+from fblitz.variational.posterior import GaussianInit, check_noise, gaussian_init, sample
+from fblitz.variational.radial import RADIAL_ESTIMATORS, check_posterior, radial_noise, radial_prior
 
 
 class BayesArgs(NamedTuple):
     """The validated BLiTZ arguments of a layer: its prior, posterior init and ``freeze``.
 
-    ``family`` is the posterior family, ``"gaussian"`` or ``"radial"`` (see :mod:`fblitz.radial`).
+    ``family`` is the posterior family, ``"gaussian"`` or ``"radial"`` (see :mod:`fblitz.variational.radial`).
     """
 
     prior: Prior
@@ -109,10 +110,10 @@ def gaussian_layer(
             tensor per name in ``shapes`` (weight samples, or the means).
         check: validates the input ``x`` before anything runs.
         estimators: the estimators the layer supports (see
-            :mod:`fblitz.estimators`); local reparameterization and Flipout
+            :mod:`fblitz.variational.estimators`); local reparameterization and Flipout
             need ``op`` linear in its tensors.
         sign_shape: Flipout's per-example sign shape for an input or output.
-        moments: give the layer closed-form moments (:mod:`fblitz.moments`):
+        moments: give the layer closed-form moments (:mod:`fblitz.variational.moments`):
             only for ops whose outputs each sum over their own weights (linear).
 
     Returns:
@@ -120,7 +121,7 @@ def gaussian_layer(
         ``args.posterior`` and the same prior on every node. A radial layer
         (``args.family``) draws radial weight noise, follows a per-call
         estimator among plain reparameterization and Flipout only, and tags
-        its priors for the KL (:mod:`fblitz.radial`).
+        its priors for the KL (:mod:`fblitz.variational.radial`).
     """
     names = tuple(shapes)
     if args.estimator not in estimators:

@@ -1,7 +1,7 @@
 """Which estimator each weight layer of a model uses, read from a drawn noise tree (internal).
 
 A layer with Gaussian nodes (``{"mu", "rho"}``) shows its estimator in the
-noise it draws (as :func:`fblitz.estimators.kind_of` reads it): plain weight noise
+noise it draws (as :func:`fblitz.variational.estimators.kind_of` reads it): plain weight noise
 for reparameterization, a ``"seed"`` with weight noise for Flipout, a
 ``"seed"`` alone for local reparameterization. (A radial layer is a posterior,
 not an estimator: its radial weight noise is read the same way.) Reading the
@@ -35,7 +35,7 @@ def usage_of(params: PyTree, eps: PyTree) -> dict[str, str]:
     """``{layer path: estimator}`` for every container of Gaussian nodes in ``params``.
 
     The path joins the keys with dots (``"0"``, ``"encoder.fc"``; ``""`` for a
-    single layer); the value is one of :data:`fblitz.estimators.ESTIMATORS`.
+    single layer); the value is one of :data:`fblitz.variational.estimators.ESTIMATORS`.
     """
     usage: dict[str, str] = {}
 

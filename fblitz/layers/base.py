@@ -20,8 +20,8 @@ Two optional parts:
   (:func:`fblitz.random.sample_eps`), which containers draw in one call for
   all such layers. Layers whose noise shape depends on the input (dropout,
   local reparameterization, Flipout) put int64 seeds in their noise tree
-  (:mod:`fblitz.seeded`). ``estimator`` is a per-call choice from
-  :data:`fblitz.estimators.ESTIMATORS` that layers supporting it follow and
+  (:mod:`fblitz.variational.seeded`). ``estimator`` is a per-call choice from
+  :data:`fblitz.variational.estimators.ESTIMATORS` that layers supporting it follow and
   the others ignore. Always draw a model's noise with :func:`sample_noise`.
 * ``state`` -- a :class:`StateSpec` for layers with running statistics
   (batch norm). Their plain ``apply`` normalises with the batch's own
@@ -29,7 +29,7 @@ Two optional parts:
   uses the stored statistics when ``train=False``.
 * ``moments(params, Moments) -> Moments`` -- the output's elementwise mean
   and variance from the input's, in closed form
-  (:func:`fblitz.moments.predictive_moments`).
+  (:func:`fblitz.prediction.moments.predictive_moments`).
 """
 
 from __future__ import annotations
@@ -41,11 +41,11 @@ import torch
 
 from fblitz import _checks
 from fblitz.errors import FblitzTypeError, FblitzValueError
-from fblitz.estimators import check_estimator
 from fblitz.layers._usage import check_used, describe, usage_of
 from fblitz.layers.params_check import check_params
 from fblitz.random import KeyLike, as_key, sample_eps
 from fblitz.tree import PyTree, flatten_gaussian, is_gaussian, map_gaussian, tree_leaves, tree_map
+from fblitz.variational.estimators import check_estimator
 
 
 class StateSpec(NamedTuple):
@@ -142,7 +142,7 @@ def sample_noise(
         n_samples: S for a leading sample axis on every noise leaf (for
             ``vmap``), or None for one draw without that axis.
         estimator: overrides the estimator of every layer that supports it
-            (see :mod:`fblitz.estimators`); None keeps each layer's own. An
+            (see :mod:`fblitz.variational.estimators`); None keeps each layer's own. An
             estimator that no layer of ``model`` uses is an error (see
             :func:`estimator_usage` for which layer uses which).
 

@@ -30,7 +30,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from fblitz.estimators import add_flipout_perturbation
+from fblitz.variational.estimators import add_flipout_perturbation
 
 Linear = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
 

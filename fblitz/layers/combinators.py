@@ -10,14 +10,14 @@ import torch.nn.functional as F
 from fblitz import _checks
 from fblitz.errors import FblitzError, FblitzTypeError, FblitzValueError
 from fblitz.layers.base import Layer, StateSpec, forward_with_state, init_state, no_params, weight_noise
-from fblitz.moments import Moments, relu_moments
 from fblitz.random import as_key
+from fblitz.variational.moments import Moments, relu_moments
 
 
 def stateless(fn: Callable[[torch.Tensor], torch.Tensor], name: str | None = None, *, moments=None) -> Layer:
     """A parameter-free layer applying ``fn`` to its input (e.g. an activation).
 
-    ``moments``: optionally, ``Moments -> Moments`` in closed form (:mod:`fblitz.moments`).
+    ``moments``: optionally, ``Moments -> Moments`` in closed form (:mod:`fblitz.variational.moments`).
 
     Example:
         >>> import torch

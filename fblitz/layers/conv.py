@@ -9,10 +9,10 @@ import torch.nn.functional as F
 
 from fblitz import _checks
 from fblitz.errors import FblitzTypeError, FblitzValueError
-from fblitz.estimators import ESTIMATORS
 from fblitz.layers._spec import bayes_from, gaussian_layer, ntuple
 from fblitz.layers.base import Layer
 from fblitz.priors import Prior
+from fblitz.variational.estimators import ESTIMATORS
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
@@ -145,8 +145,8 @@ _DOC = """A Bayesian {dims}-d convolution (BLiTZ's ``BayesianConv{dims}d``, torc
     unless ``prior`` is given; means start at N(posterior_mu_init, 0.1^2), rho
     at N(posterior_rho_init, 0.1^2) (BLiTZ: {rho}). ``freeze=True`` always uses
     the means. ``estimator``: ``"reparameterization"`` (BLiTZ's),
-    ``"local_reparameterization"`` or ``"flipout"`` (see :mod:`fblitz.estimators`).
-    ``posterior="radial"``: the radial posterior (:mod:`fblitz.radial`).
+    ``"local_reparameterization"`` or ``"flipout"`` (see :mod:`fblitz.variational.estimators`).
+    ``posterior="radial"``: the radial posterior (:mod:`fblitz.variational.radial`).
 
     Params tree::
 

@@ -79,8 +79,8 @@ _DOC = """A Bayesian {dims}-d transposed convolution (torch's ``nn.ConvTranspose
     smaller than ``stride`` or ``dilation`` in each dimension.
     ``padding_mode`` must be ``"zeros"`` (as in torch). ``estimator``:
     ``"reparameterization"``, ``"local_reparameterization"`` or ``"flipout"``
-    (see :mod:`fblitz.estimators`). ``posterior="radial"``: the radial
-    posterior (:mod:`fblitz.radial`).
+    (see :mod:`fblitz.variational.estimators`). ``posterior="radial"``: the radial
+    posterior (:mod:`fblitz.variational.radial`).
 
     Params tree::
 

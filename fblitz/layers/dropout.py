@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from fblitz import _checks, seeded
+from fblitz import _checks
 from fblitz.errors import FblitzValueError
 from fblitz.layers.base import Layer, no_params
+from fblitz.variational import seeded
 
 
 def dropout(p: float = 0.5) -> Layer:

@@ -6,10 +6,10 @@ import torch
 import torch.nn.functional as F
 
 from fblitz import _checks
-from fblitz.estimators import ESTIMATORS
 from fblitz.layers._spec import bayes_from, gaussian_layer
 from fblitz.layers.base import Layer
 from fblitz.priors import Prior
+from fblitz.variational.estimators import ESTIMATORS
 
 
 def linear(
@@ -36,9 +36,9 @@ def linear(
     ``prior`` is given; means start at N(posterior_mu_init, 0.1^2) and rho at
     N(posterior_rho_init, 0.1^2). ``freeze=True`` always uses the means.
     ``estimator``: ``"reparameterization"`` (BLiTZ's), ``"local_reparameterization"``
-    or ``"flipout"`` (see :mod:`fblitz.estimators`). ``posterior="radial"``
+    or ``"flipout"`` (see :mod:`fblitz.variational.estimators`). ``posterior="radial"``
     samples each tensor from the radial posterior instead of the Gaussian
-    (see :mod:`fblitz.radial`; plain reparameterization or Flipout, Monte Carlo KL).
+    (see :mod:`fblitz.variational.radial`; plain reparameterization or Flipout, Monte Carlo KL).
 
     Params tree::
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 
 from fblitz import _checks
-from fblitz.distributions import inverse_softplus
 from fblitz.errors import FblitzValueError
 from fblitz.layers.base import Layer
+from fblitz.variational.distributions import inverse_softplus
 
 
 def learned_noise(features: int, init_sigma: float = 1.0) -> Layer:

@@ -35,11 +35,11 @@ _DOC_ARGS = """
             :func:`fblitz.layers.linear`; mu starts at N(posterior_mu_init, 0.1^2).
         estimator: ``"reparameterization"`` or ``"flipout"`` (per-example
             sign flips of one shared perturbation of each weight matrix, the
-            signs fixed along the sequence; see :mod:`fblitz.estimators`).
+            signs fixed along the sequence; see :mod:`fblitz.variational.estimators`).
             Local reparameterization does not apply: the same weights act at
             every time step.
         posterior: ``"gaussian"`` or ``"radial"`` (each weight tensor drawn
-            from the radial posterior, :mod:`fblitz.radial`; with either
+            from the radial posterior, :mod:`fblitz.variational.radial`; with either
             estimator, Monte Carlo KL).
 
     ``apply(params, x, eps=None, state=None)`` takes ``x`` of shape (L, N, H_in),

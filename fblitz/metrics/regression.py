@@ -17,8 +17,8 @@ from typing import NamedTuple
 import torch
 
 from fblitz import _checks
-from fblitz.distributions import LOG_SQRT_2PI
 from fblitz.errors import FblitzValueError
+from fblitz.variational.distributions import LOG_SQRT_2PI
 
 
 def _pair(pred: torch.Tensor, targets: torch.Tensor, name: str = "predictions") -> None:

@@ -21,9 +21,9 @@ import math
 import torch
 
 from fblitz import _checks
-from fblitz.distributions import student_t_log_prob
 from fblitz.errors import FblitzValueError
 from fblitz.random import KeyLike, as_key, generator
+from fblitz.variational.distributions import student_t_log_prob
 
 
 def _components(locs: torch.Tensor, scales: torch.Tensor, dfs: torch.Tensor) -> None:

@@ -24,11 +24,11 @@ from collections.abc import Sequence
 import torch
 
 from fblitz import _checks
-from fblitz.distributions import gaussian_log_prob, student_t_log_prob
 from fblitz.errors import FblitzValueError
 from fblitz.metrics.coverage import DEFAULT_LEVELS, CalibrationCurve
 from fblitz.metrics.student_t import student_t_mixture_samples
 from fblitz.random import Key, KeyLike, as_key, normal
+from fblitz.variational.distributions import gaussian_log_prob, student_t_log_prob
 
 BISECTION_STEPS = 64  # halvings of the bracket: float64 resolution for any bracket width
 SAMPLES_FOR_QUANTILES = 4000  # Student-t: draws from the mixture per element, in all, for its quantiles

@@ -10,10 +10,10 @@ from torch import nn
 from fblitz import layers, likelihoods
 from fblitz.bridge import bayesify
 from fblitz.errors import FblitzTypeError, FblitzValueError
-from fblitz.estimators import ESTIMATORS
 from fblitz.layers import estimator_summary, estimator_usage, sample_noise
 from fblitz.objectives import sample_elbo
 from fblitz.prediction import predict
+from fblitz.variational.estimators import ESTIMATORS
 from tests.helpers import randn
 from tests.hostile._expect import refuses
 

@@ -6,12 +6,12 @@ import pytest
 import torch
 
 from fblitz import likelihoods, priors
-from fblitz.distributions import gaussian_kl, rho_range
 from fblitz.errors import FblitzTypeError, FblitzValueError, NonFiniteError
-from fblitz.kl import kl_divergence
 from fblitz.layers import sample_noise
 from fblitz.objectives import negative_elbo, sample_elbo
 from fblitz.tree import tree_map
+from fblitz.variational.distributions import gaussian_kl, rho_range
+from fblitz.variational.kl import kl_divergence
 from tests.helpers import mlp, randn, to_double
 from tests.hostile._expect import refuses
 

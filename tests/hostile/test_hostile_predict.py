@@ -7,7 +7,7 @@ from fblitz.errors import FblitzTypeError, FblitzValueError, NonFiniteError
 from fblitz.layers import sample_noise
 from fblitz.metrics import predictive_mean_std, quantile_interval
 from fblitz.prediction import predict, predict_with_eps
-from fblitz.predictor import make_predictor
+from fblitz.prediction.predictor import make_predictor
 from fblitz.tree import tree_map
 from tests.helpers import mlp, randn
 from tests.hostile._expect import refuses

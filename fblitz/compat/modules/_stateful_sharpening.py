@@ -6,7 +6,7 @@ that pass's output, ``sharpen_posterior(loss, input_shape)`` (or a forward
 pass given ``sharpen_loss=loss``, or any forward pass while
 ``loss_to_sharpen`` is set) differentiates the loss with respect to those
 weights and moves them. Here the move is the paper's (as in
-:mod:`fblitz.sharpening`), from the sample phi of that pass:
+:mod:`fblitz.variational.sharpening`), from the sample phi of that pass:
 
     theta = phi - eta * grad_phi(loss) + sigma_0 * eps',   eps' ~ N(0, I) from the layer's key stream
 
@@ -29,10 +29,10 @@ import torch
 
 from fblitz import _checks
 from fblitz.compat._module import active_draw
-from fblitz.distributions import reparameterize
 from fblitz.errors import FblitzTypeError, FblitzValueError
 from fblitz.random import sample_eps
-from fblitz.sharpening import sharpening_kl
+from fblitz.variational.distributions import reparameterize
+from fblitz.variational.sharpening import sharpening_kl
 
 NAMES = ("weight_ih", "weight_hh", "bias")
 

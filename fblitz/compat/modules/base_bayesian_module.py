@@ -22,14 +22,15 @@ import math
 import torch
 from torch import nn
 
-from fblitz import _checks, layers, seeded
+from fblitz import _checks, layers
 from fblitz.compat._module import BayesianModule, GaussianModule, active_draw
 from fblitz.compat.modules._setup import blitz_arguments
 from fblitz.compat.modules._stateful_sharpening import NAMES, StatefulSharpening
-from fblitz.distributions import reparameterize
-from fblitz.posterior import gaussian_init
-from fblitz.radial import radial_noise
 from fblitz.random import sample_eps, uniform
+from fblitz.variational import seeded
+from fblitz.variational.distributions import reparameterize
+from fblitz.variational.posterior import gaussian_init
+from fblitz.variational.radial import radial_noise
 
 __all__ = ["BayesianModule", "BayesianRNN"]
 

@@ -23,10 +23,10 @@ import torch
 from torch import nn
 
 from fblitz.compat._module import KeyStream, global_seed
-from fblitz.distributions import gaussian_log_prob, posterior_log_prob, reparameterize, sigma
 from fblitz.errors import FblitzTypeError, FblitzValueError
 from fblitz.priors import Prior, blitz_default, log_prob
 from fblitz.random import as_key, normal
+from fblitz.variational.distributions import gaussian_log_prob, posterior_log_prob, reparameterize, sigma
 
 
 class TrainableRandomDistribution(nn.Module):

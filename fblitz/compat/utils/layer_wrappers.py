@@ -5,15 +5,15 @@ nest in either order (``Radial(Flipout(BayesianLinear))``,
 ``Radial(Flipout(BayesianLSTM)(10, 10))``, ...):
 
 * ``Flipout(cls)`` returns a subclass whose forward passes use
-  :mod:`fblitz.estimators`' Flipout: the bias and one shared weight
+  :mod:`fblitz.variational.estimators`' Flipout: the bias and one shared weight
   perturbation are drawn per forward pass and decorrelated across the batch
   by per-example random signs on inputs and outputs (BLiTZ's wrapper adds the
   perturbation to a *second* full weight sample and omits the output signs of
   its LSTM).
 * ``Radial(cls)`` returns a subclass drawing each weight tensor from the
-  radial posterior of :mod:`fblitz.radial` (BLiTZ's wrapper patches a method
+  radial posterior of :mod:`fblitz.variational.radial` (BLiTZ's wrapper patches a method
   its layers never call). With Flipout too, the shared perturbation is a
-  radial draw (the sign flips keep its law, see :mod:`fblitz.radial`).
+  radial draw (the sign flips keep its law, see :mod:`fblitz.variational.radial`).
 * Given a layer instead of a class, either wrapper switches that layer in
   place and returns it (as BLiTZ's ``Radial`` does with an instance); its
   parameters and noise stream are kept.

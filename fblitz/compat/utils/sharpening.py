@@ -1,4 +1,4 @@
-"""``forward_with_sharpening`` on :func:`fblitz.sharpening.sharpen` (Fortunato et al. 2017).
+"""``forward_with_sharpening`` on :func:`fblitz.variational.sharpening.sharpen` (Fortunato et al. 2017).
 
 BLiTZ's version sharpens from the posterior mean and adds sigma itself; this
 one follows the paper through fblitz's functional sharpening: the weights
@@ -20,7 +20,7 @@ from fblitz.compat._sampling import sampling_layers
 from fblitz.layers import Layer
 from fblitz.likelihoods import as_likelihood
 from fblitz.random import sample_eps
-from fblitz.sharpening import sharpen
+from fblitz.variational.sharpening import sharpen
 
 
 def forward_with_sharpening(self, x, labels, criterion, *, sigma_0=0.02):

@@ -18,8 +18,8 @@ from fblitz.compat._sampling import run_samples
 from fblitz.compat.losses import kl_divergence_from_nn
 from fblitz.compat.utils.sharpening import forward_with_sharpening
 from fblitz.errors import FblitzTypeError, FblitzValueError
-from fblitz.moped import moped
 from fblitz.prediction import ROWS_X_DRAWS_PER_CALL
+from fblitz.variational.moped import moped
 
 
 def nn_kl_divergence(self):
@@ -105,7 +105,7 @@ def moped_(self, delta=0.1, *, weights=None):
 
     With ``weights`` (an ``nn.Module`` or a state dict of a deterministic
     network with the same layer names, e.g. ``fc.weight`` for ``fc.weight_mu``)
-    the means are first set to those weights. Uses :func:`fblitz.moped.moped`
+    the means are first set to those weights. Uses :func:`fblitz.variational.moped.moped`
     (a zero weight gets sigma 1e-8 instead of BLiTZ's ``log(1e-10)`` rho).
     """
     delta = _checks.positive("delta", delta)

@@ -18,10 +18,10 @@ from typing import NamedTuple
 import torch
 
 from fblitz import _checks
-from fblitz.distributions import inverse_softplus, reparameterize
 from fblitz.errors import FblitzTypeError, FblitzValueError
 from fblitz.random import KeyLike, as_key, normal
 from fblitz.tree import PyTree, map_gaussian
+from fblitz.variational.distributions import inverse_softplus, reparameterize
 
 
 class GaussianInit(NamedTuple):
@@ -58,7 +58,7 @@ def gaussian_init(mu_init: float, mu_std: float, rho_init: float, rho_std: float
 def moped_node(weight: torch.Tensor, delta: float, min_sigma: float = 1e-8) -> dict:
     """MOPED's node for a deterministic ``weight``: ``mu = weight``, ``sigma = max(delta * |weight|, min_sigma)``.
 
-    Arguments are trusted (:func:`fblitz.moped.moped` checks them); ``min_sigma``
+    Arguments are trusted (:func:`fblitz.variational.moped.moped` checks them); ``min_sigma``
     keeps rho finite where a weight is exactly zero.
     """
     return {"mu": weight.clone(), "rho": inverse_softplus((delta * weight.abs()).clamp_min(min_sigma))}

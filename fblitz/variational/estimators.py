@@ -29,8 +29,8 @@ is linear in ``(weight, bias)`` (``F.linear``, ``F.conv*d``,
 
 The per-example numbers (the z of local reparameterization, Flipout's signs)
 come from the ``"seed"``: drawn with ``torch``'s generator before the forward
-pass on the CPU (:mod:`fblitz.per_example`), or expanded by the counter-based
-generator of :mod:`fblitz.seeded` inside it.
+pass on the CPU (:mod:`fblitz.variational.per_example`), or expanded by the counter-based
+generator of :mod:`fblitz.variational.seeded` inside it.
 
 A layer's ``apply`` recognises the estimator from the keys of its noise, so
 the choice is made when noise is drawn: per layer (the constructor's
@@ -45,8 +45,9 @@ from collections.abc import Callable
 
 import torch
 
-from fblitz import _checks, seeded
-from fblitz.distributions import sigma
+from fblitz import _checks
+from fblitz.variational import seeded
+from fblitz.variational.distributions import sigma
 
 ESTIMATORS = ("reparameterization", "local_reparameterization", "flipout")
 

@@ -23,9 +23,9 @@ from fblitz.errors import FblitzValueError
 from fblitz.layers.base import Layer, check_model, forward_with_state, noise_sample_count, sample_noise
 from fblitz.layers.params_check import check_params
 from fblitz.objectives import over_samples
-from fblitz.per_example import draw_per_example
 from fblitz.random import KeyLike
 from fblitz.tree import PyTree, tree_leaves, tree_map
+from fblitz.variational.per_example import draw_per_example
 
 ROWS_X_DRAWS_PER_CALL = 1536  # the default group size of predict_with_eps: rows x draws per vectorized call
 
@@ -89,7 +89,7 @@ def evaluate_in_groups(
     """``mapped(params, rows, eps_group) -> (draws, rows, ...)`` over groups of rows and draws.
 
     The grouping of :func:`predict_with_eps` and
-    :func:`fblitz.predictor.make_predictor`: ``inputs`` and ``eps`` are
+    :func:`fblitz.prediction.predictor.make_predictor`: ``inputs`` and ``eps`` are
     checked here, the outputs concatenated back to (S, B, ...) and checked
     finite.
     """
@@ -137,7 +137,7 @@ def predict(
     rows, and all draws unless there are thousands of rows); the draws are
     the same whatever the grouping.
     ``state``: running statistics for models with batch norm (see
-    :func:`evaluation_forward`). ``estimator``: see :mod:`fblitz.estimators`
+    :func:`evaluation_forward`). ``estimator``: see :mod:`fblitz.variational.estimators`
     (with local reparameterization or Flipout and ``batch_size``, rows at the
     same position of different chunks share their per-example noise; each
     row's predictive distribution is unaffected).

@@ -15,7 +15,7 @@ and a fixed scalar ``sigma_0``. The per-sample loss is
 
 the last term being KL(q(theta | phi, x, y) || p(theta | phi)) of two
 Gaussians with one covariance. The KL of phi is the usual one (closed form or
-Monte Carlo at phi, :mod:`fblitz.kl`). ``g`` is taken with a nested
+Monte Carlo at phi, :mod:`fblitz.variational.kl`). ``g`` is taken with a nested
 ``torch.func.grad``, so everything runs under ``vmap`` over samples and under an
 outer ``grad``; the outer gradient flows through ``g`` (second order) unless
 ``second_order=False``. Only the nodes in ``eta`` are sharpened (e.g. the
@@ -48,14 +48,14 @@ import torch
 from torch.func import grad, vmap
 
 from fblitz import _checks
-from fblitz.distributions import reparameterize
 from fblitz.errors import FblitzValueError
-from fblitz.kl import closed_form_kl, make_plan, monte_carlo_kl
 from fblitz.layers.base import Layer, sample_noise
 from fblitz.likelihoods import as_likelihood
 from fblitz.objectives import sample_count
 from fblitz.random import KeyLike, as_key, sample_eps
 from fblitz.tree import PyTree, find_path, gaussian_items, get_path, path_name, tree_flatten
+from fblitz.variational.distributions import reparameterize
+from fblitz.variational.kl import closed_form_kl, make_plan, monte_carlo_kl
 
 
 class SharpenedTerms(NamedTuple):
@@ -64,7 +64,7 @@ class SharpenedTerms(NamedTuple):
     Attributes:
         loss: ``data + complexity_cost_weight * kl + sharpening_weight * sharpening_kl``.
         data: the likelihood term at the sharpened weights theta.
-        kl: KL(q(phi) || p(phi)), as :func:`fblitz.kl.kl_divergence` estimates it.
+        kl: KL(q(phi) || p(phi)), as :func:`fblitz.variational.kl.kl_divergence` estimates it.
         sharpening_kl: KL(q(theta | phi, x, y) || p(theta | phi)).
     """
 

@@ -1,4 +1,4 @@
-"""The predictive mean and variance in closed form, without drawing weights.
+"""Moment propagation: the mean and variance of each unit through a layer, in closed form.
 
 For a row of inputs x, a Bayesian linear layer ``y = W x + b`` with independent
 Gaussian weights has outputs of mean ``mu_W x + mu_b`` and variance
@@ -25,14 +25,8 @@ ReLU, identity, flatten and ``serial`` chains of them have it.
 What it does not give: samples (and so no quantiles or correlations between
 rows or outputs), only the mean and variance of each output.
 
-Example:
-    >>> import torch
-    >>> from fblitz.layers import linear, relu, serial
-    >>> model = serial(linear(3, 64, posterior_rho_init=-3.0), relu, linear(64, 1, posterior_rho_init=-3.0))
-    >>> params = model.init(0)
-    >>> m = predictive_moments(model, params, torch.ones(5, 3))
-    >>> m.mean.shape, m.var.shape, m.exact
-    (torch.Size([5, 1]), torch.Size([5, 1]), True)
+The rules for one layer are here; :func:`fblitz.prediction.moments.predictive_moments`
+runs them through a model.
 
 References:
     Wu, A., Nowozin, S., Meeds, E., Turner, R. E., Hernandez-Lobato, J. M., Gaunt, A. L. (2019).
@@ -46,10 +40,7 @@ from typing import NamedTuple
 
 import torch
 
-from fblitz import _checks
-from fblitz.distributions import shared_sigmas, sigma
-from fblitz.errors import FblitzValueError
-from fblitz.tree import PyTree
+from fblitz.variational.distributions import sigma
 
 # What is known about the units of a Moments value, from most to least:
 POINT = "point"  # no randomness (the inputs)
@@ -110,47 +101,3 @@ def relu_moments(x: Moments) -> Moments:
     second = torch.addcmul(std_pdf.mul_(m), torch.addcmul(v, m, m), cdf)  # E[relu^2] = (m^2 + v) cdf + m std pdf
     kind = INDEPENDENT if x.kind == GAUSSIAN else APPROXIMATE
     return Moments(first, second.addcmul_(first, first, value=-1.0).clamp_min_(0.0), kind)
-
-
-ROWS_PER_CALL = 128  # rows evaluated together: a few hidden layers of them stay in the CPU's cache
-
-
-def predictive_moments(model, params: PyTree, inputs: torch.Tensor, *, batch_size: int = ROWS_PER_CALL) -> Moments:
-    """The mean and variance of ``model``'s output for each row of ``inputs``, in closed form.
-
-    Args:
-        model: a :class:`~fblitz.layers.Layer` whose layers all support moments
-            (Gaussian linear layers, ReLU, identity, flatten, ``serial``).
-        params: its params.
-        inputs: a batch (B, ...) of inputs.
-        batch_size: rows per pass (rows are independent; small passes keep
-            the hidden layers' moments in cache).
-
-    Returns:
-        :class:`Moments` with ``mean`` and ``var`` of the output's shape;
-        ``exact`` is True for up to one hidden layer (see the module docstring).
-
-    Raises:
-        FblitzValueError: a layer of ``model`` has no closed-form moments.
-    """
-    moments = getattr(model, "moments", None)
-    if moments is None:
-        raise FblitzValueError(
-            f"{model!r} has no closed-form moments: supported are Gaussian linear layers, relu, identity, flatten "
-            "and serial chains of them (use predict for draws)"
-        )
-    from fblitz.layers.params_check import check_params  # layers build on this module
-
-    check_params(model, params)
-    _checks.float_input("inputs", inputs)
-    _checks.like_params("inputs", inputs, params)
-    batch_size = _checks.integer("batch_size", batch_size, minimum=1)
-    if inputs.dim() == 0:
-        raise FblitzValueError("inputs must have a batch dimension, got a 0-dim tensor")
-    with torch.no_grad(), _checks.trusted(), shared_sigmas():  # each sigma once for all chunks of rows
-        parts = [moments(params, Moments(rows, torch.zeros_like(rows), POINT)) for rows in inputs.split(batch_size)]
-    mean = torch.cat([part.mean for part in parts]) if len(parts) > 1 else parts[0].mean
-    var = torch.cat([part.var for part in parts]) if len(parts) > 1 else parts[0].var
-    _checks.finite_result("the predictive mean", mean)
-    _checks.finite_result("the predictive variance", var)
-    return Moments(mean, var, parts[0].kind)

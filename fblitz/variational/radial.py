@@ -16,7 +16,7 @@ dimension, which avoids the "soap bubble" of high-dimensional Gaussians.
 ``{"weight": eps_r, "bias": eps_r}`` and ``apply`` is the plain
 reparameterization ``mu + sigma * eps_r``. Only the KL must know the
 posterior: the layer's priors tree holds :class:`RadialPrior` tags (the prior,
-marked radial), which :mod:`fblitz.kl` reads to use :func:`radial_log_prob`.
+marked radial), which :mod:`fblitz.variational.kl` reads to use :func:`radial_log_prob`.
 
 **Flipout.** A radial layer may also use Flipout (``estimator="flipout"``;
 noise ``{"weight": eps_r, "bias": eps_r, "seed": int64}``): Flipout needs a
@@ -50,11 +50,11 @@ import math
 import torch
 
 from fblitz import _checks
-from fblitz.distributions import LOG_SQRT_2PI, log_sigma
 from fblitz.errors import FblitzValueError
 from fblitz.priors import Prior, check_prior
 from fblitz.random import KeyLike, as_key, normal, sample_eps
 from fblitz.tree import PyTree, tree_flatten, tree_unflatten
+from fblitz.variational.distributions import LOG_SQRT_2PI, log_sigma
 
 POSTERIORS = ("gaussian", "radial")
 
@@ -151,7 +151,7 @@ class RadialPrior:
     """The prior ``base`` of a tensor whose posterior is radial (a tag for the KL).
 
     It has ``base``'s log-density, no closed-form KL, and tells
-    :mod:`fblitz.kl` (through ``posterior`` and ``posterior_log_prob``) to
+    :mod:`fblitz.variational.kl` (through ``posterior`` and ``posterior_log_prob``) to
     use the radial log q in the Monte Carlo estimate.
     """
 

@@ -10,7 +10,7 @@ Three modes, per call:
   for the others.
 
 A node whose prior entry names a non-Gaussian ``posterior`` (the
-:class:`fblitz.radial.RadialPrior` tag of ``posterior="radial"`` layers) has
+:class:`fblitz.variational.radial.RadialPrior` tag of ``posterior="radial"`` layers) has
 no closed form: ``"auto"`` uses Monte Carlo with the entry's
 ``posterior_log_prob`` (the whole tensor's log q) and ``"closed_form"`` raises.
 
@@ -29,9 +29,9 @@ from typing import NamedTuple
 import torch
 
 from fblitz import _checks
-from fblitz.distributions import posterior_log_prob, reparameterize
 from fblitz.errors import FblitzTypeError, FblitzValueError, NonFiniteError
 from fblitz.tree import PyTree, find_path, gaussian_items, get_path, path_name, tree_leaves
+from fblitz.variational.distributions import posterior_log_prob, reparameterize
 
 KL_MODES = ("auto", "closed_form", "monte_carlo")
 

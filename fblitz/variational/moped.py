@@ -37,12 +37,12 @@ import torch
 import torch.nn.functional as F
 
 from fblitz import _checks
-from fblitz.distributions import LOG_SQRT_2PI
 from fblitz.errors import FblitzTypeError, FblitzValueError
 from fblitz.layers.base import Layer
-from fblitz.posterior import moped_node
-from fblitz.radial import RadialPrior, radial_prior
 from fblitz.tree import PyTree, gaussian_items, get_path, map_gaussian, path_name
+from fblitz.variational.distributions import LOG_SQRT_2PI
+from fblitz.variational.posterior import moped_node
+from fblitz.variational.radial import RadialPrior, radial_prior
 
 
 def weights_for(params: PyTree, weights: object) -> PyTree:

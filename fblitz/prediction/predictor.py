@@ -25,13 +25,13 @@ import torch
 from torch.func import vmap
 
 from fblitz import _checks
-from fblitz.estimators import check_estimator
 from fblitz.layers.base import Layer, check_model, sample_noise
 from fblitz.layers.params_check import check_params
-from fblitz.per_example import draw_per_example
-from fblitz.prediction import evaluate_in_groups, evaluation_forward
+from fblitz.prediction.sampling import evaluate_in_groups, evaluation_forward
 from fblitz.random import KeyLike
 from fblitz.tree import PyTree
+from fblitz.variational.estimators import check_estimator
+from fblitz.variational.per_example import draw_per_example
 
 Predictor = Callable[..., torch.Tensor]
 
@@ -56,7 +56,7 @@ def make_predictor(
         model: the :class:`~fblitz.layers.Layer` to evaluate.
         state: running statistics (batch norm) to evaluate with, as in
             :func:`fblitz.prediction.evaluation_forward`.
-        estimator: the noise to draw (:mod:`fblitz.estimators`); None for
+        estimator: the noise to draw (:mod:`fblitz.variational.estimators`); None for
             each layer's own.
         compile: compile the vectorized forward pass with ``torch.compile``
             (on first use, seconds to tens of seconds; once more for a

@@ -26,9 +26,9 @@ Example:
 number, which ``torch.compile`` fuses but which run one by one eagerly. So the
 training step, the ELBO and prediction replace CPU seeds before the forward
 pass by the numbers they stand for, drawn with a ``torch`` generator
-(:func:`fblitz.per_example.draw_per_example`); such a *drawn seed* is a dict
+(:func:`fblitz.variational.per_example.draw_per_example`); such a *drawn seed* is a dict
 of tensors, and :func:`normal`, :func:`uniform`, :func:`rademacher` and
-:func:`stream` hand its tensors back to the layers (:func:`fblitz.per_example.take`). Calling a
+:func:`stream` hand its tensors back to the layers (:func:`fblitz.variational.per_example.take`). Calling a
 layer yourself with seed tensors expands them here.
 
 **Devices.** A seed is created where it is asked for (``seeds(..., device=)``;
@@ -56,9 +56,9 @@ import torch
 
 from fblitz import _checks
 from fblitz.errors import FblitzTypeError
-from fblitz.per_example import Recorder, take
 from fblitz.random import KeyLike, as_key, fold_seed
 from fblitz.tree import PyTree, tree_leaves, tree_map
+from fblitz.variational.per_example import Recorder, take
 
 _GOLDEN = 0x9E3779B97F4A7C15 - (1 << 64)  # int64 views of the splitmix64 constants
 _MUL_1 = 0xBF58476D1CE4E5B9 - (1 << 64)
@@ -88,7 +88,9 @@ def offset_rows(seed: torch.Tensor, rows: int | torch.Tensor) -> torch.Tensor:
         True
     """
     if not isinstance(seed, torch.Tensor) or seed.dtype != torch.int64:
-        raise FblitzTypeError(f"seed must be an int64 tensor (see fblitz.seeded.seeds), got {_checks.describe(seed)}")
+        raise FblitzTypeError(
+            f"seed must be an int64 tensor (see fblitz.variational.seeded.seeds), got {_checks.describe(seed)}"
+        )
     if isinstance(rows, torch.Tensor):
         rows = rows.to(device=seed.device, dtype=torch.int64)
     else:
@@ -155,8 +157,8 @@ def _parts(seed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         if seed.shape == (1, 2):
             return seed[0, 0], seed[0, 1]
     raise FblitzTypeError(
-        f"seed must be a 0-dim int64 tensor (see fblitz.seeded.seeds) or an offset seed of shape (1, 2) "
-        f"(see fblitz.seeded.offset_rows), got {_checks.describe(seed)}"
+        f"seed must be a 0-dim int64 tensor (see fblitz.variational.seeded.seeds) or an offset seed of shape (1, 2) "
+        f"(see fblitz.variational.seeded.offset_rows), got {_checks.describe(seed)}"
     )
 
 

@@ -2,8 +2,8 @@
 
 Dropout, local reparameterization and Flipout need noise shaped like the
 activations, so a noise tree carries int64 *seeds* for them
-(:mod:`fblitz.seeded`), expanded inside the forward pass. There the seeds
-can only be expanded by the counter-based hash of :mod:`fblitz.seeded`:
+(:mod:`fblitz.variational.seeded`), expanded inside the forward pass. There the seeds
+can only be expanded by the counter-based hash of :mod:`fblitz.variational.seeded`:
 about 40 int64 operations per number, which the compiler fuses but which run
 one by one eagerly (tens of nanoseconds per number, against about three for
 ``torch.randn``).
@@ -13,9 +13,9 @@ pass* runs the model once on the ``meta`` device (shapes only, no arithmetic;
 cached per model, input shape and noise layout) with a recorder in place of
 each seed, which notes what the layers ask for: ``normal``, ``uniform`` or
 ``rademacher`` numbers of some shape, from the seed or from one of its
-streams (:func:`fblitz.seeded.stream`). Then every request is drawn with one
+streams (:func:`fblitz.variational.seeded.stream`). Then every request is drawn with one
 ``torch`` generator call per weight sample, and the seed is replaced in the
-noise tree by a dict of the drawn tensors, which the :mod:`fblitz.seeded`
+noise tree by a dict of the drawn tensors, which the :mod:`fblitz.variational.seeded`
 functions hand back to the layers (:func:`take`).
 
 What stays true:
@@ -23,7 +23,7 @@ What stays true:
 * **Sample i is sample i.** The numbers of sample i come from a generator
   seeded with sample i's seed (and the request), so sample i drawn in a batch
   of S equals sample i drawn alone, under ``vmap`` or not.
-* **Rows of a larger batch.** An offset seed (:func:`fblitz.seeded.offset_rows`)
+* **Rows of a larger batch.** An offset seed (:func:`fblitz.variational.seeded.offset_rows`)
   draws the rows ``r, r+1, ...`` of the larger batch: the generator draws the
   first ``r + n`` rows and keeps the last ``n``. ``torch.randn`` on the CPU
   fills whole blocks of 16 numbers, so every draw is rounded up to a multiple
@@ -84,9 +84,9 @@ class Recorder(dict):
 
 
 def take(seed: object, kind: str, shape, dtype: torch.dtype) -> torch.Tensor | None:
-    """The numbers a drawn seed holds for ``kind`` (see :mod:`fblitz.per_example`); None for a seed tensor.
+    """The numbers a drawn seed holds for ``kind`` (see :mod:`fblitz.variational.per_example`); None for a seed tensor.
 
-    A seed replaced by :func:`fblitz.per_example.draw_per_example` is a dict
+    A seed replaced by :func:`fblitz.variational.per_example.draw_per_example` is a dict
     of drawn tensors; during that function's shape pass it is a recorder.
     """
     if isinstance(seed, Recorder):
@@ -113,7 +113,7 @@ def draw_per_example(model, params: PyTree, eps: PyTree, inputs, state: PyTree |
         model: the :class:`~fblitz.layers.Layer` the noise is for.
         params: its params (shapes and dtype for the shape pass).
         eps: a noise tree with a leading sample axis S (``sample_noise(model, key, params, S)``),
-            possibly with row-offset seeds (:func:`fblitz.seeded.offset_noise`).
+            possibly with row-offset seeds (:func:`fblitz.variational.seeded.offset_noise`).
         inputs: the batch the noise will meet (only its shape and dtype are read).
         state: running statistics, for models that keep them.
 
