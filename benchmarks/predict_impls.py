@@ -20,7 +20,8 @@ from benchmarks import blitz_twins, peers, reference
 from benchmarks.cases import Case
 from benchmarks.runner import KL_WEIGHT, LEARNING_RATE, Impl, Runner, bind, case_data, forked_rng, setup
 from fblitz.layers import sample_noise
-from fblitz.prediction import mfvi_forward, predict, predictive_mean_std
+from fblitz.metrics import predictive_mean_std
+from fblitz.prediction import predict
 from fblitz.prediction.moments import predictive_moments
 from fblitz.prediction.predictor import make_predictor
 from fblitz.tree import tree_map
@@ -34,8 +35,6 @@ ONE_CALL_LIMIT = 400_000
 def fblitz_predict(case: Case, *, estimator: str = "reparameterization", seed: int = 0, device="cpu"):
     """fblitz's ``mfvi_forward``: S predictions (vmap, default draw groups), mean and std."""
     model, params, x, _ = setup(case, seed, device)
-    if estimator == "reparameterization":
-        return Runner(lambda: mfvi_forward(model, params, x, key=seed + 2, sample_nbr=case.samples))
     return Runner(
         lambda: predictive_mean_std(
             predict(model, params, x, key=seed + 2, n_samples=case.samples, estimator=estimator)
