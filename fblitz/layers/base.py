@@ -229,7 +229,7 @@ def check_params_given(name: str, params: object) -> None:
     """
     if not isinstance(params, (dict, list, tuple)):
         raise FblitzTypeError(
-            f"{name} must be the params tree (a dict) that model.init(key) returns, got {_checks._describe(params)}"
+            f"{name} must be the params tree (a dict) that model.init(key) returns, got {_checks.describe(params)}"
         )
 
 

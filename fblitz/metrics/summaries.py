@@ -5,10 +5,13 @@ along axis 0); these functions only read them.
 
 Example:
     >>> import torch
-    >>> samples = torch.tensor([[0.0, 1.0], [2.0, 3.0]])  # S=2 draws of 2 outputs
+    >>> samples = torch.tensor([[0.0, 10.0], [1.0, 20.0], [2.0, 30.0]])  # S=3 draws of 2 outputs
     >>> mean, std = predictive_mean_std(samples)
-    >>> mean.tolist(), mean_std_interval(mean, std, k=1.0)[0].tolist()
-    ([1.0, 2.0], [-0.4142135679721832, 0.5857864022254944])
+    >>> mean.tolist(), std.tolist()
+    ([1.0, 20.0], [1.0, 10.0])
+    >>> lower, upper = mean_std_interval(mean, std, k=2.0)
+    >>> lower.tolist(), upper.tolist()
+    ([-1.0, 0.0], [3.0, 40.0])
 """
 
 from __future__ import annotations
