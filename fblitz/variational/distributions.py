@@ -154,9 +154,9 @@ def reparameterize(mu: torch.Tensor, rho: torch.Tensor, eps: torch.Tensor) -> to
     input that holds a NaN or infinity.
     """
     _same_shapes(check_values=False, mu=mu, rho=rho, eps=eps)
-    sig = _softplus(rho)
-    # one fused op without autograd; under autograd a multiply and an add have the cheaper backward
-    w = mu + sig * eps if mu.requires_grad or rho.requires_grad else torch.addcmul(mu, sig, eps)
+    # a multiply and an add (cheaper to differentiate than addcmul), with or without autograd: the
+    # rounding of addcmul differs, and a sample must not depend on whether its params require grad
+    w = mu + _softplus(rho) * eps
     return _finite_or_blame("the weight sample", w, mu=mu, rho=rho, eps=eps)
 
 
