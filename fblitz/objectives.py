@@ -73,7 +73,8 @@ def over_samples(fn):
     return run
 
 
-def _check_model(model: object) -> Layer:
+def check_model(model: object) -> Layer:
+    """``model`` if it is a fblitz :class:`~fblitz.layers.Layer`; else FblitzTypeError."""
     if not isinstance(model, Layer):
         raise FblitzTypeError(f"model must be a fblitz Layer (e.g. built with serial), got {model!r}")
     return model
@@ -238,7 +239,7 @@ def elbo_samples(
         complexity_cost_weight: the KL weight (see the module docstring).
         kl_mode: ``"auto"``, ``"closed_form"`` or ``"monte_carlo"``.
     """
-    model = _check_model(model)
+    model = check_model(model)
     check_params(model, params)
     likelihood = as_likelihood(likelihood)
     _checks.tensor("inputs", inputs)
@@ -329,7 +330,7 @@ def sample_elbo(
         torch.Size([])
     """
     count = resolve_sample_count(n_samples, sample_nbr)
-    check_params(_check_model(model), params)
+    check_params(check_model(model), params)
     eps = sample_noise(model, key, params, count, estimator=estimator)
     return negative_elbo(
         model,

@@ -19,7 +19,7 @@ from fblitz import _checks
 from fblitz.errors import FblitzValueError
 from fblitz.layers.base import Layer, forward_with_state, sample_noise
 from fblitz.layers.params_check import check_params
-from fblitz.objectives import _check_model, over_samples, resolve_sample_count
+from fblitz.objectives import check_model, over_samples, resolve_sample_count
 from fblitz.per_example import draw_per_example
 from fblitz.random import KeyLike
 from fblitz.tree import PyTree, tree_leaves, tree_map
@@ -34,7 +34,7 @@ def evaluation_forward(model: Layer, state: PyTree | None = None):
     such as batch norm use the stored statistics (``train=False``); without
     it, ``model.apply`` as it is.
     """
-    model = _check_model(model)
+    model = check_model(model)
     if state is None:
         return model.forward
     return lambda params, x, eps: forward_with_state(model, params, state, x, eps, train=False)[0]
@@ -154,7 +154,7 @@ def predict(
     row's predictive distribution is unaffected).
     """
     count = resolve_sample_count(n_samples, sample_nbr, default=10)
-    check_params(_check_model(model), params)
+    check_params(check_model(model), params)
     eps = sample_noise(model, key, params, count, estimator=estimator)
     return predict_with_eps(
         model, params, inputs, eps, batch_size=batch_size, sample_batch_size=sample_batch_size, state=state

@@ -28,7 +28,7 @@ from fblitz import _checks
 from fblitz.estimators import check_estimator
 from fblitz.layers.base import Layer, sample_noise
 from fblitz.layers.params_check import check_params
-from fblitz.objectives import _check_model, resolve_sample_count
+from fblitz.objectives import check_model, resolve_sample_count
 from fblitz.per_example import draw_per_example
 from fblitz.prediction import evaluate_in_groups, evaluation_forward
 from fblitz.random import KeyLike
@@ -65,7 +65,7 @@ def make_predictor(
         batch_size, sample_batch_size: how many rows and draws each
             vectorized call evaluates (see :func:`fblitz.prediction.predict_with_eps`).
     """
-    model = _check_model(model)
+    model = check_model(model)
     if estimator is not None:
         check_estimator("estimator", estimator)
     if batch_size is not None:

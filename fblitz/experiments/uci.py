@@ -160,7 +160,6 @@ def run_split(
         epochs=config.epochs,
         batch_size=config.batch_size,
         n_samples=config.n_samples,
-        complexity_cost_weight=1.0 / len(x_train),
         estimator=config.estimator,
         compile=config.compile,
         progress=progress,
