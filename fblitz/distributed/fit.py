@@ -13,8 +13,7 @@ returns the same :class:`~fblitz.train.FitResult`.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
+import functools
 
 import torch
 import torch.distributed as dist
@@ -24,27 +23,31 @@ from fblitz.distributed.sharding import shard
 from fblitz.distributed.step import make_distributed_step
 from fblitz.errors import FblitzValueError
 from fblitz.layers.base import Layer
-from fblitz.objectives import resolve_sample_count
-from fblitz.optim import GradientTransformation
-from fblitz.random import KeyLike
-from fblitz.train import Checkpointing, EpochInfo, FitResult, KLSchedule, Resume, StepOutcome
-from fblitz.train.loop import Runner, train_loop
-from fblitz.train.options import FitOptions, fit_options
+from fblitz.train import FitResult, StepOutcome, fit
+from fblitz.train.loop import Runner
+from fblitz.train.options import FitOptions
 from fblitz.tree import PyTree, tree_leaves
 
 
 def distributed_runner(
-    model: Layer, options: FitOptions, *, mode: str, noise: str, group=None, device: torch.device | None = None
+    model: Layer, params: PyTree, options: FitOptions, *, mode: str = "data", noise: str = "per_rank", group=None
 ) -> Runner:
     """The :class:`~fblitz.train.loop.Runner` of this rank: its share of each step, collectives to agree.
 
-    ``device`` is where the stop flag travels (the params' device, where NCCL needs it).
+    A runner factory for :func:`fblitz.train.fit` once ``mode``, ``noise`` and
+    ``group`` are bound (as :func:`fit_distributed` binds them).
     """
+    if options.resume.state is not None:
+        raise FblitzValueError(
+            f"resume.state must be None: distributed training has no running statistics, got {options.resume.state!r}"
+        )
     step = make_distributed_step(
         model, options.likelihood, options.optimizer, mode=mode, n_samples=options.n_samples, noise=noise,
         kl_mode=options.kl_mode, estimator=options.estimator, compile=options.compile, group=group,
     )  # fmt: skip
     rank, world_size = dist.get_rank(group), dist.get_world_size(group)
+    # where the stop flag travels: the params' device, where NCCL needs it
+    device = next((leaf.device for leaf in tree_leaves(params) if isinstance(leaf, torch.Tensor)), None)
 
     def run(params, opt_state, state, key, inputs, targets, weight, row_offset) -> StepOutcome:
         return StepOutcome(*step.fn(params, opt_state, key, inputs, targets, weight, row_offset))
@@ -76,32 +79,16 @@ def fit_distributed(
     inputs: torch.Tensor,
     targets: torch.Tensor,
     *,
-    likelihood,
-    optimizer: GradientTransformation,
-    key: KeyLike,
-    epochs: int,
-    batch_size: int,
     mode: str = "data",
     noise: str = "per_rank",
     group=None,
-    n_samples: int | None = None,
-    sample_nbr: int | None = None,
-    kl: KLSchedule | str = "uniform",
-    kl_mode: str = "auto",
-    estimator: str | None = None,
-    shuffle: bool = True,
-    compile: bool = False,
-    on_nonfinite: str = "raise",
-    resume: Resume | None = None,
-    checkpoint: Checkpointing | str | os.PathLike | None = None,
-    progress: bool = True,
-    callback: Callable[[EpochInfo], bool | None] | None = None,
+    **options,
 ) -> FitResult:
-    """Train with every rank of the process group (call it on every rank).
-
-    Arguments are those of :func:`fblitz.train.fit` plus:
+    """Train with every rank of the process group (call it on every rank): :func:`fblitz.train.fit`, split.
 
     Args:
+        model, params, inputs, targets: as for :func:`fblitz.train.fit`;
+            every rank holds the whole training set.
         mode: ``"data"`` (split each minibatch's rows over the ranks) or
             ``"sample"`` (split its S weight samples).
         noise: data mode: ``"per_rank"`` (independent noise per rank, from
@@ -111,29 +98,20 @@ def fit_distributed(
             ``fit`` up to floating-point summation order, for every estimator
             and with dropout).
         group: the process group (default: the default group).
+        **options: the keyword arguments of :func:`fblitz.train.fit`
+            (``likelihood``, ``optimizer``, ``key``, ``epochs``, ``batch_size``, ...).
 
     ``batch_size`` is the global minibatch (all ranks together); params are
     broadcast from rank 0 at the start so all ranks begin alike. Resuming
     continues the run exactly as ``fit`` does. A non-finite step is seen
     alike by every rank, so all raise (or, with ``on_nonfinite="skip"``, skip
     it) together. Models with running statistics (batch norm) are not
-    supported: ``resume.state`` must be None.
+    supported (``resume.state`` must be None).
 
     Example (under ``torchrun --nproc-per-node 2``, after :func:`fblitz.distributed.init`)::
 
         result = fit_distributed(model, model.init(0), x, y, likelihood=likelihoods.gaussian(0.1),
                                  optimizer=optim.adam(1e-2), key=1, epochs=10, batch_size=32)
     """
-    options = fit_options(
-        likelihood=likelihood, optimizer=optimizer, key=key, epochs=epochs, batch_size=batch_size,
-        n_samples=resolve_sample_count(n_samples, sample_nbr), kl=kl, kl_mode=kl_mode, estimator=estimator,
-        shuffle=shuffle, compile=compile, on_nonfinite=on_nonfinite, resume=resume, checkpoint=checkpoint,
-        progress=progress, callback=callback,
-    )  # fmt: skip
-    if options.resume.state is not None:
-        raise FblitzValueError(
-            f"resume.state must be None: distributed training has no running statistics, got {options.resume.state!r}"
-        )
-    device = next((leaf.device for leaf in tree_leaves(params) if isinstance(leaf, torch.Tensor)), None)
-    runner = distributed_runner(model, options, mode=mode, noise=noise, group=group, device=device)
-    return train_loop(model, params, inputs, targets, options, runner)
+    runner = functools.partial(distributed_runner, mode=mode, noise=noise, group=group)
+    return fit(model, params, inputs, targets, runner=runner, **options)

@@ -1,14 +1,15 @@
-"""``fit``: the training loop on one process.
+"""``fit``: the training loop, with each step run in this process (or by the ``runner`` given).
 
 Example:
     >>> import torch
     >>> from fblitz import layers, likelihoods, optim
     >>> model = layers.serial(layers.linear(1, 16), layers.relu, layers.linear(16, 1))
     >>> x = torch.linspace(-1, 1, 64).unsqueeze(1)
-    >>> result = fit(model, model.init(0), x, 2 * x, likelihood=likelihoods.gaussian(0.1),
-    ...              optimizer=optim.adam(1e-2), key=1, epochs=3, batch_size=16, progress=False)
-    >>> len(result.history["loss"])
-    3
+    >>> seen = []
+    >>> result = fit(model, model.init(0), x, 2 * x, likelihood=likelihoods.gaussian(0.1), optimizer=optim.adam(1e-2),
+    ...              key=1, epochs=3, batch_size=16, progress=False, callback=lambda info: seen.append(info.epoch))
+    >>> seen, len(result.history["loss"])
+    ([0, 1, 2], 3)
 """
 
 from __future__ import annotations
@@ -18,18 +19,21 @@ from collections.abc import Callable
 
 import torch
 
+from fblitz.errors import FblitzTypeError
 from fblitz.layers.base import Layer
 from fblitz.objectives import resolve_sample_count
 from fblitz.optim import GradientTransformation
 from fblitz.random import KeyLike
 from fblitz.train.loop import FitResult, Runner, train_loop
-from fblitz.train.options import Checkpointing, EpochInfo, FitOptions, Resume, fit_options
+from fblitz.train.options import Checkpointing, EpochInfo, FitOptions, Resume
 from fblitz.train.schedule import KLSchedule
 from fblitz.train.step import StepOutcome, make_train_step
 from fblitz.tree import PyTree
 
+RunnerFactory = Callable[[Layer, PyTree, FitOptions], Runner]
 
-def local_runner(model: Layer, options: FitOptions) -> Runner:
+
+def local_runner(model: Layer, params: PyTree, options: FitOptions) -> Runner:
     """The :class:`~fblitz.train.loop.Runner` of one process: :func:`make_train_step` on every row."""
     step = make_train_step(
         model, options.likelihood, options.optimizer, n_samples=options.n_samples, kl_mode=options.kl_mode,
@@ -65,6 +69,7 @@ def fit(
     checkpoint: Checkpointing | str | os.PathLike | None = None,
     progress: bool = True,
     callback: Callable[[EpochInfo], bool | None] | None = None,
+    runner: RunnerFactory | None = None,
 ) -> FitResult:
     """Train by minibatch stochastic variational inference (the loop: :mod:`fblitz.train.loop`).
 
@@ -78,35 +83,38 @@ def fit(
         epochs, batch_size: train until ``epochs`` epochs are done (counting
             those of ``resume``); rows per step.
         n_samples: weight draws per step (BLiTZ's ``sample_nbr``, also accepted).
-        kl: a :class:`~fblitz.train.KLSchedule` (weighting across minibatches,
-            base ``complexity_cost_weight``, default ``1 / len(inputs)``) or a
-            weighting's name, ``"uniform"`` or ``"blundell"``.
+        kl: a :class:`~fblitz.train.KLSchedule` (how the KL is weighted across
+            minibatches; its base ``complexity_cost_weight`` defaults to
+            ``1 / len(inputs)``) or a weighting's name, ``"uniform"`` or ``"blundell"``.
         kl_mode, estimator, compile: as for :func:`~fblitz.train.make_train_step`;
             an ``estimator`` no layer uses is an error; which layer uses which
             is in ``history["estimators"]`` (and printed, with ``progress``).
         shuffle: reshuffle the rows every epoch (True or False).
         on_nonfinite: a step whose loss or gradient norm is NaN/infinite is
             ``"raise"``d as :class:`~fblitz.errors.NonFiniteStepError` (holding
-            the params/opt_state from before it), or ``"skip"``ped (no update;
+            the params/opt_state from before it) or ``"skip"``ped (no update;
             counted in ``history["skipped"]``).
         resume: a :class:`~fblitz.train.Resume` (epochs done, optimizer state,
             running statistics) to continue a run; ``**checkpoint.resume()`` passes it.
-        checkpoint: a :class:`~fblitz.train.Checkpointing` or a file path
+        checkpoint: a :class:`~fblitz.train.Checkpointing`, or a file path
             (saved after every epoch), or None.
         progress: show progress on stderr (True or False): a tqdm bar on a
-            terminal or in a notebook, plain lines every 10 s when stderr is a
-            pipe or a file; with ``compile=True`` also the compile time.
+            terminal or in a notebook, else plain lines every 10 s.
         callback: called with an :class:`~fblitz.train.EpochInfo` after each
             epoch; returning True stops training.
+        runner: how each step is run: ``runner(model, params, options) -> Runner``
+            (:class:`~fblitz.train.loop.Runner`); None runs every step here.
+            :func:`fblitz.distributed.fit_distributed` passes a rank's runner.
 
     Raises:
         NonFiniteStepError: a non-finite step with ``on_nonfinite="raise"``.
         NonFiniteError: every step of an epoch was skipped.
     """
-    options = fit_options(
-        likelihood=likelihood, optimizer=optimizer, key=key, epochs=epochs, batch_size=batch_size,
-        n_samples=resolve_sample_count(n_samples, sample_nbr), kl=kl, kl_mode=kl_mode, estimator=estimator,
-        shuffle=shuffle, compile=compile, on_nonfinite=on_nonfinite, resume=resume, checkpoint=checkpoint,
-        progress=progress, callback=callback,
-    )  # fmt: skip
-    return train_loop(model, params, inputs, targets, options, local_runner(model, options))
+    options = FitOptions(
+        likelihood, optimizer, key, epochs, batch_size, resolve_sample_count(n_samples, sample_nbr), kl, kl_mode,
+        estimator, shuffle, compile, on_nonfinite, resume, checkpoint, progress, callback,
+    ).checked()  # fmt: skip
+    make_runner = local_runner if runner is None else runner
+    if not callable(make_runner):
+        raise FblitzTypeError(f"runner must be None or a callable (model, params, options) -> Runner, got {runner!r}")
+    return train_loop(model, params, inputs, targets, options, make_runner(model, params, options))

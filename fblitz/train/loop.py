@@ -190,9 +190,11 @@ def train_loop(
 ) -> FitResult:
     """Train ``model`` from ``params`` on ``inputs``/``targets`` with ``options``, each step by ``runner``.
 
-    The loop behind :func:`fblitz.train.fit` (``runner=local_runner(...)``)
-    and :func:`fblitz.distributed.fit_distributed`; ``options`` comes from
-    :func:`fit_options`. Raises as ``fit`` does.
+    The loop behind :func:`fblitz.train.fit` (with the runner of
+    :func:`fblitz.train.local.local_runner`) and
+    :func:`fblitz.distributed.fit_distributed` (with a rank's runner);
+    ``options`` are checked (:meth:`~fblitz.train.options.FitOptions.checked`).
+    Raises as ``fit`` does.
     """
     check_training_set(model, params, inputs, targets)
     usage = estimator_usage(model, params, options.estimator)

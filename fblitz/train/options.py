@@ -111,73 +111,61 @@ class EpochInfo(NamedTuple):
 
 
 class FitOptions(NamedTuple):
-    """The checked options of a training run (what ``fit`` and ``fit_distributed`` share); see :func:`fit_options`."""
+    """The options of a training run, as :func:`fblitz.train.fit` takes them; :meth:`checked` normalises them.
+
+    What the loop (:func:`fblitz.train.loop.train_loop`) and a runner factory
+    (``fit(..., runner=...)``) receive is the checked value: ``key`` a
+    :class:`~fblitz.random.Key`, ``kl`` a :class:`KLSchedule`, ``resume`` a
+    :class:`Resume`, ``checkpoint`` a :class:`Checkpointing` or None,
+    ``n_samples`` the resolved S.
+    """
 
     likelihood: object
     optimizer: GradientTransformation
-    key: Key
+    key: Key | KeyLike
     epochs: int
     batch_size: int
     n_samples: int
-    kl: KLSchedule
+    kl: KLSchedule | str
     kl_mode: str
     estimator: str | None
     shuffle: bool
     compile: bool
     on_nonfinite: str
-    resume: Resume
-    checkpoint: Checkpointing | None
+    resume: Resume | None
+    checkpoint: Checkpointing | str | os.PathLike | None
     progress: bool
     callback: Callable[[EpochInfo], bool | None] | None
 
+    def checked(self) -> FitOptions:
+        """These options checked and normalised; a bad one is a FblitzValueError/FblitzTypeError naming it."""
+        resume = as_resume("resume", self.resume)
+        if self.callback is not None and not callable(self.callback):
+            raise FblitzTypeError(f"callback must be None or a callable taking an EpochInfo, got {self.callback!r}")
+        if self.estimator is not None:
+            check_estimator("estimator", self.estimator)
+        return FitOptions(
+            likelihood=self.likelihood,
+            optimizer=check_optimizer(self.optimizer),
+            key=as_key(self.key),
+            epochs=_checks.integer("epochs", self.epochs, minimum=resume.epoch),
+            batch_size=_checks.integer("batch_size", self.batch_size, minimum=1),
+            n_samples=_checks.integer("n_samples", self.n_samples, minimum=1),
+            kl=as_kl_schedule("kl", self.kl),
+            kl_mode=_checks.one_of("kl_mode", self.kl_mode, KL_MODES),
+            estimator=self.estimator,
+            shuffle=_checks.boolean("shuffle", self.shuffle),
+            compile=_checks.boolean("compile", self.compile),
+            on_nonfinite=_checks.one_of("on_nonfinite", self.on_nonfinite, ("raise", "skip")),
+            resume=resume,
+            checkpoint=as_checkpointing("checkpoint", self.checkpoint),
+            progress=_checks.boolean("progress", self.progress),
+            callback=self.callback,
+        )
+
     def config(self) -> dict:
-        """The run's settings as a checkpoint stores them."""
+        """The run's settings as a checkpoint stores them (of checked options)."""
         return dict(
             epochs=self.epochs, batch_size=self.batch_size, n_samples=self.n_samples,
             kl_weighting=self.kl.weighting, shuffle=self.shuffle, estimator=self.estimator,
         )  # fmt: skip
-
-
-def fit_options(
-    *,
-    likelihood,
-    optimizer: GradientTransformation,
-    key: KeyLike,
-    epochs: int,
-    batch_size: int,
-    n_samples: int = 1,
-    kl: KLSchedule | str = "uniform",
-    kl_mode: str = "auto",
-    estimator: str | None = None,
-    shuffle: bool = True,
-    compile: bool = False,
-    on_nonfinite: str = "raise",
-    resume: Resume | None = None,
-    checkpoint: Checkpointing | str | os.PathLike | None = None,
-    progress: bool = True,
-    callback: Callable[[EpochInfo], bool | None] | None = None,
-) -> FitOptions:
-    """The arguments of :func:`fblitz.train.fit` checked, a bad one a FblitzValueError/FblitzTypeError naming it."""
-    resume = as_resume("resume", resume)
-    if callback is not None and not callable(callback):
-        raise FblitzTypeError(f"callback must be None or a callable taking an EpochInfo, got {callback!r}")
-    if estimator is not None:
-        check_estimator("estimator", estimator)
-    return FitOptions(
-        likelihood=likelihood,
-        optimizer=check_optimizer(optimizer),
-        key=as_key(key),
-        epochs=_checks.integer("epochs", epochs, minimum=resume.epoch),
-        batch_size=_checks.integer("batch_size", batch_size, minimum=1),
-        n_samples=_checks.integer("n_samples", n_samples, minimum=1),
-        kl=as_kl_schedule("kl", kl),
-        kl_mode=_checks.one_of("kl_mode", kl_mode, KL_MODES),
-        estimator=estimator,
-        shuffle=_checks.boolean("shuffle", shuffle),
-        compile=_checks.boolean("compile", compile),
-        on_nonfinite=_checks.one_of("on_nonfinite", on_nonfinite, ("raise", "skip")),
-        resume=resume,
-        checkpoint=as_checkpointing("checkpoint", checkpoint),
-        progress=_checks.boolean("progress", progress),
-        callback=callback,
-    )
