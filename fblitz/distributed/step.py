@@ -82,13 +82,9 @@ class DistributedStep(NamedTuple):
     """
 
     fn: Callable
-    model: Layer | None = None
 
-    def __call__(
-        self, params, opt_state, key, inputs, targets, complexity_cost_weight=1.0, *, row_offset=None
-    ) -> StepOutcome:
-        if self.model is not None:
-            check_params(self.model, params)
+    def __call__(self, params, opt_state, key, inputs, targets, complexity_cost_weight=1.0, *, row_offset=None):
+        """The step (see the class docstring); ``params`` is checked against the model first."""
         return StepOutcome(*self.fn(params, opt_state, key, inputs, targets, complexity_cost_weight, row_offset))
 
 
@@ -185,6 +181,7 @@ def make_distributed_step(
     plans: dict = {}
 
     def step(params, opt_state, key, inputs, targets, weight, row_offset):
+        check_params(model, params)  # as every rank's first act: a mismatch fails all ranks alike
         structure = tree_structure(params)
         if structure not in plans:
             plans[structure] = make_plan(params, model.priors, kl_mode)
@@ -198,4 +195,4 @@ def make_distributed_step(
         updates, opt_state = optimizer.update(grads, opt_state, params)
         return apply_updates(params, updates), opt_state, terms, None, finite
 
-    return DistributedStep(step, model)
+    return DistributedStep(step)

@@ -98,13 +98,11 @@ def fit(
             running statistics) to continue a run; ``**checkpoint.resume()`` passes it.
         checkpoint: a :class:`~fblitz.train.Checkpointing`, or a file path
             (saved after every epoch), or None.
-        progress: show progress on stderr (True or False): a tqdm bar on a
-            terminal or in a notebook, else plain lines every 10 s.
+        progress: show progress on stderr (a tqdm bar, or plain lines off a terminal).
         callback: called with an :class:`~fblitz.train.EpochInfo` after each
             epoch; returning True stops training.
-        runner: how each step is run: ``runner(model, params, options) -> Runner``
-            (:class:`~fblitz.train.loop.Runner`); None runs every step here.
-            :func:`fblitz.distributed.fit_distributed` passes a rank's runner.
+        runner: how each step is run, ``runner(model, params, options) -> Runner``
+            (:mod:`fblitz.train.loop`); None: here. ``fit_distributed`` passes a rank's.
 
     Raises:
         NonFiniteStepError: a non-finite step with ``on_nonfinite="raise"``.

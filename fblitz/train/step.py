@@ -61,13 +61,12 @@ class TrainStep(NamedTuple):
     """
 
     fn: Callable
-    model: Layer | None = None
+    model: Layer
 
     def __call__(
         self, params, opt_state, key, inputs, targets, complexity_cost_weight=1.0, *, state=None
     ) -> StepOutcome:
-        if self.model is not None:
-            check_params(self.model, params)
+        check_params(self.model, params)
         return StepOutcome(*self.fn(params, opt_state, state, key, inputs, targets, complexity_cost_weight))
 
 
