@@ -75,8 +75,7 @@ def fit(
 
     Args:
         model, params: the model and its initial variational parameters.
-        inputs, targets: the whole training set (rows along dimension 0),
-            on the device and with the dtype of ``params``.
+        inputs, targets: the training set (rows along dimension 0), with the dtype and device of ``params``.
         likelihood: see :mod:`fblitz.likelihoods` (or a criterion callable).
         optimizer: an optax-shaped transform from :mod:`fblitz.optim`.
         key: random key or seed; drives shuffling and weight noise.
@@ -96,11 +95,9 @@ def fit(
             counted in ``history["skipped"]``).
         resume: a :class:`~fblitz.train.Resume` (epochs done, optimizer state,
             running statistics) to continue a run; ``**checkpoint.resume()`` passes it.
-        checkpoint: a :class:`~fblitz.train.Checkpointing`, or a file path
-            (saved after every epoch), or None.
+        checkpoint: a :class:`~fblitz.train.Checkpointing`, or a file path (saved after every epoch), or None.
         progress: show progress on stderr (a tqdm bar, or plain lines off a terminal).
-        callback: called with an :class:`~fblitz.train.EpochInfo` after each
-            epoch; returning True stops training.
+        callback: called with an :class:`~fblitz.train.EpochInfo` after each epoch; returning True stops.
         runner: how each step is run, ``runner(model, params, options) -> Runner``
             (:mod:`fblitz.train.loop`); None: here. ``fit_distributed`` passes a rank's.
 
@@ -109,8 +106,10 @@ def fit(
         NonFiniteError: every step of an epoch was skipped.
     """
     options = FitOptions(
-        likelihood, optimizer, key, epochs, batch_size, resolve_sample_count(n_samples, sample_nbr), kl, kl_mode,
-        estimator, shuffle, compile, on_nonfinite, resume, checkpoint, progress, callback,
+        likelihood=likelihood, optimizer=optimizer, key=key, epochs=epochs, batch_size=batch_size,
+        n_samples=resolve_sample_count(n_samples, sample_nbr), kl=kl, kl_mode=kl_mode, estimator=estimator,
+        shuffle=shuffle, compile=compile, on_nonfinite=on_nonfinite, resume=resume, checkpoint=checkpoint,
+        progress=progress, callback=callback,
     ).checked()  # fmt: skip
     make_runner = local_runner if runner is None else runner
     if not callable(make_runner):
