@@ -85,7 +85,7 @@ def worker(rank: int, world_size: int, port: int, steps: int, rounds: int, warmu
                     count = warmup if round_index == 0 else steps
                     start = time.perf_counter()
                     for step in range(count):
-                        p, s, _ = run(p, s, step)
+                        p, s = run(p, s, step)[:2]
                     elapsed = (time.perf_counter() - start) / count
                     if round_index:
                         times[impl].append(elapsed * 1e3)

@@ -86,7 +86,7 @@ def step_ms(model, params, x, y, estimator: str, repeats: int, key: Key) -> floa
     times = []
     for i in range(repeats + 2):
         start = time.perf_counter()
-        params, state, _ = step(params, state, key.fold_in(i), x, y, 1 / 60000)
+        params, state, *_ = step(params, state, key.fold_in(i), x, y, 1 / 60000)
         times.append(time.perf_counter() - start)
     return 1e3 * statistics.median(times[2:])
 

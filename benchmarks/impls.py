@@ -55,7 +55,7 @@ def fblitz_step(case: Case, *, compile: bool = False, estimator: str = "reparame
 
     def run():
         carry["i"] += 1
-        params, opt_state, terms = step(carry["params"], carry["opt"], key.fold_in(carry["i"]), x, y, weight)
+        params, opt_state, terms, *_ = step(carry["params"], carry["opt"], key.fold_in(carry["i"]), x, y, weight)
         carry["params"], carry["opt"] = params, opt_state
         return terms.loss
 

@@ -16,7 +16,7 @@ import torch
 
 from fblitz import layers, likelihoods, optim
 from fblitz.random import normal
-from fblitz.train import fit
+from fblitz.train import Resume, fit
 
 
 def rss_mb() -> float:
@@ -46,9 +46,8 @@ def soak(steps: int, every: int = 1000, batch_size: int = 8, report=None) -> lis
             optimizer=opt,
             key=2,
             epochs=done // per_epoch + epochs,
-            start_epoch=done // per_epoch,
             batch_size=batch_size,
-            opt_state=state,
+            resume=Resume(epoch=done // per_epoch, opt_state=state),
             n_samples=2,
             progress=False,
         )

@@ -74,11 +74,14 @@ class Checkpoint(NamedTuple):
         """Keyword arguments that make :func:`fblitz.train.fit` continue this run.
 
         ``fit(model, ckpt.params, x, y, ..., epochs=total, **ckpt.resume())``
-        passes ``key``, ``opt_state``, ``state`` and ``start_epoch``.
+        passes ``key`` and ``resume``, a :class:`fblitz.train.Resume` of the
+        epochs done, ``opt_state`` and ``state``.
         """
+        from fblitz.train.options import Resume  # training builds on checkpoints, not the other way round
+
         if self.key is None or self.epoch is None:
             raise CheckpointError("resuming needs a checkpoint saved with key= and epoch=")
-        return {"key": self.key, "opt_state": self.opt_state, "state": self.state, "start_epoch": self.epoch}
+        return {"key": self.key, "resume": Resume(epoch=self.epoch, opt_state=self.opt_state, state=self.state)}
 
 
 def _encode(value: object) -> object:

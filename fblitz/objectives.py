@@ -280,14 +280,6 @@ def negative_elbo(
     return ElboTerms(*(t.mean() for t in terms))
 
 
-def resolve_sample_count(n_samples: int | None, sample_nbr: int | None, default: int = 1) -> int:
-    """``n_samples``, or BLiTZ's alias ``sample_nbr``; giving both is an error."""
-    if n_samples is not None and sample_nbr is not None:
-        raise FblitzValueError("give n_samples or its BLiTZ alias sample_nbr, not both")
-    value = n_samples if n_samples is not None else sample_nbr
-    return _checks.integer("n_samples", default if value is None else value, minimum=1)
-
-
 def sample_elbo(
     model: Layer,
     params: PyTree,

@@ -44,6 +44,16 @@ class GradientTransformation(NamedTuple):
     step: Callable[..., tuple[PyTree, OptState]] | None = None
 
 
+def check_optimizer(optimizer: object, name: str = "optimizer") -> GradientTransformation:
+    """``optimizer`` if it is a :class:`GradientTransformation`; else FblitzTypeError naming ``name``."""
+    if not isinstance(optimizer, GradientTransformation):
+        raise FblitzTypeError(
+            f"{name} must be a fblitz.optim GradientTransformation (wrap a torchopt optimizer with "
+            f"fblitz.interop.from_torchopt), got {optimizer!r}"
+        )
+    return optimizer
+
+
 class SgdState(NamedTuple):
     """State of :func:`sgd`: step count (0-dim int64 tensor), momentum buffers (None without momentum)."""
 

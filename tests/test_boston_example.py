@@ -79,7 +79,7 @@ def test_learned_noise_trains_its_own_scale(capsys):
     assert scores["likelihood"] == "gaussian" and scores["noise_sigma"] != pytest.approx(0.5**0.5, rel=1e-3)
     assert scores["kl_scale"] == 0.1
     settings = boston.fit_settings(boston.parse_args(["--kl-scale", "0.1"]), 379)
-    assert settings["complexity_cost_weight"] == pytest.approx(0.1 / 379)
+    assert settings["kl"].complexity_cost_weight == pytest.approx(0.1 / 379)
 
 
 def test_help_lists_the_options(capsys):

@@ -61,7 +61,7 @@ def test_round_trip_is_bit_exact_with_dtypes(tmp_path, opt, stateful):
     assert ckpt.key == Key(2**64 - 1) and ckpt.epoch == 5 and ckpt.step == 40 and ckpt.config == config
     # stepping on from the restored state (as fit resumes it) is stepping on from the original: the uninterrupted run
     straight_params, straight_state = stepped(opt, params64(), steps=6)
-    resumed_params, resumed_state = stepped(opt, ckpt.params, steps=3, state=ckpt.resume()["opt_state"], first=3)
+    resumed_params, resumed_state = stepped(opt, ckpt.params, steps=3, state=ckpt.resume()["resume"].opt_state, first=3)
     assert_trees_equal(resumed_params, straight_params)
     assert_trees_equal(resumed_state, straight_state)
     if stateful:  # a fresh state would have gone elsewhere: the comparison above has power

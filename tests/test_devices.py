@@ -85,7 +85,7 @@ def test_noise_train_step_and_predict_stay_on_the_params_device(device, estimato
     # for the radial layer
     optimizer = optim.adam(1e-2)
     step = make_train_step(model, likelihoods.gaussian(0.5), optimizer, n_samples=2, estimator=estimator)
-    new_params, opt_state, terms = step(params, optimizer.init(params), 2, x, y, 0.1)
+    new_params, opt_state, terms, _, _ = step(params, optimizer.init(params), 2, x, y, 0.1)
     _assert_on((new_params, opt_state, tuple(terms)), device)
     out = predict(model, new_params, x, key=3, n_samples=3, estimator=estimator)
     assert out.shape == (3, 16, 1)
@@ -103,8 +103,8 @@ def test_bridged_modules_follow_the_params_device(device):
         state = init_state(model, dtype=torch.float64, device=device)
         optimizer = optim.adam(1e-2)
         step = make_train_step(model, likelihoods.gaussian(0.5), optimizer, n_samples=2)
-        new_params, opt_state, terms, new_state = step.with_state(
-            params, optimizer.init(params), state, 1, x, targets, 0.1
+        new_params, opt_state, terms, new_state, _ = step(
+            params, optimizer.init(params), 1, x, targets, 0.1, state=state
         )
         _assert_on((new_params, opt_state, tuple(terms), new_state), device)
         _assert_on(predict(model, new_params, x, key=2, n_samples=3, state=new_state or None), device)

@@ -13,7 +13,7 @@ from fblitz.checkpoint import load_checkpoint
 from fblitz.distributed.collectives import pack, unpack
 from fblitz.errors import FblitzTypeError, FblitzValueError, NonFiniteStepError
 from fblitz.random import Key
-from fblitz.train import fit, make_train_step
+from fblitz.train import Resume, fit, make_train_step
 from fblitz.tree import tree_leaves
 from fblitz.variational.seeded import offset_noise
 from tests.distributed_worker import PER_EXAMPLE
@@ -94,8 +94,9 @@ def test_one_rank_steps_equal_the_single_process_step(one_rank, mode):
     state_a = state_b = optimizer.init(params)
     a = b = params
     for index in range(3):
-        a, state_a, terms_a = single(a, state_a, index, x, y, 0.05)
-        b, state_b, terms_b = parallel(b, state_b, index, x, y, 0.05)
+        a, state_a, terms_a, _, _ = single(a, state_a, index, x, y, 0.05)
+        b, state_b, terms_b, _, finite = parallel(b, state_b, index, x, y, 0.05)
+        assert bool(finite)
         torch.testing.assert_close(torch.stack(terms_b), torch.stack(terms_a), rtol=1e-12, atol=0)
     for leaf_a, leaf_b in zip(tree_leaves(a), tree_leaves(b)):
         torch.testing.assert_close(leaf_b, leaf_a, rtol=1e-10, atol=1e-12)
@@ -162,29 +163,50 @@ def test_process_group_leaves_a_group_it_did_not_create_running(one_rank):
     assert torch.distributed.is_initialized()  # the fixture owns it and shuts it down
 
 
+def nan_at_call(at_call: int):
+    """A Gaussian likelihood whose ``at_call``-th evaluation (one per step) is NaN."""
+    base, calls = likelihoods.gaussian(0.3), [0]
+
+    def nll(out, y):
+        calls[0] += 1
+        return base(out, y) * (float("nan") if calls[0] == at_call else 1.0)
+
+    return nll
+
+
 def test_a_non_finite_step_raises_naming_epoch_and_step(one_rank):
     model, params, x, y = problem()
-    y = y.clone()
-    y[13] = float("nan")  # in the second minibatch of the unshuffled first epoch
     with pytest.raises(NonFiniteStepError, match="at epoch 0, step 1") as info:
         distributed.fit_distributed(
-            model, params, x, y, likelihood=likelihoods.gaussian(0.3), optimizer=optim.adam(0.05), key=2, epochs=1,
-            batch_size=8, shuffle=False,
+            model, params, x, y, likelihood=nan_at_call(2), optimizer=optim.adam(0.05), key=2, epochs=1,
+            batch_size=8,
         )  # fmt: skip
     assert (info.value.epoch, info.value.step) == (0, 1)
+
+
+def test_a_non_finite_step_is_skipped_on_every_rank_as_fit_skips_it(one_rank):
+    model, params, x, y = problem()
+    settings = dict(optimizer=optim.adam(0.05), key=2, epochs=2, batch_size=8, on_nonfinite="skip")
+    parallel = distributed.fit_distributed(model, params, x, y, likelihood=nan_at_call(4), noise="shared", **settings)
+    single = fit(model, params, x, y, likelihood=nan_at_call(4), progress=False, **settings)
+    assert parallel.history["skipped"] == single.history["skipped"] == [0, 1]  # 3 steps per epoch: call 4 is step 0
+    assert parallel.history["loss"] == pytest.approx(single.history["loss"], rel=1e-12)
+    assert int(parallel.opt_state.count) == 5
 
 
 def test_resuming_from_rank_0s_checkpoint_continues_the_run_exactly(one_rank, tmp_path):
     model, params, x, y = problem()
     settings = dict(likelihood=likelihoods.gaussian(0.3), optimizer=optim.adam(0.05), batch_size=8, n_samples=2)
     path = tmp_path / "run.ckpt"
-    distributed.fit_distributed(model, params, x, y, key=2, epochs=2, checkpoint_path=str(path), **settings)
+    distributed.fit_distributed(model, params, x, y, key=2, epochs=2, checkpoint=path, **settings)
     checkpoint = load_checkpoint(path)
     resumed = distributed.fit_distributed(model, checkpoint.params, x, y, epochs=3, **checkpoint.resume(), **settings)
     straight = distributed.fit_distributed(model, params, x, y, key=2, epochs=3, **settings)
     assert_trees_equal(resumed.params, straight.params)
-    with pytest.raises(FblitzValueError, match="state must be None"):
-        distributed.fit_distributed(model, params, x, y, key=2, epochs=1, state={"a": torch.ones(1)}, **settings)
+    with pytest.raises(FblitzValueError, match="resume.state must be None"):
+        distributed.fit_distributed(
+            model, params, x, y, key=2, epochs=1, resume=Resume(state={"a": torch.ones(1)}), **settings
+        )
 
 
 def test_boston_ddp_without_a_launcher_runs_as_one_process(monkeypatch, capsys):

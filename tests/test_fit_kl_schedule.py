@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from fblitz import layers, optim, priors
-from fblitz.train import fit
+from fblitz.train import KLSchedule, fit
 from fblitz.tree import tree_map
 from tests.helpers import randn
 
@@ -73,15 +73,15 @@ def test_each_step_gets_the_weight_of_its_position_in_the_epoch(rows, batch_size
     m = -(-rows // batch_size)
     base = 1 / rows if user_weight is None else user_weight
     per_epoch = [base if scheme == "uniform" else base * m * blundell(m, i) for i in range(1, m + 1)]
-    got = applied_weights(rows, batch_size, epochs=2, kl_weighting=scheme, complexity_cost_weight=user_weight)
+    got = applied_weights(rows, batch_size, epochs=2, kl=KLSchedule(scheme, complexity_cost_weight=user_weight))
     assert got == pytest.approx(per_epoch * 2, rel=1e-12)
 
 
 def test_blundell_weights_fall_by_half_from_step_to_step_and_average_the_uniform_weight():
-    got = applied_weights(40, 8, epochs=1, kl_weighting="blundell")
+    got = applied_weights(40, 8, epochs=1, kl="blundell")
     assert [a / b for a, b in zip(got, got[1:])] == pytest.approx([2.0] * 4, rel=1e-12)
     assert sum(got) / len(got) == pytest.approx(1 / 40, rel=1e-12)
 
 
 def test_a_zero_user_weight_turns_the_kl_off():
-    assert applied_weights(10, 4, epochs=1, complexity_cost_weight=0.0) == [0.0, 0.0, 0.0]
+    assert applied_weights(10, 4, epochs=1, kl=KLSchedule(complexity_cost_weight=0.0)) == [0.0, 0.0, 0.0]

@@ -66,13 +66,13 @@ def test_serial_threads_state_and_freeze_keeps_it():
     assert torch.equal(y_frozen, y_mean)
 
 
-def test_train_step_with_state_averages_sample_statistics():
+def test_train_step_state_averages_sample_statistics():
     model = layers.serial(layers.linear(2, 3, posterior_rho_init=-1.0), layers.batch_norm1d(3, momentum=1.0))
     params = model.init(0, dtype=torch.float64)
     x, y = randn(4, 8, 2, dtype=torch.float64), randn(5, 8, 3, dtype=torch.float64)
     opt = optim.sgd(0.1)  # the state comes from the forward pass at the old params
     step = make_train_step(model, likelihoods.gaussian(), opt, n_samples=4)
-    _, _, _, state = step.with_state(params, opt.init(params), init_state(model, dtype=torch.float64), 7, x, y)
+    state = step(params, opt.init(params), 7, x, y, state=init_state(model, dtype=torch.float64)).state
     # momentum 1: the running mean is the mean over samples of each sample's batch mean
     eps = sample_noise(model, 7, params, 4)
     per_sample = torch.stack(

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from fblitz import _progress, layers, likelihoods, optim
 from fblitz._progress import COMPILE_NOTE, TrainingProgress, output_kind
 from fblitz._task_progress import TaskProgress
-from fblitz.train import fit
+from fblitz.train import Resume, fit
 
 MODEL = layers.serial(layers.linear(1, 8), layers.relu, layers.linear(8, 1))
 X = torch.linspace(-1, 1, 24).unsqueeze(1)
@@ -124,7 +124,7 @@ def test_a_callback_that_prints_keeps_its_own_line_above_the_bar():
 
 
 def test_a_resumed_run_starts_the_count_at_start_epoch(capsys):
-    fit(MODEL, MODEL.init(0), X, 2 * X, epochs=4, start_epoch=2, **COMMON)
+    fit(MODEL, MODEL.init(0), X, 2 * X, epochs=4, resume=Resume(epoch=2), **COMMON)
     lines = capsys.readouterr().err.splitlines()
     assert lines[0].startswith("epoch 3/4  ") and lines[-1].startswith("epoch 4/4  ")
 

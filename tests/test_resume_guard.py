@@ -6,7 +6,7 @@ import torch
 from fblitz import likelihoods, optim
 from fblitz.checkpoint import load_checkpoint
 from fblitz.errors import FblitzTypeError, FblitzValueError, NonFiniteError, NonFiniteStepError
-from fblitz.train import fit, make_train_step
+from fblitz.train import Checkpointing, Resume, fit, make_train_step
 from tests.helpers import assert_trees_equal, mlp, randn
 
 X = randn(0, 64, 2)
@@ -22,7 +22,7 @@ def train(likelihood=None, **kwargs):
         epochs=5,
         batch_size=16,
         n_samples=2,
-        kl_weighting="blundell",
+        kl="blundell",
         progress=False,
     )
     settings.update(kwargs)
@@ -32,7 +32,7 @@ def train(likelihood=None, **kwargs):
 def test_resume_from_a_checkpoint_is_bit_identical(tmp_path):
     path = tmp_path / "run.ckpt"
     straight = train(epochs=5)
-    first = train(epochs=2, checkpoint_path=str(path))
+    first = train(epochs=2, checkpoint=str(path))
     ckpt = load_checkpoint(path)
     assert ckpt.epoch == 2 and ckpt.config["batch_size"] == 16
     resumed = train(params=ckpt.params, epochs=5, **ckpt.resume())
@@ -49,7 +49,7 @@ def test_checkpoint_every_saves_on_schedule_and_at_the_end(tmp_path):
         if path.exists():
             seen.append(load_checkpoint(path).epoch)
 
-    result = train(epochs=5, checkpoint_path=str(path), checkpoint_every=2, callback=record)
+    result = train(epochs=5, checkpoint=Checkpointing(path, every=2), callback=record)
     assert seen == [2, 2, 4]  # the callback of an epoch runs before its checkpoint is written
     final = load_checkpoint(path)
     assert final.epoch == 5
@@ -90,13 +90,13 @@ def test_skip_leaves_the_step_out_and_counts_it():
     assert all(torch.isfinite(t).all() for t in torch.utils._pytree.tree_leaves(result.params))
 
 
-def test_guarded_step_reports_finiteness():
+def test_the_step_reports_finiteness():
     opt = optim.sgd(0.1, momentum=0.9)
     step = make_train_step(MODEL, poisoned(1), opt)
     params = MODEL.init(0)
-    out = step.guarded(params, opt.init(params), None, 0, X, Y)
+    out = step(params, opt.init(params), 0, X, Y)
     assert not bool(out.finite)
-    good = make_train_step(MODEL, likelihoods.gaussian(0.2), opt).guarded(params, opt.init(params), None, 0, X, Y)
+    good = make_train_step(MODEL, likelihoods.gaussian(0.2), opt)(params, opt.init(params), 0, X, Y)
     assert bool(good.finite)
 
 
@@ -109,9 +109,9 @@ def test_bad_guard_and_resume_arguments():
     with pytest.raises(FblitzValueError, match="on_nonfinite must be one of"):
         train(on_nonfinite="ignore")
     with pytest.raises(FblitzValueError, match="epochs must be >= 3"):
-        train(start_epoch=3, epochs=2)
-    with pytest.raises(FblitzValueError, match="checkpoint_every must be >= 1"):
-        train(checkpoint_every=0)
+        train(resume=Resume(epoch=3), epochs=2)
+    with pytest.raises(FblitzValueError, match="Checkpointing.every must be >= 1"):
+        train(checkpoint=Checkpointing("run.ckpt", every=0))
     with pytest.raises(FblitzTypeError, match="inputs must have the params' dtype torch.float64"):
         fit(
             MODEL,

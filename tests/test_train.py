@@ -8,7 +8,7 @@ from fblitz import layers, likelihoods, optim
 from fblitz.errors import FblitzValueError, NonFiniteError
 from fblitz.objectives import negative_elbo
 from fblitz.random import sample_eps
-from fblitz.train import fit, kl_weights, make_train_step, minibatch_weights
+from fblitz.train import Resume, fit, kl_weights, make_train_step, minibatch_weights
 from tests.helpers import assert_trees_equal, clone_tree, mlp, randn
 
 
@@ -108,7 +108,7 @@ def test_fit_does_not_mutate_and_can_resume_its_optimizer_state():
         key=1,
         epochs=1,
         batch_size=8,
-        opt_state=first.opt_state,
+        resume=Resume(opt_state=first.opt_state),
         progress=False,
     )
     assert int(resumed.opt_state.count) == 6
@@ -151,7 +151,7 @@ def test_train_step_matches_manual_gradient_step():
     x, y = x.double(), y.double()
     opt = optim.sgd(0.1)
     step = make_train_step(model, likelihoods.gaussian(), opt, n_samples=3)
-    new_params, _, terms = step(params, opt.init(params), 5, x, y, 0.125)
+    new_params, _, terms, _, _ = step(params, opt.init(params), 5, x, y, 0.125)
     eps = sample_eps(5, params, 3)
 
     def loss(p):

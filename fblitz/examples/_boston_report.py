@@ -6,7 +6,7 @@ import torch
 
 from fblitz import layers, metrics
 from fblitz.random import Key
-from fblitz.train import fit
+from fblitz.train import KLSchedule, fit
 
 SPREAD_METRICS = ("rmse", "nll", "coverage_90", "ci_acc")
 
@@ -26,7 +26,7 @@ def baselines(model, params, x_train, y_train, x_test, y_test, *, key: Key, sett
     ridge = RidgeCV(alphas=torch.logspace(-3, 3, 25).tolist()).fit(x_train.numpy(), y_train.numpy())
     ridge_prediction = torch.as_tensor(ridge.predict(x_test.numpy()), dtype=y_test.dtype).reshape(y_test.shape)
     twin = layers.freeze(model)
-    twin_settings = {**settings, "complexity_cost_weight": 0.0, "n_samples": 1}
+    twin_settings = {**settings, "kl": KLSchedule(complexity_cost_weight=0.0), "n_samples": 1}
     trained = fit(twin, params, x_train, y_train, key=key, **twin_settings).params
     with torch.no_grad():
         twin_prediction = twin.apply(trained, x_test)[..., : y_test.shape[-1]]

@@ -78,7 +78,7 @@ def train_and_report(
     result = fit(
         model, model.init(k_init), x_train, y_train, likelihood=likelihoods.categorical(),
         optimizer=optim.adam(args.lr), key=k_fit, epochs=args.epochs, batch_size=args.batch_size,
-        n_samples=args.samples, complexity_cost_weight=1.0 / len(x_train), compile=args.compile,
+        n_samples=args.samples, compile=args.compile,  # the KL weight: 1 / len(x_train), the default
         progress=not args.quiet,
     )  # fmt: skip
     seconds = time.perf_counter() - start

@@ -41,7 +41,7 @@ from fblitz.examples._cli import announce, example_parser
 from fblitz.metrics import mean_std_interval, predictive_mean_std
 from fblitz.predictive import predictive_distribution
 from fblitz.random import Key
-from fblitz.train import fit
+from fblitz.train import KLSchedule, fit
 
 LIKELIHOODS = ("mse", "gaussian")
 MSE_NOISE_SIGMA = 0.5**0.5  # MSE = the NLL of Gaussian noise with variance 1/2, up to a constant
@@ -214,7 +214,7 @@ def fit_settings(args: argparse.Namespace, train_rows: int) -> dict:
         epochs=args.epochs,
         batch_size=args.batch_size,
         n_samples=args.samples,
-        complexity_cost_weight=args.kl_scale / train_rows,
+        kl=KLSchedule(complexity_cost_weight=args.kl_scale / train_rows),
         compile=args.compile,
         progress=not args.quiet,
     )

@@ -27,6 +27,7 @@ from fblitz import distributed
 from fblitz._argtypes import integer, output_file, real
 from fblitz.examples import boston
 from fblitz.random import Key
+from fblitz.train import Checkpointing
 from fblitz.tree import tree_map
 
 
@@ -84,7 +85,8 @@ def main(argv=None) -> dict | None:
         start = time.perf_counter()
         result = distributed.fit_distributed(
             model, params, x_train, y_train, key=k_fit, callback=report if args.report_every else None,
-            mode=args.mode, noise=args.noise, checkpoint_path=args.checkpoint, checkpoint_every=args.checkpoint_every,
+            mode=args.mode, noise=args.noise,
+            checkpoint=None if args.checkpoint is None else Checkpointing(args.checkpoint, every=args.checkpoint_every),
             **boston.fit_settings(args, len(x_train)),
         )  # fmt: skip
         seconds = time.perf_counter() - start

@@ -154,7 +154,7 @@ def main(argv=None) -> dict:
     result = fit(
         model, params, x_train, y_train, likelihood=likelihoods.heteroscedastic_gaussian(),
         optimizer=optim.adam(args.lr), key=k_fit, epochs=args.epochs, batch_size=args.batch_size,
-        n_samples=args.samples, complexity_cost_weight=1.0 / len(x_train), compile=args.compile,
+        n_samples=args.samples, compile=args.compile,  # the KL weight: 1 / len(x_train), the default
         progress=not args.quiet, callback=report,
     )  # fmt: skip
     seconds = time.perf_counter() - start

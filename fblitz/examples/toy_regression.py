@@ -96,7 +96,7 @@ def main(argv=None) -> dict:
     result = fit(
         model, model.init(k_init), x_train, y_train, likelihood=likelihoods.heteroscedastic_gaussian(),
         optimizer=optim.adam(args.lr), key=k_fit, epochs=args.epochs, batch_size=args.batch_size,
-        n_samples=args.samples, complexity_cost_weight=1.0 / len(x_train), compile=args.compile,
+        n_samples=args.samples, compile=args.compile,  # the KL weight: 1 / len(x_train), the default
         progress=not args.quiet,
     )  # fmt: skip
     seconds = time.perf_counter() - start

@@ -150,22 +150,12 @@ def run_split(
     k_init, k_fit, k_pred = as_key(key).split(3)
     x_train, y_train, x_test, y_test, y_scaler = prepare_split(features, target, split)
     model = build_model(features.shape[1], config)
+    # the KL weight is fit's default, 1 / len(x_train)
     result = fit(
-        model,
-        model.init(k_init),
-        x_train,
-        y_train,
-        likelihood=make_likelihood(config),
-        optimizer=optim.adam(config.lr),
-        key=k_fit,
-        epochs=config.epochs,
-        batch_size=config.batch_size,
-        n_samples=config.n_samples,
-        complexity_cost_weight=1.0 / len(x_train),
-        estimator=config.estimator,
-        compile=config.compile,
-        progress=progress,
-    )
+        model, model.init(k_init), x_train, y_train, likelihood=make_likelihood(config),
+        optimizer=optim.adam(config.lr), key=k_fit, epochs=config.epochs, batch_size=config.batch_size,
+        n_samples=config.n_samples, estimator=config.estimator, compile=config.compile, progress=progress,
+    )  # fmt: skip
     with torch.no_grad():
         samples = predict(model, result.params, x_test, key=k_pred, n_samples=config.eval_samples).double()
     if config.likelihood == "student_t":
@@ -223,7 +213,6 @@ def mean_calibration_curve(curves: list[metrics.CalibrationCurve]) -> metrics.Ca
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    defaults = Config()
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
@@ -240,6 +229,24 @@ def parse_args(argv=None) -> argparse.Namespace:
         action="store_true",
         help="tuning mode: evaluate on 10%% of each TRAINING part; test rows are never used",
     )
+    add_training_options(parser, Config())
+    parser.add_argument("--seed", type=seed, default=0, help="seed of the split list and of every key")
+    parser.add_argument("--threads", type=integer(1), default=1, help="torch intra-op threads")
+    parser.add_argument("--json", action="store_true", help="print one JSON summary object")
+    parser.add_argument("--quiet", action="store_true", help="no training progress display on stderr")
+    parser.add_argument(
+        "--plot",
+        metavar="PATH",
+        type=output_file,
+        help="save a PNG of observed vs nominal coverage, averaged over splits (matplotlib)",
+    )
+    args = parser.parse_args(argv)
+    check_split_range(parser, args)
+    return args
+
+
+def add_training_options(parser: argparse.ArgumentParser, defaults: Config) -> None:
+    """The options of the model and its training (one :class:`Config`), with ``defaults``."""
     positive = real(0.0, open_minimum=True)
     parser.add_argument("--epochs", type=integer(1), default=defaults.epochs, help="passes over each training part")
     parser.add_argument("--samples", type=integer(1), default=defaults.n_samples, help="weight samples per step")
@@ -275,25 +282,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         default=defaults.coverage_draws,
         help="Student-t: draws per weight sample for the quantile intervals",
     )
-    parser.add_argument("--seed", type=seed, default=0, help="seed of the split list and of every key")
-    parser.add_argument("--threads", type=integer(1), default=1, help="torch intra-op threads")
     parser.add_argument(
         "--compile",
         action=argparse.BooleanOptionalAction,
         default=defaults.compile,
         help="compile the training step with torch.compile",
     )
-    parser.add_argument("--json", action="store_true", help="print one JSON summary object")
-    parser.add_argument("--quiet", action="store_true", help="no training progress display on stderr")
-    parser.add_argument(
-        "--plot",
-        metavar="PATH",
-        type=output_file,
-        help="save a PNG of observed vs nominal coverage, averaged over splits (matplotlib)",
-    )
-    args = parser.parse_args(argv)
-    check_split_range(parser, args)
-    return args
 
 
 def check_split_range(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -327,22 +321,7 @@ def main(argv=None) -> dict:
         splits = read_splits(args.splits, len(features))[first : first + n_splits]
     if not splits:
         raise FblitzValueError(f"--first-split {first} leaves no split to run")
-    config = Config(
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        n_samples=args.samples,
-        eval_samples=args.eval_samples,
-        prior_sigma=args.prior_sigma,
-        rho_init=args.rho_init,
-        noise_init=args.noise_init,
-        estimator=args.estimator,
-        compile=args.compile,
-        likelihood=args.likelihood,
-        df=None if args.df is None else _checks.positive("--df", args.df),
-        df_init=args.df_init,
-        coverage_draws=_checks.integer("--coverage-draws", args.coverage_draws, minimum=1),
-    )
+    config = config_of(args)
     names = metric_names(config)
     key = Key(args.seed)
     start, results = time.perf_counter(), []
@@ -361,13 +340,38 @@ def main(argv=None) -> dict:
                 + f"{r['train_seconds']:.1f}s",
                 flush=True,
             )
+    return report(args, config, results, names, seconds=time.perf_counter() - start)
+
+
+def config_of(args: argparse.Namespace) -> Config:
+    """The :class:`Config` of the command line's training options."""
+    return Config(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        n_samples=args.samples,
+        eval_samples=args.eval_samples,
+        prior_sigma=args.prior_sigma,
+        rho_init=args.rho_init,
+        noise_init=args.noise_init,
+        estimator=args.estimator,
+        compile=args.compile,
+        likelihood=args.likelihood,
+        df=None if args.df is None else _checks.positive("--df", args.df),
+        df_init=args.df_init,
+        coverage_draws=_checks.integer("--coverage-draws", args.coverage_draws, minimum=1),
+    )
+
+
+def report(args: argparse.Namespace, config: Config, results: list[dict], names: tuple, *, seconds: float) -> dict:
+    """The summary of all splits: printed (or as JSON), plotted with ``--plot``, and returned."""
     summary = {
         "dataset": args.dataset,
         "n_splits": len(results),
         "split_source": args.splits or f"random 90/10, seed {args.seed}",
         "evaluated_on": "validation" if args.validation else "test",
         "config": config._asdict(),
-        "seconds": time.perf_counter() - start,
+        "seconds": seconds,
         **summarize(results, names),
         "per_split": [{name: r[name] for name in names} for r in results],
     }

@@ -163,4 +163,4 @@ def test_correct_fit_checkpoints_still_round_trip(tmp_path):
     opt = optim.adam(1e-2)
     save_checkpoint(tmp_path / "c.ckpt", params=params, opt_state=opt.init(params), key=5, epoch=0)
     restored = load_checkpoint(tmp_path / "c.ckpt")
-    assert restored.resume()["start_epoch"] == 0 and os.listdir(tmp_path) == ["c.ckpt"]
+    assert restored.resume()["resume"].epoch == 0 and os.listdir(tmp_path) == ["c.ckpt"]

@@ -6,7 +6,7 @@ import torch
 from fblitz import layers, likelihoods, optim
 from fblitz.errors import FblitzTypeError, FblitzValueError, NonFiniteError, NonFiniteStepError
 from fblitz.layers import estimator_usage
-from fblitz.train import fit, make_train_step
+from fblitz.train import Checkpointing, KLSchedule, Resume, fit, make_train_step
 from tests.helpers import assert_trees_equal, mlp, randn
 from tests.hostile._expect import refuses
 
@@ -36,16 +36,20 @@ REFUSED = {
     "params-empty": (lambda: _fit(params={}), FblitzValueError, ("params", "missing")),
     "epochs-negative": (lambda: _fit(epochs=-1), FblitzValueError, ("epochs", "-1")),
     "epochs-float": (lambda: _fit(epochs=2.5), FblitzTypeError, ("epochs", "2.5")),
-    "epochs-before-start": (lambda: _fit(epochs=2, start_epoch=3), FblitzValueError, ("epochs", ">= 3")),
+    "epochs-before-start": (lambda: _fit(epochs=2, resume=Resume(epoch=3)), FblitzValueError, ("epochs", ">= 3")),
     "batch-size-zero": (lambda: _fit(batch_size=0), FblitzValueError, ("batch_size", "0")),
     "n-samples-zero": (lambda: _fit(n_samples=0), FblitzValueError, ("n_samples", "0")),
     "n-samples-bool": (lambda: _fit(n_samples=True), FblitzTypeError, ("n_samples", "True")),
-    "both-sample-counts": (lambda: _fit(n_samples=2, sample_nbr=2), FblitzValueError, ("n_samples", "sample_nbr")),
-    "kl-weight-nan": (lambda: _fit(complexity_cost_weight=float("nan")), FblitzValueError,
-                      ("complexity_cost_weight", "finite")),
-    "kl-weight-negative": (lambda: _fit(complexity_cost_weight=-1.0), FblitzValueError,
-                           ("complexity_cost_weight", ">= 0")),
-    "kl-weighting-unknown": (lambda: _fit(kl_weighting="exp"), FblitzValueError, ("kl_weighting", "'exp'")),
+    "blitz-sample-count": (lambda: _fit(sample_nbr=2), TypeError, ("sample_nbr",)),  # BLiTZ spelling: compat only
+    "kl-weight-nan": (lambda: _fit(kl=KLSchedule(complexity_cost_weight=float("nan"))), FblitzValueError,
+                      ("KLSchedule.complexity_cost_weight", "finite")),
+    "kl-weight-negative": (lambda: _fit(kl=KLSchedule(complexity_cost_weight=-1.0)), FblitzValueError,
+                           ("KLSchedule.complexity_cost_weight", ">= 0")),
+    "kl-weight-string": (lambda: _fit(kl=KLSchedule(complexity_cost_weight="0.1")), FblitzTypeError,
+                         ("KLSchedule.complexity_cost_weight", "'0.1'")),
+    "kl-weighting-unknown": (lambda: _fit(kl=KLSchedule("exp")), FblitzValueError, ("KLSchedule.weighting", "'exp'")),
+    "kl-name-unknown": (lambda: _fit(kl="exp"), FblitzValueError, ("kl", "'exp'", "blundell")),
+    "kl-number": (lambda: _fit(kl=0.1), FblitzTypeError, ("kl", "KLSchedule", "0.1")),
     "kl-mode-unknown": (lambda: _fit(kl_mode="exact"), FblitzValueError, ("kl_mode", "'exact'")),
     "estimator-unknown": (lambda: _fit(estimator="flip"), FblitzValueError, ("estimator", "'flip'")),
     "estimator-no-layer-uses": (
@@ -53,9 +57,19 @@ REFUSED = {
         FblitzValueError, ("estimator='local_reparameterization'", "no layer", "0 reparameterization"),
     ),
     "on-nonfinite-unknown": (lambda: _fit(on_nonfinite="ignore"), FblitzValueError, ("on_nonfinite", "'ignore'")),
-    "checkpoint-every-zero": (lambda: _fit(checkpoint_every=0), FblitzValueError, ("checkpoint_every", "0")),
-    "checkpoint-dir-missing": (lambda: _fit(checkpoint_path="/nonexistent-dir/run.ckpt"), FblitzValueError,
-                               ("checkpoint_path", "/nonexistent-dir")),
+    "checkpoint-every-zero": (lambda: _fit(checkpoint=Checkpointing("run.ckpt", every=0)), FblitzValueError,
+                              ("Checkpointing.every", "0")),
+    "checkpoint-every-float": (lambda: _fit(checkpoint=Checkpointing("run.ckpt", every=1.5)), FblitzTypeError,
+                               ("Checkpointing.every", "1.5")),
+    "checkpoint-dir-missing": (lambda: _fit(checkpoint="/nonexistent-dir/run.ckpt"), FblitzValueError,
+                               ("checkpoint", "/nonexistent-dir")),
+    "checkpointing-dir-missing": (lambda: _fit(checkpoint=Checkpointing("/nonexistent-dir/run.ckpt")),
+                                  FblitzValueError, ("Checkpointing.path", "/nonexistent-dir")),
+    "checkpoint-path-int": (lambda: _fit(checkpoint=Checkpointing(3)), FblitzTypeError, ("Checkpointing.path", "int")),
+    "checkpoint-number": (lambda: _fit(checkpoint=5), FblitzTypeError, ("checkpoint", "Checkpointing", "5")),
+    "resume-dict": (lambda: _fit(resume={"epoch": 1}), FblitzTypeError, ("resume", "Resume", "'epoch'")),
+    "resume-epoch-negative": (lambda: _fit(resume=Resume(epoch=-1)), FblitzValueError, ("Resume.epoch", "-1")),
+    "resume-epoch-float": (lambda: _fit(resume=Resume(epoch=1.0)), FblitzTypeError, ("Resume.epoch", "1.0")),
     "optimizer-torch": (lambda: _fit(optimizer=torch.optim.Adam), FblitzTypeError, ("optimizer", "from_torchopt")),
     "likelihood-none": (lambda: _fit(likelihood=None), FblitzTypeError, ("likelihood", "None")),
     "likelihood-string": (lambda: _fit(likelihood="mse"), FblitzTypeError, ("likelihood", "'mse'")),
@@ -107,7 +121,7 @@ def test_correct_batch_larger_than_the_data_is_one_batch():
 
 def test_correct_no_epochs_left_returns_the_params_untouched():
     params = MODEL.init(3)
-    result = _fit(params=params, epochs=2, start_epoch=2)
+    result = _fit(params=params, epochs=2, resume=Resume(epoch=2))
     assert_trees_equal(result.params, params)
     assert result.history["loss"] == []
 
