@@ -9,6 +9,8 @@ import pytest
 import torch
 import torch.nn as nn
 
+from fblitz import priors
+from fblitz.layers import Bayes
 from fblitz import likelihoods
 from fblitz.kl import kl_divergence
 from fblitz.objectives import negative_elbo
@@ -21,7 +23,7 @@ blitz_utils = pytest.importorskip("blitz.utils")
 
 
 def build_pair(prior_pi):
-    ours = mlp(3, 5, 2, prior_pi=prior_pi, prior_sigma_1=0.1, prior_sigma_2=0.4, posterior_rho_init=-3.0)
+    ours = mlp(3, 5, 2, bayes=Bayes(prior=priors.scale_mixture(pi=prior_pi, sigma1=0.1, sigma2=0.4), rho_init=-3.0))
     params = ours.init(0, dtype=torch.float64)
 
     @blitz_utils.variational_estimator

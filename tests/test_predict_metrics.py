@@ -3,6 +3,7 @@ import math
 import pytest
 import torch
 
+from fblitz.layers import Bayes
 from fblitz import metrics
 from fblitz.errors import FblitzValueError
 from fblitz.layers import dropout, linear, relu, sample_noise, serial
@@ -22,7 +23,7 @@ from tests.helpers import mlp, randn
 
 
 def test_predict_shapes_reproducibility_and_chunking():
-    model = mlp(3, 8, 2, posterior_rho_init=-2.0)
+    model = mlp(3, 8, 2, bayes=Bayes(rho_init=-2.0))
     params = model.init(0)
     x = randn(1, 10, 3)
     samples = predict(model, params, x, key=4, n_samples=7)
@@ -40,7 +41,9 @@ def test_predict_shapes_reproducibility_and_chunking():
 def test_sample_groups_give_the_same_draws(estimator, sample_batch_size):
     # Grouping the draws changes only how many are evaluated per vectorized
     # call; each draw's noise (weights or per-example seeds) is the same.
-    model = serial(linear(3, 8, posterior_rho_init=-2.0), relu, dropout(0.3), linear(8, 2, posterior_rho_init=-2.0))
+    model = serial(
+        linear(3, 8, bayes=Bayes(rho_init=-2.0)), relu, dropout(0.3), linear(8, 2, bayes=Bayes(rho_init=-2.0))
+    )
     params = model.init(0)
     x = randn(1, 10, 3)
     whole = predict(model, params, x, key=4, n_samples=7, estimator=estimator)

@@ -11,6 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from fblitz.layers import Bayes
 from fblitz.errors import FblitzValueError, NonFiniteError
 from fblitz.prediction import gaussian_mixture_mean_std, mfvi_forward, predict, predictive_mean_std
 from tests.helpers import mlp, randn
@@ -29,7 +30,7 @@ def test_mean_and_std_over_the_draws():
 
 
 def test_mfvi_forward_summarises_every_draw_of_the_model():
-    model = mlp(3, 5, 2, posterior_rho_init=-1.0)
+    model = mlp(3, 5, 2, bayes=Bayes(rho_init=-1.0))
     params = model.init(0, dtype=f64)
     x = randn(1, 4, 3, dtype=f64)
     draws = predict(model, params, x, key=2, n_samples=6)

@@ -20,8 +20,8 @@ def _last(outputs):
 
 
 def _model(kind="gru", **kwargs):
-    rnn = getattr(layers, kind)(2, 3, batch_first=True, posterior_rho_init=-3.0, **kwargs)
-    return layers.serial(rnn, layers.stateless(_last), layers.linear(3, 1, posterior_rho_init=-3.0))
+    rnn = getattr(layers, kind)(2, 3, batch_first=True, **kwargs, bayes=layers.Bayes(rho_init=-3.0))
+    return layers.serial(rnn, layers.stateless(_last), layers.linear(3, 1, bayes=layers.Bayes(rho_init=-3.0)))
 
 
 def _data(n=8):
@@ -151,7 +151,7 @@ def test_bad_arguments_are_rejected():
         init_eta(params, lambda path: False)
     with pytest.raises(FblitzValueError, match="noise must be"):
         _terms(model, params, eta, noise["phi"], x, y)
-    lrt = layers.linear(2, 1, estimator="local_reparameterization")
+    lrt = layers.linear(2, 1, bayes=layers.Bayes(estimator="local_reparameterization"))
     p = lrt.init(0)
     e = init_eta(p)
     with pytest.raises(FblitzValueError, match="must be weight noise"):

@@ -27,7 +27,7 @@ from fblitz.compat._module import BayesianModule, GaussianModule, active_draw
 from fblitz.compat.modules._setup import blitz_arguments
 from fblitz.compat.modules._stateful_sharpening import NAMES, StatefulSharpening
 from fblitz.distributions import reparameterize
-from fblitz.posterior import gaussian_init
+from fblitz.posterior import GaussianInit
 from fblitz.radial import radial_noise
 from fblitz.random import sample_eps, uniform
 
@@ -69,7 +69,8 @@ class BayesianRNN(StatefulSharpening, GaussianModule):
         )
         hidden = 4 * out_features
         shapes = {"weight_ih": (in_features, hidden), "weight_hh": (out_features, hidden), "bias": (hidden,)}
-        init = gaussian_init(kwargs["posterior_mu_init"], 0.1, kwargs["posterior_rho_init"], 0.1)
+        bayes = kwargs["bayes"]
+        init = GaussianInit(bayes.mu_init, bayes.mu_std, bayes.rho_init, bayes.rho_std)
         keys = self.next_key().split(len(shapes))
         dtype = torch.get_default_dtype()
         tree = {name: init.node(key, shape, dtype=dtype) for key, (name, shape) in zip(keys, shapes.items())}

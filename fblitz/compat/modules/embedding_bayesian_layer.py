@@ -49,7 +49,6 @@ class BayesianEmbedding(GaussianModule):
         self.scale_grad_by_freq, self.sparse = scale_grad_by_freq, sparse
         kwargs = blitz_arguments(self, ("weight",), prior_sigma_1, prior_sigma_2, prior_pi, posterior_mu_init,
                                  posterior_rho_init, prior_dist)  # fmt: skip
-        del kwargs["estimator"], kwargs["posterior"]  # an embedding has one estimator and posterior
         if self._estimator != "reparameterization" or self._posterior != "gaussian":
             raise FblitzValueError("BayesianEmbedding supports neither the Flipout nor the Radial wrapper")
         self._set_layer(
