@@ -49,8 +49,8 @@ def classes(library: str) -> dict:
 
         def __init__(self, classes=10, padding=2, flat=64):
             super().__init__()
-            self.conv1 = conv2d(1, 6, (5, 5), padding=padding, bayes=Bayes(rho_init=-6.0))
-            self.conv2 = conv2d(6, 16, (5, 5), padding=padding, bayes=Bayes(rho_init=-6.0))
+            self.conv1 = conv2d(1, 6, (5, 5), padding=padding, posterior_rho_init=-6.0)
+            self.conv2 = conv2d(6, 16, (5, 5), padding=padding, posterior_rho_init=-6.0)
             self.fc = nn.ModuleList([linear(flat, 120), linear(120, 84), linear(84, classes)])
 
         def forward(self, x):

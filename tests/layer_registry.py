@@ -347,10 +347,9 @@ def _rnn_case(name, kind, shapes, *, state=False, peephole=False, **kwargs):
     estimator = kwargs.pop("estimator", "reparameterization")
     posterior = kwargs.pop("posterior", "gaussian")
     # relu: means around 0.1 keep most units active (mean-zero weights can leave all of them dead)
-    posterior_kwargs = {
-        "posterior": posterior,
-        "posterior_mu_init": 0.1 if kwargs.get("nonlinearity") == "relu" else 0.0,
-    }
+    bayes = layers.Bayes(
+        posterior=posterior, estimator=estimator, mu_init=0.1 if kwargs.get("nonlinearity") == "relu" else 0.0
+    )
     x_shape = (4, 3) if unbatched else (2, 4, 3) if kwargs.get("batch_first") else (4, 2, 3)
     h_shape = (kwargs.get("num_layers", 1) * (1 + kwargs.get("bidirectional", False)),) + (() if unbatched else (2,))
     h_shape += (2,)
@@ -364,13 +363,9 @@ def _rnn_case(name, kind, shapes, *, state=False, peephole=False, **kwargs):
 
     reference = peephole_loop if peephole else torch_rnn(kind, 3, 2, **kwargs)
     make = (
-        (
-            lambda: layers.lstm(
-                3, 2, peephole=True, **posterior_kwargs, **kwargs, bayes=layers.Bayes(estimator=estimator)
-            )
-        )
+        (lambda: layers.lstm(3, 2, peephole=True, **kwargs, bayes=bayes))
         if peephole
-        else lambda: getattr(layers, kind)(3, 2, **posterior_kwargs, **kwargs, bayes=layers.Bayes(estimator=estimator))
+        else lambda: getattr(layers, kind)(3, 2, **kwargs, bayes=bayes)
     )
     return LayerCase(
         f"{kind}-{name}",
@@ -442,7 +437,7 @@ for _short, _option in [
         LayerCase(
             f"linear-{_short}",
             "linear",
-            lambda o=_option: layers.linear(3, 2, **o, bayes=layers.Bayes(rho_init=-2.0)),
+            lambda o=_option: layers.linear(3, 2, bayes=layers.Bayes(rho_init=-2.0, **o)),
             lambda dtype: randn(30, 4, 3, dtype=dtype),
             _linear_reference,
             ((4, 2),),
@@ -450,7 +445,7 @@ for _short, _option in [
         LayerCase(
             f"conv2d-{_short}",
             "conv2d",
-            lambda o=_option: layers.conv2d(2, 3, 2, padding=1, **o, bayes=layers.Bayes(rho_init=-2.0)),
+            lambda o=_option: layers.conv2d(2, 3, 2, padding=1, bayes=layers.Bayes(rho_init=-2.0, **o)),
             lambda dtype: randn(31, 2, 2, 3, 3, dtype=dtype),
             lambda m, x: F.conv2d(x, m["weight"], m["bias"], padding=1),
             ((2, 3, 4, 4),),
@@ -458,7 +453,7 @@ for _short, _option in [
         LayerCase(
             f"conv_transpose1d-{_short}",
             "conv_transpose1d",
-            lambda o=_option: layers.conv_transpose1d(2, 3, 3, stride=2, **o, bayes=layers.Bayes(rho_init=-2.0)),
+            lambda o=_option: layers.conv_transpose1d(2, 3, 3, stride=2, bayes=layers.Bayes(rho_init=-2.0, **o)),
             lambda dtype: randn(32, 2, 2, 4, dtype=dtype),
             lambda m, x: F.conv_transpose1d(x, m["weight"], m["bias"], stride=2),
             ((2, 3, 9),),

@@ -9,10 +9,9 @@ import pytest
 import torch
 import torch.nn as nn
 
-from fblitz import priors
-from fblitz.layers import Bayes
-from fblitz import likelihoods
+from fblitz import likelihoods, priors
 from fblitz.kl import kl_divergence
+from fblitz.layers import Bayes
 from fblitz.objectives import negative_elbo
 from tests import blitz_reference
 from tests.helpers import mlp, randn

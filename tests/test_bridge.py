@@ -8,10 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fblitz.layers import Bayes
 from fblitz import likelihoods
 from fblitz.bridge import bayesify, to_module
-from fblitz.layers import sample_noise, serial
+from fblitz.layers import Bayes, sample_noise, serial
 from fblitz.objectives import sample_elbo
 from fblitz.prediction import predict_mean_weights, predict_with_eps
 from fblitz.tree import map_gaussian, tree_leaves, tree_map, tree_structure, tree_unstack

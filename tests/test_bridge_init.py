@@ -4,11 +4,10 @@ import pytest
 import torch
 from torch import nn
 
-from fblitz.layers import Bayes
 from fblitz.bridge import bayesify, to_module
 from fblitz.distributions import gaussian_kl, sigma
 from fblitz.kl import kl_divergence
-from fblitz.layers import freeze, sample_noise
+from fblitz.layers import Bayes, freeze, sample_noise
 from fblitz.moped import moped
 from fblitz.priors import gaussian
 from fblitz.tree import tree_equal, tree_leaves

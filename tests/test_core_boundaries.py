@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from fblitz import priors
-from fblitz import layers, likelihoods, optim
+from fblitz import layers, likelihoods, optim, priors
 from fblitz.distributions import gaussian_kl, gaussian_log_prob, inverse_softplus, log_sigma, sigma, student_t_log_prob
 from fblitz.errors import FblitzTypeError, FblitzValueError, NonFiniteError
 from fblitz.kl import kl_divergence, make_plan, monte_carlo_kl

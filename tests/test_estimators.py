@@ -11,8 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import grad, vmap
 
-from fblitz import priors
-from fblitz import layers, likelihoods
+from fblitz import layers, likelihoods, priors
 from fblitz.distributions import sigma
 from fblitz.errors import FblitzValueError
 from fblitz.estimators import ESTIMATORS

@@ -11,8 +11,7 @@ import pytest
 import torch
 from torch.distributions import Categorical, MixtureSameFamily, Normal
 
-from fblitz import priors
-from fblitz import layers
+from fblitz import layers, priors
 from fblitz.distributions import sigma
 from fblitz.kl import kl_divergence
 from fblitz.layers import sample_noise

@@ -3,10 +3,9 @@ import math
 import pytest
 import torch
 
-from fblitz.layers import Bayes
 from fblitz import metrics
 from fblitz.errors import FblitzValueError
-from fblitz.layers import dropout, linear, relu, sample_noise, serial
+from fblitz.layers import Bayes, dropout, linear, relu, sample_noise, serial
 from fblitz.prediction import (
     gaussian_mixture_mean_std,
     mean_std_interval,

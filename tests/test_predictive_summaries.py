@@ -11,8 +11,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fblitz.layers import Bayes
 from fblitz.errors import FblitzValueError, NonFiniteError
+from fblitz.layers import Bayes
 from fblitz.prediction import gaussian_mixture_mean_std, mfvi_forward, predict, predictive_mean_std
 from tests.helpers import mlp, randn
 

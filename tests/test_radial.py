@@ -91,12 +91,15 @@ def test_noise_is_reproducible_and_follows_per_call_flipout_only():
     assert flipout["weight"].flatten(1).norm(dim=1).lt(10).all()
 
 
+RADIAL = layers.Bayes(posterior="radial", rho_init=0.0)
+
+
 @pytest.mark.parametrize(
     "make, x",
     [
-        (lambda estimator: layers.linear(3, 2, bayes=layers.Bayes(posterior="radial", rho_init=0.0, estimator=estimator)),
+        (lambda estimator: layers.linear(3, 2, bayes=RADIAL.replace(estimator=estimator)),
          randn(20, 2, 3, dtype=torch.float64)),
-        (lambda estimator: layers.gru(2, 2, batch_first=True, bayes=layers.Bayes(posterior="radial", rho_init=0.0, estimator=estimator)),
+        (lambda estimator: layers.gru(2, 2, batch_first=True, bayes=RADIAL.replace(estimator=estimator)),
          randn(21, 2, 3, 2, dtype=torch.float64)),
     ],
     ids=["linear", "gru"],

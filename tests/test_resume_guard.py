@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from fblitz.layers import Bayes
 from fblitz import likelihoods, optim
 from fblitz.checkpoint import load_checkpoint
 from fblitz.errors import FblitzTypeError, FblitzValueError, NonFiniteError, NonFiniteStepError
+from fblitz.layers import Bayes
 from fblitz.train import fit, make_train_step
 from tests.helpers import assert_trees_equal, mlp, randn
 

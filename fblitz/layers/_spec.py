@@ -204,4 +204,6 @@ def gaussian_layer(
 def _check_float_input(x: torch.Tensor, like: torch.Tensor) -> None:
     _checks.float_input("x", x)  # finiteness only outside vmap/grad/compile (cheap there)
     if x.dtype != like.dtype or x.device != like.device:
-        raise FblitzTypeError(f"x must have the params' dtype {like.dtype} on {like.device}, got {x.dtype} on {x.device}")
+        raise FblitzTypeError(
+            f"x must have the params' dtype {like.dtype} on {like.device}, got {x.dtype} on {x.device}"
+        )

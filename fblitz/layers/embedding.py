@@ -125,7 +125,7 @@ def embedding(
 
 
 def embedding_spec(num_embeddings, padding_idx, max_norm, norm_type, scale_grad_by_freq, sparse) -> EmbeddingSpec:
-    """A validated :class:`EmbeddingSpec` from torch's ``nn.Embedding`` arguments (``padding_idx`` made non-negative)."""
+    """A validated :class:`EmbeddingSpec` from ``nn.Embedding``'s arguments (``padding_idx`` made non-negative)."""
     num_embeddings = _checks.integer("num_embeddings", num_embeddings, minimum=1)
     if padding_idx is not None:
         padding_idx = _checks.integer("padding_idx", padding_idx)

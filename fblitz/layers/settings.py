@@ -131,7 +131,7 @@ def check_bayes(bayes: object) -> Bayes:
 
 
 def takes_bayes(constructor):
-    """Wrap a layer constructor so BLiTZ's keywords (``posterior_rho_init``, ...) get a message pointing to ``bayes``."""
+    """Wrap a layer constructor: BLiTZ's keywords (``posterior_rho_init``, ...) get a message pointing to ``bayes``."""
 
     @functools.wraps(constructor)
     def wrapper(*args, **kwargs):

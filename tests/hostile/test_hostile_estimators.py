@@ -79,12 +79,12 @@ def test_correct_the_guides_table_matches_the_code(name):
         used = estimator_usage(layer, params, estimator)[""]
         assert (used == estimator) == (mark == "yes"), (name, estimator, used, mark)
     if marks[3] == "yes":  # a radial layer follows Flipout, not local reparameterization
-        radial = BUILD[name](posterior="radial")
+        radial = BUILD[name](bayes=layers.Bayes(posterior="radial"))
         assert estimator_usage(radial, radial.init(0), "flipout") == {"": "flipout"}
         assert estimator_usage(radial, radial.init(0), "local_reparameterization") == {"": "reparameterization"}
     else:
         with pytest.raises((FblitzTypeError, FblitzValueError, TypeError)):
-            BUILD[name](posterior="radial")
+            BUILD[name](bayes=layers.Bayes(posterior="radial"))
 
 
 def _lstm_linear():
