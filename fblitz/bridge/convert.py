@@ -73,14 +73,12 @@ def bayesify(
             ``"blitz"`` -- means drawn from N(bayes.mu_init, bayes.mu_std^2).
         moped_delta: with ``init="module"``, MOPED's sigma = delta * |w|
             (:func:`fblitz.moped.moped`) instead of rho drawn around ``bayes.rho_init``.
-        bayes: the :class:`~fblitz.layers.Bayes` settings of every Bayesian
-            tensor (None: the defaults): ``prior`` (None: BLiTZ's N(0, 0.1^2)),
-            ``mu_init``, ``mu_std``, ``rho_std`` and ``rho_init`` (None: the
-            default of fblitz's layer for the owning module, -6 for
-            conv2d/3d, transposed convs, embeddings and recurrent modules, -7
-            otherwise). The module runs on whole weight draws: the estimator
-            must be ``"reparameterization"``, the posterior Gaussian, and
-            ``freeze`` False (wrap the result in :func:`fblitz.layers.freeze`).
+        bayes: the :class:`~fblitz.layers.Bayes` of every Bayesian tensor: ``prior``
+            (None: BLiTZ's N(0, 0.1^2)), ``mu_init``, ``mu_std``, ``rho_std``, ``rho_init``
+            (None: the default of fblitz's layer for the owning module, -6 for conv2d/3d,
+            transposed convs, embeddings and recurrent modules, -7 otherwise). The module
+            runs on whole weight draws: plain reparameterization, Gaussian, not frozen
+            (:func:`fblitz.layers.freeze` freezes the result).
 
     Returns:
         A layer: ``init(key, dtype=None, device=None)`` (the module's dtype and

@@ -78,41 +78,19 @@ def vgg(
     return model._replace(init=init, name=name)
 
 
-def vgg11(**kwargs) -> Layer:
-    """VGG 11 (config A); see :func:`vgg`."""
-    return vgg(11, **kwargs)
+def _variant(depth: int, batch_norm: bool):
+    """``vgg{depth}`` or ``vgg{depth}_bn``: :func:`vgg` with the depth (and batch norm) fixed."""
+
+    def variant(**kwargs) -> Layer:
+        return vgg(depth, batch_norm=batch_norm, **kwargs)
+
+    config = "ABDE"[tuple(VGG_CONFIGS).index(depth)]
+    variant.__name__ = variant.__qualname__ = f"vgg{depth}{'_bn' if batch_norm else ''}"
+    variant.__doc__ = f"VGG {depth} (config {config}){' with batch norm' if batch_norm else ''}; see :func:`vgg`."
+    return variant
 
 
-def vgg11_bn(**kwargs) -> Layer:
-    """VGG 11 with batch norm; see :func:`vgg`."""
-    return vgg(11, batch_norm=True, **kwargs)
-
-
-def vgg13(**kwargs) -> Layer:
-    """VGG 13 (config B); see :func:`vgg`."""
-    return vgg(13, **kwargs)
-
-
-def vgg13_bn(**kwargs) -> Layer:
-    """VGG 13 with batch norm; see :func:`vgg`."""
-    return vgg(13, batch_norm=True, **kwargs)
-
-
-def vgg16(**kwargs) -> Layer:
-    """VGG 16 (config D); see :func:`vgg`."""
-    return vgg(16, **kwargs)
-
-
-def vgg16_bn(**kwargs) -> Layer:
-    """VGG 16 with batch norm; see :func:`vgg`."""
-    return vgg(16, batch_norm=True, **kwargs)
-
-
-def vgg19(**kwargs) -> Layer:
-    """VGG 19 (config E); see :func:`vgg`."""
-    return vgg(19, **kwargs)
-
-
-def vgg19_bn(**kwargs) -> Layer:
-    """VGG 19 with batch norm; see :func:`vgg`."""
-    return vgg(19, batch_norm=True, **kwargs)
+vgg11, vgg11_bn = _variant(11, False), _variant(11, True)
+vgg13, vgg13_bn = _variant(13, False), _variant(13, True)
+vgg16, vgg16_bn = _variant(16, False), _variant(16, True)
+vgg19, vgg19_bn = _variant(19, False), _variant(19, True)
