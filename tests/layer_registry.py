@@ -301,6 +301,7 @@ CASES += [
 # inside other cases (activations appear in serial cases).
 EXEMPT = {
     "Layer",
+    "Bayes",  # the settings value the weight layers take: tests/test_layer_settings.py
     "stateless",
     "relu",
     "tanh",

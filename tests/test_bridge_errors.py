@@ -33,7 +33,7 @@ class MuRho(nn.Module):
         (_mlp, {"init": "kaiming"}, FblitzValueError, "init must be one of"),
         (_mlp, {"init": "blitz", "moped_delta": 0.1}, FblitzValueError, "moped_delta needs init='module'"),
         (_mlp, {"moped_delta": -1.0}, FblitzValueError, "moped_delta must be > 0"),
-        (_mlp, {"prior": "normal"}, FblitzTypeError, "prior -> prior=...; BLiTZ's keywords"),
+        (_mlp, {"prior": "normal"}, FblitzTypeError, r"prior -> prior=\.\.\.\)\. BLiTZ's keywords"),
         (_mlp, {"bayes": "normal"}, FblitzTypeError, "bayes must be a fblitz.layers.Bayes"),
         (_mlp, {"bayes": Bayes(estimator="flipout")}, FblitzValueError, "bayesify needs bayes.estimator="),
         (_mlp, {"bayes": Bayes(freeze=True)}, FblitzValueError, "bayesify needs bayes.freeze=False"),

@@ -107,7 +107,7 @@ CONVS = [
 
 @pytest.mark.parametrize("make, c_in, c_out, kwargs, shape", CONVS, ids=lambda v: getattr(v, "__name__", None))
 def test_convolution_is_the_explicit_per_example_weight(make, c_in, c_out, kwargs, shape):
-    layer = make(c_in, c_out, posterior_rho_init=-1.0, **kwargs)
+    layer = make(c_in, c_out, bayes=layers.Bayes(rho_init=-1.0), **kwargs)
     params = layer.init(3, dtype=f64)
     x = randn(4, *shape, dtype=f64)
     n, spatial = shape[0], len(shape) - 2

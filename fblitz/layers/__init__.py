@@ -1,4 +1,10 @@
-"""Functional Bayesian layers and combinators."""
+"""Functional Bayesian layers and combinators.
+
+Every layer with Gaussian weights takes torch's arguments plus one settings
+value, ``bayes=Bayes(...)`` (:mod:`fblitz.layers.settings`): prior, posterior
+initialisation, posterior family, estimator and ``freeze``, BLiTZ's defaults
+when left out.
+"""
 
 from fblitz.layers.base import (
     Layer,
