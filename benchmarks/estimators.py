@@ -57,7 +57,7 @@ def cnn_case(key: Key):
     digits = load_digits()
     x = torch.tensor(digits.images[:128] / 16.0, dtype=torch.float32).unsqueeze(1)
     y = torch.tensor(digits.target[:128], dtype=torch.int64)
-    model = models.lenet(1, 10, input_size=8, padding=2, posterior_rho_init=RHO)
+    model = models.lenet(1, 10, input_size=8, padding=2, bayes=layers.Bayes(rho_init=RHO))
     return "LeNet 8x8", model, model.init(key), x, y
 
 

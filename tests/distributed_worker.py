@@ -42,7 +42,7 @@ PER_EXAMPLE = {
     "gru_flipout": (  # each row's 3 features as a sequence of 3 steps
         lambda: layers.serial(
             layers.stateless(lambda x: x.unsqueeze(-1), "as_sequence"),
-            layers.gru(1, 4, batch_first=True, estimator="flipout"),
+            layers.gru(1, 4, batch_first=True, bayes=layers.Bayes(estimator="flipout")),
             layers.stateless(_last_step, "last_step"),
             layers.linear(4, 1),
         ),

@@ -73,7 +73,7 @@ def _conv_case(name, constructor, args, kwargs, x_shape, output_shape, seed=20, 
     return LayerCase(
         name,
         constructor,
-        lambda: getattr(layers, constructor)(*args, **kwargs, posterior_rho_init=-2.0),
+        lambda: getattr(layers, constructor)(*args, **kwargs, bayes=layers.Bayes(rho_init=-2.0)),
         lambda dtype: randn(seed, *x_shape, dtype=dtype),
         _torch_module(cls, *args, **kwargs),
         (output_shape,),
@@ -89,7 +89,7 @@ def _embedding_case(name, kwargs, x, output_shape):
     return LayerCase(
         name,
         "embedding",
-        lambda: layers.embedding(7, 4, **kwargs, posterior_rho_init=-2.0),
+        lambda: layers.embedding(7, 4, **kwargs, bayes=layers.Bayes(rho_init=-2.0)),
         lambda dtype: x,
         _embedding_reference(**kwargs),
         (output_shape,),
@@ -171,7 +171,7 @@ CASES: list[LayerCase] = [
     LayerCase(
         "linear",
         "linear",
-        lambda: layers.linear(3, 2, posterior_rho_init=-2.0),
+        lambda: layers.linear(3, 2, bayes=layers.Bayes(rho_init=-2.0)),
         lambda dtype: randn(10, 4, 3, dtype=dtype),
         _linear_reference,
         ((4, 2),),
@@ -179,7 +179,7 @@ CASES: list[LayerCase] = [
     LayerCase(
         "linear-no-bias",
         "linear",
-        lambda: layers.linear(3, 2, bias=False, posterior_rho_init=-2.0),
+        lambda: layers.linear(3, 2, bias=False, bayes=layers.Bayes(rho_init=-2.0)),
         lambda dtype: randn(11, 5, 3, dtype=dtype),
         _linear_reference,
         ((5, 2),),
@@ -187,7 +187,7 @@ CASES: list[LayerCase] = [
     LayerCase(
         "serial-mlp",
         "serial",
-        lambda: layers.serial(layers.linear(3, 4, posterior_rho_init=-2.0), layers.tanh, layers.linear(4, 2)),
+        lambda: layers.serial(layers.linear(3, 4, bayes=layers.Bayes(rho_init=-2.0)), layers.tanh, layers.linear(4, 2)),
         lambda dtype: randn(12, 5, 3, dtype=dtype),
         lambda m, x: _linear_reference(m["2"], torch.tanh(_linear_reference(m["0"], x))),
         ((5, 2),),
@@ -214,7 +214,10 @@ CASES += [
         "serial-dropout-mlp",
         "dropout",
         lambda: layers.serial(
-            layers.linear(3, 5, posterior_rho_init=-2.0), layers.relu, layers.dropout(0.5), layers.linear(5, 2)
+            layers.linear(3, 5, bayes=layers.Bayes(rho_init=-2.0)),
+            layers.relu,
+            layers.dropout(0.5),
+            layers.linear(5, 2),
         ),
         lambda dtype: randn(14, 6, 3, dtype=dtype),
         lambda m, x: _linear_reference(m["3"], torch.relu(_linear_reference(m["0"], x))),
@@ -298,6 +301,7 @@ CASES += [
 # inside other cases (activations appear in serial cases).
 EXEMPT = {
     "Layer",
+    "Bayes",  # the settings value the weight layers take: tests/test_layer_settings.py
     "stateless",
     "relu",
     "tanh",
@@ -344,10 +348,9 @@ def _rnn_case(name, kind, shapes, *, state=False, peephole=False, **kwargs):
     estimator = kwargs.pop("estimator", "reparameterization")
     posterior = kwargs.pop("posterior", "gaussian")
     # relu: means around 0.1 keep most units active (mean-zero weights can leave all of them dead)
-    posterior_kwargs = {
-        "posterior": posterior,
-        "posterior_mu_init": 0.1 if kwargs.get("nonlinearity") == "relu" else 0.0,
-    }
+    bayes = layers.Bayes(
+        posterior=posterior, estimator=estimator, mu_init=0.1 if kwargs.get("nonlinearity") == "relu" else 0.0
+    )
     x_shape = (4, 3) if unbatched else (2, 4, 3) if kwargs.get("batch_first") else (4, 2, 3)
     h_shape = (kwargs.get("num_layers", 1) * (1 + kwargs.get("bidirectional", False)),) + (() if unbatched else (2,))
     h_shape += (2,)
@@ -361,9 +364,9 @@ def _rnn_case(name, kind, shapes, *, state=False, peephole=False, **kwargs):
 
     reference = peephole_loop if peephole else torch_rnn(kind, 3, 2, **kwargs)
     make = (
-        (lambda: layers.lstm(3, 2, peephole=True, estimator=estimator, **posterior_kwargs, **kwargs))
+        (lambda: layers.lstm(3, 2, peephole=True, **kwargs, bayes=bayes))
         if peephole
-        else lambda: getattr(layers, kind)(3, 2, estimator=estimator, **posterior_kwargs, **kwargs)
+        else lambda: getattr(layers, kind)(3, 2, **kwargs, bayes=bayes)
     )
     return LayerCase(
         f"{kind}-{name}",
@@ -435,7 +438,7 @@ for _short, _option in [
         LayerCase(
             f"linear-{_short}",
             "linear",
-            lambda o=_option: layers.linear(3, 2, posterior_rho_init=-2.0, **o),
+            lambda o=_option: layers.linear(3, 2, bayes=layers.Bayes(rho_init=-2.0, **o)),
             lambda dtype: randn(30, 4, 3, dtype=dtype),
             _linear_reference,
             ((4, 2),),
@@ -443,7 +446,7 @@ for _short, _option in [
         LayerCase(
             f"conv2d-{_short}",
             "conv2d",
-            lambda o=_option: layers.conv2d(2, 3, 2, padding=1, posterior_rho_init=-2.0, **o),
+            lambda o=_option: layers.conv2d(2, 3, 2, padding=1, bayes=layers.Bayes(rho_init=-2.0, **o)),
             lambda dtype: randn(31, 2, 2, 3, 3, dtype=dtype),
             lambda m, x: F.conv2d(x, m["weight"], m["bias"], padding=1),
             ((2, 3, 4, 4),),
@@ -451,7 +454,7 @@ for _short, _option in [
         LayerCase(
             f"conv_transpose1d-{_short}",
             "conv_transpose1d",
-            lambda o=_option: layers.conv_transpose1d(2, 3, 3, stride=2, posterior_rho_init=-2.0, **o),
+            lambda o=_option: layers.conv_transpose1d(2, 3, 3, stride=2, bayes=layers.Bayes(rho_init=-2.0, **o)),
             lambda dtype: randn(32, 2, 2, 4, dtype=dtype),
             lambda m, x: F.conv_transpose1d(x, m["weight"], m["bias"], stride=2),
             ((2, 3, 9),),
@@ -487,7 +490,7 @@ CASES += [
     LayerCase(
         "model-lenet",
         "lenet",
-        lambda: models.lenet(1, 3, input_size=8, padding=2, posterior_rho_init=-3.0),
+        lambda: models.lenet(1, 3, input_size=8, padding=2, bayes=layers.Bayes(rho_init=-3.0)),
         lambda dtype: randn(40, 2, 1, 8, 8, dtype=dtype),
         _lenet_reference,
         ((2, 3),),

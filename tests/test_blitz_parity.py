@@ -9,7 +9,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-from fblitz import likelihoods
+from fblitz import likelihoods, priors
+from fblitz.layers import Bayes
 from fblitz.objectives import negative_elbo
 from fblitz.variational.kl import kl_divergence
 from tests import blitz_reference
@@ -21,7 +22,7 @@ blitz_utils = pytest.importorskip("blitz.utils")
 
 
 def build_pair(prior_pi):
-    ours = mlp(3, 5, 2, prior_pi=prior_pi, prior_sigma_1=0.1, prior_sigma_2=0.4, posterior_rho_init=-3.0)
+    ours = mlp(3, 5, 2, bayes=Bayes(prior=priors.scale_mixture(pi=prior_pi, sigma1=0.1, sigma2=0.4), rho_init=-3.0))
     params = ours.init(0, dtype=torch.float64)
 
     @blitz_utils.variational_estimator

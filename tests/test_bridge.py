@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from fblitz import likelihoods
 from fblitz.bridge import bayesify, to_module
-from fblitz.layers import sample_noise, serial
+from fblitz.layers import Bayes, sample_noise, serial
 from fblitz.objectives import sample_elbo
 from fblitz.prediction import predict_mean_weights, predict_with_eps
 from fblitz.tree import map_gaussian, tree_leaves, tree_map, tree_structure
@@ -31,7 +31,7 @@ def bridged(request):
     case = request.param
     net = build(case.make)
     # larger sigmas than BLiTZ's default so that the noise visibly matters
-    model = bayesify(net, bayesian=case.bayesian, posterior_rho_init=-3.0)
+    model = bayesify(net, bayesian=case.bayesian, bayes=Bayes(rho_init=-3.0))
     return case, net, model, model.init(0), case.inputs()
 
 
@@ -127,7 +127,7 @@ def test_property_vmapped_draw_equals_the_module_with_that_draw(widths, bayesian
         return torch.nn.Sequential(*(m for part in parts for m in (part, torch.nn.Tanh())))
 
     net = build(make, seed % 1000)
-    model = bayesify(net, bayesian=bayesian, init=init, posterior_rho_init=-2.0)
+    model = bayesify(net, bayesian=bayesian, init=init, bayes=Bayes(rho_init=-2.0))
     params, x = model.init(seed), randn(seed, 3, widths[0])
     eps = sample_noise(model, seed + 1, params, 2)
     batched = torch.func.vmap(model.apply, in_dims=(None, None, 0))(params, x, eps)

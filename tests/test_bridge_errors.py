@@ -6,7 +6,7 @@ from torch import nn
 
 from fblitz.bridge import bayesify, to_module
 from fblitz.errors import FblitzTypeError, FblitzValueError
-from fblitz.layers import linear
+from fblitz.layers import Bayes, linear
 from tests.bridge_cases import build
 from tests.helpers import randn
 
@@ -33,7 +33,10 @@ class MuRho(nn.Module):
         (_mlp, {"init": "kaiming"}, FblitzValueError, "init must be one of"),
         (_mlp, {"init": "blitz", "moped_delta": 0.1}, FblitzValueError, "moped_delta needs init='module'"),
         (_mlp, {"moped_delta": -1.0}, FblitzValueError, "moped_delta must be > 0"),
-        (_mlp, {"prior": "normal"}, FblitzTypeError, "prior"),
+        (_mlp, {"prior": "normal"}, FblitzTypeError, r"prior -> prior=\.\.\.\)\. BLiTZ's keywords"),
+        (_mlp, {"bayes": "normal"}, FblitzTypeError, "bayes must be a fblitz.layers.Bayes"),
+        (_mlp, {"bayes": Bayes(estimator="flipout")}, FblitzValueError, "bayesify needs bayes.estimator="),
+        (_mlp, {"bayes": Bayes(freeze=True)}, FblitzValueError, "bayesify needs bayes.freeze=False"),
         (lambda: nn.LSTM(2, 3, proj_size=2), {}, FblitzValueError, "proj_size > 0 is not supported"),
         (lambda: nn.SyncBatchNorm(3), {}, FblitzTypeError, "SyncBatchNorm at '<root>' is not supported"),
         (lambda: nn.LazyLinear(3), {}, FblitzValueError, "uninitialised lazy parameter 'weight'"),

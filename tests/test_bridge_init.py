@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from fblitz.bridge import bayesify, to_module
-from fblitz.layers import freeze, sample_noise
+from fblitz.layers import Bayes, freeze, sample_noise
 from fblitz.priors import gaussian
 from fblitz.tree import tree_leaves
 from fblitz.variational.distributions import gaussian_kl, sigma
@@ -40,7 +40,7 @@ class Mixed(nn.Module):
 
 def test_module_init_takes_the_weights_and_each_family_keeps_its_rho_default():
     net = build(Mixed)
-    model = bayesify(net, posterior_rho_std=0.0)
+    model = bayesify(net, bayes=Bayes(rho_std=0.0))
     params = model.init(0)
     assert "tied" not in params and "scale" not in params  # tied weight stored once; frozen is a constant
     expected_rho = {"embed": -6.0, "conv1": -7.0, "conv2": -6.0, "gru": -6.0, "out": -7.0}
@@ -61,7 +61,7 @@ def test_module_init_takes_the_weights_and_each_family_keeps_its_rho_default():
 
 def test_blitz_init_draws_means_and_is_reproducible_from_the_key():
     net = build(lambda: nn.Sequential(nn.Linear(20, 30), nn.ReLU(), nn.Conv1d(1, 40, 1)))
-    model = bayesify(net, init="blitz", posterior_mu_std=0.1)
+    model = bayesify(net, init="blitz", bayes=Bayes(mu_std=0.1))
     params = model.init(3)
     assert tree_equal(params, model.init(3)) and not tree_equal(params, model.init(4))
     mu = params["0"]["weight"]["mu"]
@@ -84,7 +84,7 @@ def test_moped_option_is_fblitz_moped_on_the_module():
 
 def test_point_estimates_have_no_prior_and_the_kl_is_the_gaussian_closed_form():
     net = build(lambda: nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1)))
-    model = bayesify(net, bayesian=lambda name, p: name.endswith("weight"), prior=gaussian(0.5))
+    model = bayesify(net, bayesian=lambda name, p: name.endswith("weight"), bayes=Bayes(prior=gaussian(0.5)))
     params = model.init(0)
     assert model.priors["0"]["bias"] is None and model.priors["2"]["weight"] == gaussian(0.5)
     expected = sum(gaussian_kl(params[k]["weight"]["mu"], params[k]["weight"]["rho"], 0.0, 0.5).sum() for k in "02")
@@ -110,7 +110,7 @@ def test_float64_params_cast_buffers_and_frozen_constants():
 
 def test_gradcheck_float64_tiny_mlp():
     net = build(lambda: nn.Sequential(nn.Linear(2, 3), nn.Tanh(), nn.Linear(3, 1))).double()
-    model = bayesify(net, bayesian="0.*", posterior_rho_init=-1.0)
+    model = bayesify(net, bayesian="0.*", bayes=Bayes(rho_init=-1.0))
     params = model.init(0)
     x, eps = randn(1, 4, 2, dtype=torch.float64), sample_noise(model, 2, params)
     leaves = [params["0"]["weight"]["mu"], params["0"]["weight"]["rho"], params["0"]["bias"]["mu"]]

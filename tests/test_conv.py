@@ -40,7 +40,7 @@ def test_bias_shapes_and_no_bias():
 
 
 def test_noise_enters_as_mu_plus_sigma_eps():
-    layer = layers.conv2d(3, 4, 3, stride=2, padding=1, posterior_rho_init=0.0)
+    layer = layers.conv2d(3, 4, 3, stride=2, padding=1, bayes=layers.Bayes(rho_init=0.0))
     params = layer.init(0, dtype=torch.float64)
     eps = sample_eps(1, params)
     x = randn(2, 2, 3, 7, 6, dtype=torch.float64)
@@ -52,7 +52,9 @@ def test_noise_enters_as_mu_plus_sigma_eps():
 
 
 def test_freeze_and_op_is_the_deterministic_forward():
-    layer = layers.conv1d(2, 3, 3, padding="same", padding_mode="reflect", freeze=True, posterior_rho_init=0.0)
+    layer = layers.conv1d(
+        2, 3, 3, padding="same", padding_mode="reflect", bayes=layers.Bayes(freeze=True, rho_init=0.0)
+    )
     params = layer.init(0)
     x = randn(3, 4, 2, 8)
     expected = F.conv1d(F.pad(x, (1, 1), mode="reflect"), params["weight"]["mu"], params["bias"]["mu"])
@@ -92,10 +94,10 @@ BAD_ARGUMENTS = [
     (layers.conv2d, (3, 4, 3), {"groups": 2}, FblitzValueError, "in_channels must be divisible by groups"),
     (layers.conv2d, (2, 3, 3), {"groups": 2}, FblitzValueError, "out_channels must be divisible by groups"),
     (layers.conv2d, (2, 4, 3), {"padding_mode": "mirror"}, FblitzValueError, "padding_mode"),
-    (layers.conv2d, (2, 4, 3), {"freeze": "yes"}, FblitzTypeError, "freeze"),
-    (layers.conv2d, (2, 4, 3), {"prior": 0.1}, FblitzTypeError, "prior"),
-    (layers.conv2d, (2, 4, 3), {"prior_pi": 2.0}, FblitzValueError, "prior_pi"),
-    (layers.conv2d, (2, 4, 3), {"posterior_mu_std": -1.0}, FblitzValueError, "posterior_mu_std"),
+    (layers.conv2d, (2, 4, 3), {"bias": "yes"}, FblitzTypeError, "bias"),
+    (layers.conv2d, (2, 4, 3), {"bayes": 0.1}, FblitzTypeError, "bayes must be a fblitz.layers.Bayes"),
+    (layers.conv2d, (2, 4, 3), {"freeze": True}, FblitzTypeError, "BLiTZ's keywords"),
+    (layers.conv_transpose2d, (2, 4, 3), {"prior_pi": 0.5}, FblitzTypeError, "prior=fblitz.priors.scale_mixture"),
     (layers.conv_transpose2d, (2, 4, 3), {"stride": 2, "output_padding": 2}, FblitzValueError, "output_padding"),
     (layers.conv_transpose1d, (2, 4, 3), {"output_padding": 1, "dilation": 1}, FblitzValueError, "output_padding"),
     (layers.conv_transpose1d, (2, 4, 3), {"padding": "same"}, FblitzTypeError, "padding"),
@@ -152,7 +154,7 @@ def _blitz_pair(cls_name, ours, *args, **kwargs):
 @pytest.mark.parametrize("bias", [True, False])
 def test_conv2d_equals_blitz_on_the_same_noise(monkeypatch, bias):
     ours = layers.conv2d(
-        4, 6, (3, 2), stride=2, padding=1, dilation=(1, 2), groups=2, bias=bias, posterior_rho_init=-3.0
+        4, 6, (3, 2), stride=2, padding=1, dilation=(1, 2), groups=2, bias=bias, bayes=layers.Bayes(rho_init=-3.0)
     )
     params, theirs = _blitz_pair(
         "BayesianConv2d", ours, 4, 6, (3, 2), groups=2, stride=2, padding=1, dilation=(1, 2), bias=bias
@@ -167,7 +169,7 @@ def test_conv2d_equals_blitz_on_the_same_noise(monkeypatch, bias):
 
 
 def test_conv1d_equals_blitz_on_the_same_noise(monkeypatch):
-    ours = layers.conv1d(2, 3, 3, padding=2, dilation=2, posterior_rho_init=-3.0)
+    ours = layers.conv1d(2, 3, 3, padding=2, dilation=2, bayes=layers.Bayes(rho_init=-3.0))
     params, theirs = _blitz_pair("BayesianConv1d", ours, 2, 3, 3, padding=2, dilation=2)
     x = randn(5, 2, 2, 9, dtype=torch.float64)
     y, eps = blitz_reference.forward_with_noise(monkeypatch, theirs, x, list(params))

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from fblitz import layers, likelihoods, optim
+from fblitz import layers, likelihoods, optim, priors
 from fblitz.errors import FblitzTypeError, FblitzValueError, NonFiniteError
 from fblitz.layers import sample_noise
 from fblitz.objectives import elbo_samples
@@ -101,7 +101,7 @@ def test_posterior_scale_underflow_is_named():
 
 def test_local_reparameterization_is_mean_plus_sd_times_the_seeded_normal_in_float64():
     # Kingma et al. (2015): out = x mu^T + b + sqrt(x^2 sigma^2 + sigma_b^2) z, z ~ N(0, 1) drawn from the seed
-    layer = layers.linear(3, 2, posterior_rho_init=-1.0, estimator="local_reparameterization")
+    layer = layers.linear(3, 2, bayes=layers.Bayes(rho_init=-1.0, estimator="local_reparameterization"))
     params = layer.init(0, dtype=f64)
     x = torch.tensor([[1.0, -2.0, 0.5], [0.0, 0.3, 3.0]], dtype=f64)
     e = {"seed": seeds(4, 1)[0]}
@@ -113,7 +113,11 @@ def test_local_reparameterization_is_mean_plus_sd_times_the_seeded_normal_in_flo
 
 
 def test_the_kl_of_a_model_mixing_closed_form_and_monte_carlo_priors():
-    model = layers.serial(layers.linear(3, 2, prior_pi=0.5), layers.relu, layers.linear(2, 1))  # mixture, Gaussian
+    model = layers.serial(
+        layers.linear(3, 2, bayes=layers.Bayes(prior=priors.scale_mixture(pi=0.5, sigma1=0.1, sigma2=0.4))),
+        layers.relu,
+        layers.linear(2, 1),
+    )  # mixture, Gaussian
     params = model.init(0, dtype=f64)
     eps = sample_noise(model, 1, params, 2)
     x, y = torch.ones(4, 3, dtype=f64), torch.zeros(4, 1, dtype=f64)

@@ -39,26 +39,26 @@ CHECKED = ["meta", pytest.param("cuda", marks=CUDA)]  # where a CPU-made tensor 
 
 def _model():
     return layers.serial(
-        layers.linear(3, 8, estimator="flipout"),
+        layers.linear(3, 8, bayes=layers.Bayes(estimator="flipout")),
         layers.batch_norm1d(8),
         layers.relu,
         layers.dropout(0.1),
-        layers.linear(8, 1, estimator="local_reparameterization"),
+        layers.linear(8, 1, bayes=layers.Bayes(estimator="local_reparameterization")),
     )
 
 
 def _every_noise_model():
     """Per-example noise of every kind (Flipout, local reparameterization, dropout), a radial layer, an RNN."""
     return layers.serial(
-        layers.linear(3, 6, estimator="flipout"),
+        layers.linear(3, 6, bayes=layers.Bayes(estimator="flipout")),
         layers.tanh,
         layers.dropout(0.2),
         layers.stateless(lambda h: h.unflatten(-1, (2, 3)), "to_sequence"),
-        layers.gru(3, 4, batch_first=True, estimator="flipout"),
+        layers.gru(3, 4, batch_first=True, bayes=layers.Bayes(estimator="flipout")),
         layers.stateless(lambda out: out[0][:, -1], "last_step"),
-        layers.linear(4, 4, estimator="local_reparameterization"),
+        layers.linear(4, 4, bayes=layers.Bayes(estimator="local_reparameterization")),
         layers.relu,
-        layers.linear(4, 1, posterior="radial"),
+        layers.linear(4, 1, bayes=layers.Bayes(posterior="radial")),
     )
 
 

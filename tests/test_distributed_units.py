@@ -228,7 +228,7 @@ def test_boston_ddp_without_a_launcher_runs_as_one_process(monkeypatch, capsys):
 def _conv_model(estimator):
     return layers.serial(
         layers.stateless(lambda x: x.view(-1, 1, 3, 1).expand(-1, 1, 3, 3), "as_image"),
-        layers.conv2d(1, 2, 2, estimator=estimator, posterior_rho_init=-3.0),
+        layers.conv2d(1, 2, 2, bayes=layers.Bayes(estimator=estimator, rho_init=-3.0)),
         layers.flatten(),
         layers.linear(8, 1),
     )

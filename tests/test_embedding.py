@@ -26,7 +26,7 @@ def test_blitz_default_initialisation():
 
 
 def test_lookup_is_mu_plus_sigma_eps_rows():
-    layer = layers.embedding(6, 4, posterior_rho_init=0.0)
+    layer = layers.embedding(6, 4, bayes=layers.Bayes(rho_init=0.0))
     params = layer.init(1, dtype=torch.float64)
     eps = sample_eps(2, params)
     w = params["weight"]["mu"] + F.softplus(params["weight"]["rho"]) * eps["weight"]
@@ -37,7 +37,7 @@ def test_lookup_is_mu_plus_sigma_eps_rows():
 
 @pytest.mark.parametrize("padding_idx", [3, -3])
 def test_padding_row_outputs_zero_and_gets_no_gradient_under_any_noise(padding_idx):
-    layer = layers.embedding(6, 4, padding_idx=padding_idx, posterior_rho_init=0.0)
+    layer = layers.embedding(6, 4, padding_idx=padding_idx, bayes=layers.Bayes(rho_init=0.0))
     params = layer.init(0)
     assert torch.equal(params["weight"]["mu"][3], torch.zeros(4))
     params["weight"]["mu"] = params["weight"]["mu"] + 1.0  # even a non-zero mu row stays silent
@@ -57,7 +57,7 @@ def test_padding_row_outputs_zero_and_gets_no_gradient_under_any_noise(padding_i
 
 
 def test_max_norm_bounds_looked_up_rows_without_touching_params():
-    layer = layers.embedding(6, 4, max_norm=0.5, posterior_rho_init=0.0)
+    layer = layers.embedding(6, 4, max_norm=0.5, bayes=layers.Bayes(rho_init=0.0))
     params = layer.init(2)
     before = clone_tree(params)
     eps = sample_eps(3, params)
@@ -76,7 +76,7 @@ def test_max_norm_bounds_looked_up_rows_without_touching_params():
 
 
 def test_scale_grad_by_freq_matches_torch_gradient():
-    layer = layers.embedding(6, 4, scale_grad_by_freq=True, posterior_rho_init=-1.0)
+    layer = layers.embedding(6, 4, scale_grad_by_freq=True, bayes=layers.Bayes(rho_init=-1.0))
     params = layer.init(3, dtype=torch.float64)
     mu = params["weight"]["mu"]
     ours = grad(lambda m: layer.apply({"weight": {"mu": m, "rho": params["weight"]["rho"]}}, X, None).sum())(mu)
@@ -100,8 +100,9 @@ BAD_ARGUMENTS = [
     ((6, 4), {"norm_type": -1.0}, FblitzValueError, "norm_type"),
     ((6, 4), {"scale_grad_by_freq": 1}, FblitzTypeError, "scale_grad_by_freq"),
     ((6, 4), {"sparse": True}, FblitzValueError, "sparse"),
-    ((6, 4), {"freeze": None}, FblitzTypeError, "freeze"),
-    ((6, 4), {"prior_sigma_1": 0.0}, FblitzValueError, "prior_sigma_1"),
+    ((6, 4), {"prior_sigma_1": 0.1}, FblitzTypeError, "fblitz.compat.blitz_settings"),
+    ((6, 4), {"bayes": layers.Bayes(estimator="flipout")}, FblitzValueError, "estimator must be one of"),
+    ((6, 4), {"bayes": layers.Bayes(posterior="radial")}, FblitzValueError, "Gaussian posterior only"),
 ]
 
 
@@ -134,7 +135,7 @@ def test_empty_input():
 
 def test_embedding_equals_blitz_on_the_same_noise(monkeypatch):
     blitz_modules = pytest.importorskip("blitz.modules")
-    ours = layers.embedding(7, 3, posterior_rho_init=-3.0)
+    ours = layers.embedding(7, 3, bayes=layers.Bayes(rho_init=-3.0))
     params = ours.init(4, dtype=torch.float64)
     theirs = blitz_reference.build(blitz_modules.BayesianEmbedding, 7, 3)
     blitz_reference.load(theirs, params)

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import grad, vmap
 
-from fblitz import layers, likelihoods
+from fblitz import layers, likelihoods, priors
 from fblitz.errors import FblitzValueError
 from fblitz.layers import sample_noise
 from fblitz.objectives import sample_elbo
@@ -38,7 +38,7 @@ def _check_moments(samples, mean, var):
 
 @pytest.mark.parametrize("estimator", ESTIMATORS)
 def test_linear_output_moments_match_weight_sampling(estimator):
-    layer = layers.linear(5, 3, posterior_rho_init=-1.0)
+    layer = layers.linear(5, 3, bayes=layers.Bayes(rho_init=-1.0))
     params = layer.init(0, dtype=torch.float64)
     x = randn(1, 4, 5, dtype=torch.float64)
     w, b = params["weight"], params["bias"]
@@ -49,7 +49,7 @@ def test_linear_output_moments_match_weight_sampling(estimator):
 
 @pytest.mark.parametrize("estimator", ESTIMATORS)
 def test_conv_output_moments_match_weight_sampling(estimator):
-    layer = layers.conv2d(2, 3, 2, posterior_rho_init=-1.0)
+    layer = layers.conv2d(2, 3, 2, bayes=layers.Bayes(rho_init=-1.0))
     params = layer.init(1, dtype=torch.float64)
     x = randn(2, 2, 2, 3, 3, dtype=torch.float64)
     w, b = params["weight"], params["bias"]
@@ -59,7 +59,7 @@ def test_conv_output_moments_match_weight_sampling(estimator):
 
 
 def test_examples_decorrelate_except_under_plain_sampling():
-    layer = layers.linear(4, 1, bias=False, posterior_rho_init=0.0)
+    layer = layers.linear(4, 1, bias=False, bayes=layers.Bayes(rho_init=0.0))
     params = layer.init(2, dtype=torch.float64)
     x = torch.ones(2, 4, dtype=torch.float64)  # two identical examples
     for estimator, expected in [("reparameterization", 1.0), ("local_reparameterization", 0.0), ("flipout", 0.0)]:
@@ -70,7 +70,7 @@ def test_examples_decorrelate_except_under_plain_sampling():
 
 
 def _gradient_draws(estimator, batch, n=2_000):
-    model = layers.linear(20, 10, posterior_rho_init=-2.0)
+    model = layers.linear(20, 10, bayes=layers.Bayes(rho_init=-2.0))
     params = model.init(3, dtype=torch.float64)
     x = randn(4, batch, 20, dtype=torch.float64)
     y = randn(5, batch, 10, dtype=torch.float64)
@@ -95,14 +95,20 @@ def test_gradients_are_unbiased_with_lower_variance_for_large_batches(estimator)
 
 
 def test_local_reparameterization_needs_closed_form_kl():
-    model = layers.linear(3, 2, estimator="local_reparameterization")
+    model = layers.linear(3, 2, bayes=layers.Bayes(estimator="local_reparameterization"))
     params = model.init(0)
     x, y = randn(1, 8, 3), randn(2, 8, 2)
     with pytest.raises(FblitzValueError, match="kl_mode='monte_carlo' needs a weight sample"):
         sample_elbo(model, params, 0, x, y, likelihood=likelihoods.gaussian(), n_samples=2, kl_mode="monte_carlo")
     # BLiTZ's default prior (pi = 1) is a single Gaussian: the closed form applies and needs no weights
     assert torch.isfinite(kl_divergence(params, model.priors, {"seed": torch.tensor(1)}, mode="auto"))
-    mixture = layers.linear(3, 2, prior_pi=0.5, estimator="local_reparameterization")
+    mixture = layers.linear(
+        3,
+        2,
+        bayes=layers.Bayes(
+            prior=priors.scale_mixture(pi=0.5, sigma1=0.1, sigma2=0.4), estimator="local_reparameterization"
+        ),
+    )
     with pytest.raises(FblitzValueError, match="closed_form"):
         kl_divergence(mixture.init(0), mixture.priors, {"seed": torch.tensor(1)}, mode="auto")
 
@@ -142,7 +148,7 @@ def _two_sample_z(a, b):
 
 @pytest.mark.parametrize("kind", ["lstm", "gru", "rnn"])
 def test_recurrent_flipout_matches_weight_sampling_in_distribution(kind):
-    layer = getattr(layers, kind)(2, 3, posterior_rho_init=-1.0)
+    layer = getattr(layers, kind)(2, 3, bayes=layers.Bayes(rho_init=-1.0))
     params = layer.init(4, dtype=torch.float64)
     x = randn(7, 3, 2, 2, dtype=torch.float64)  # (L, N, H_in)
     plain = _draws(layer, params, x, "reparameterization", seed=1, n=10_000)[0]

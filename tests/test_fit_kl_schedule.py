@@ -40,7 +40,7 @@ def recording_optimizer(log):
 
 def applied_weights(rows, batch_size, epochs, **fit_kwargs):
     """The KL weight of every step of a ``fit`` run, in order."""
-    model = layers.linear(2, 1, prior=priors.gaussian(PRIOR_SIGMA), posterior_mu_init=0.5, posterior_rho_init=-3.0)
+    model = layers.linear(2, 1, bayes=layers.Bayes(prior=priors.gaussian(PRIOR_SIGMA), mu_init=0.5, rho_init=-3.0))
     params = model.init(0, dtype=torch.float64)
     x, y = randn(1, rows, 2, dtype=torch.float64), randn(2, rows, 1, dtype=torch.float64)
     log = []

@@ -65,7 +65,7 @@ def flipout_weight(mu, delta, s_in, s_out, *, transposed=False, groups=1):
 
 
 def test_linear_is_the_explicit_per_example_weight():
-    layer = layers.linear(5, 4, posterior_rho_init=-1.0)
+    layer = layers.linear(5, 4, bayes=layers.Bayes(rho_init=-1.0))
     params = layer.init(0, dtype=f64)
     x = randn(1, 2, 3, 5, dtype=f64)  # six examples in a (2, 3) batch
     eps = sample_noise(layer, 2, params, DRAWS, estimator="flipout")
@@ -85,7 +85,7 @@ def test_linear_is_the_explicit_per_example_weight():
 def test_examples_see_different_weights_and_the_bias_is_shared():
     # the reference must tell the examples apart: with identical inputs, each example's
     # output differs, and the mean over all 2^(in + out) sign patterns is the mean-weight output
-    layer = layers.linear(3, 2, posterior_rho_init=0.0)
+    layer = layers.linear(3, 2, bayes=layers.Bayes(rho_init=0.0))
     params = layer.init(1, dtype=f64)
     e = draw(sample_noise(layer, 3, params, 1, estimator="flipout"), 0)
     x = torch.ones(16, 3, dtype=f64)
@@ -107,7 +107,7 @@ CONVS = [
 
 @pytest.mark.parametrize("make, c_in, c_out, kwargs, shape", CONVS, ids=lambda v: getattr(v, "__name__", None))
 def test_convolution_is_the_explicit_per_example_weight(make, c_in, c_out, kwargs, shape):
-    layer = make(c_in, c_out, posterior_rho_init=-1.0, **kwargs)
+    layer = make(c_in, c_out, bayes=layers.Bayes(rho_init=-1.0), **kwargs)
     params = layer.init(3, dtype=f64)
     x = randn(4, *shape, dtype=f64)
     n, spatial = shape[0], len(shape) - 2
@@ -133,7 +133,7 @@ def at_weights(layer, x, weight, bias):
 
 
 def test_unbatched_convolution_input_is_one_example():
-    layer = layers.conv2d(3, 6, 2, posterior_rho_init=-1.0)
+    layer = layers.conv2d(3, 6, 2, bayes=layers.Bayes(rho_init=-1.0))
     params = layer.init(6, dtype=f64)
     x = randn(7, 3, 4, 4, dtype=f64)
     e = draw(sample_noise(layer, 8, params, 1, estimator="flipout"), 0)
@@ -148,7 +148,7 @@ def test_unbatched_convolution_input_is_one_example():
 @pytest.mark.parametrize("layout", ["one_layer", "stacked_bidirectional"])
 def test_recurrent_layer_is_torch_with_each_sequences_weights(kind, layout):
     options = dict(num_layers=2, bidirectional=True) if layout != "one_layer" else {}
-    layer = getattr(layers, kind)(3, 4, posterior_rho_init=-1.0, estimator="flipout", **options)
+    layer = getattr(layers, kind)(3, 4, **options, bayes=layers.Bayes(rho_init=-1.0, estimator="flipout"))
     params = layer.init(9, dtype=f64)
     x = randn(10, 5, 3, 3, dtype=f64)  # (L, N, H_in)
     reference = torch_rnn(kind, 3, 4, **options)
@@ -175,7 +175,7 @@ def test_recurrent_layer_is_torch_with_each_sequences_weights(kind, layout):
 
 
 def test_half_precision_flipout_stays_in_its_dtype():
-    layer = layers.linear(4, 3, posterior_rho_init=-1.0, estimator="flipout")
+    layer = layers.linear(4, 3, bayes=layers.Bayes(rho_init=-1.0, estimator="flipout"))
     params = layer.init(0, dtype=torch.bfloat16)
     e = draw(sample_noise(layer, 1, params, 1), 0)
     x = randn(2, 5, 4).to(torch.bfloat16)

@@ -118,7 +118,7 @@ def test_no_value_check_runs_while_trusted():
 
 
 def test_elbo_grad_is_the_same_under_autograd_and_under_a_transform():
-    model = mlp(3, 6, 2, posterior_rho_init=-3.0)
+    model = mlp(3, 6, 2, bayes=layers.Bayes(rho_init=-3.0))
     params = model.init(0, dtype=torch.float64)
     x, y = randn(1, 8, 3, dtype=torch.float64), randn(2, 8, 2, dtype=torch.float64)
     eps = layers.sample_noise(model, 4, params, 3)

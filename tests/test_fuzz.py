@@ -110,7 +110,11 @@ def test_likelihoods(likelihood, outputs, targets):
     check(likelihood, outputs, targets)
 
 
-MODEL = layers.serial(layers.linear(2, 3), layers.relu, layers.linear(3, 1, prior_pi=0.5))
+MODEL = layers.serial(
+    layers.linear(2, 3),
+    layers.relu,
+    layers.linear(3, 1, bayes=layers.Bayes(prior=priors.scale_mixture(pi=0.5, sigma1=0.1, sigma2=0.4))),
+)
 PARAMS = MODEL.init(0)
 LINEAR = layers.linear(2, 1)
 LIN_PARAMS = LINEAR.init(0)

@@ -5,6 +5,7 @@ import torch
 
 from fblitz import priors
 from fblitz.errors import FblitzTypeError, FblitzValueError
+from fblitz.layers import Bayes
 from fblitz.random import sample_eps
 from fblitz.variational.kl import closed_form_kl, kl_divergence, make_plan, monte_carlo_kl
 from tests.helpers import mlp, to_double
@@ -31,13 +32,13 @@ def test_auto_uses_closed_form_for_gaussian_priors():
 
 
 def test_closed_form_with_a_mixture_prior_is_an_error():
-    model, params = model_and_params(prior_pi=0.5)
+    model, params = model_and_params(bayes=Bayes(prior=priors.scale_mixture(pi=0.5, sigma1=0.1, sigma2=0.4)))
     with pytest.raises(FblitzValueError, match=r"closed_form' is impossible for '0.bias'"):
         kl_divergence(params, model.priors, mode="closed_form")
 
 
 def test_monte_carlo_needs_eps():
-    model, params = model_and_params(prior_pi=0.5)
+    model, params = model_and_params(bayes=Bayes(prior=priors.scale_mixture(pi=0.5, sigma1=0.1, sigma2=0.4)))
     with pytest.raises(FblitzValueError, match="eps is required"):
         kl_divergence(params, model.priors)
 
@@ -58,7 +59,7 @@ def test_priors_tree_must_match():
 
 def test_monte_carlo_estimate_is_unbiased_for_the_closed_form():
     # Mean of 4000 single-draw estimates vs the exact KL, within 5 standard errors.
-    model, params = model_and_params(posterior_rho_init=-2.0)
+    model, params = model_and_params(bayes=Bayes(rho_init=-2.0))
     plan_mc = make_plan(params, model.priors, "monte_carlo")
     eps = sample_eps(3, params, 4000)
     estimates = torch.vmap(lambda e: monte_carlo_kl(plan_mc, params, e))(eps)

@@ -40,7 +40,7 @@ def test_zero_noise_equals_torch_linear_with_the_means(dtype):
 
 
 def test_noise_enters_as_mu_plus_sigma_eps():
-    layer = layers.linear(4, 2, posterior_rho_init=0.0)
+    layer = layers.linear(4, 2, bayes=layers.Bayes(rho_init=0.0))
     params = layer.init(0, dtype=torch.float64)
     eps = sample_eps(3, params)
     x = randn(4, 6, 4, dtype=torch.float64)
@@ -50,7 +50,7 @@ def test_noise_enters_as_mu_plus_sigma_eps():
 
 
 def test_freeze_uses_the_means_whatever_the_noise():
-    frozen = layers.linear(3, 2, freeze=True, posterior_rho_init=0.0)
+    frozen = layers.linear(3, 2, bayes=layers.Bayes(freeze=True, rho_init=0.0))
     params = frozen.init(0)
     x = randn(1, 5, 3)
     eps = sample_eps(2, params)
@@ -60,7 +60,7 @@ def test_freeze_uses_the_means_whatever_the_noise():
 
 
 def test_vmap_sample_i_equals_the_layer_alone():
-    model = mlp(3, 16, 16, 2, posterior_rho_init=-2.0)
+    model = mlp(3, 16, 16, 2, bayes=layers.Bayes(rho_init=-2.0))
     params = model.init(0)
     eps = sample_eps(1, params, 5)
     x = randn(2, 8, 3)
@@ -83,7 +83,7 @@ def test_apply_does_not_mutate_its_inputs():
 
 
 def test_gradcheck_float64():
-    layer = layers.linear(3, 2, posterior_rho_init=-1.0)
+    layer = layers.linear(3, 2, bayes=layers.Bayes(rho_init=-1.0))
     params = to_double(layer.init(0))
     eps = sample_eps(1, params)
     x = randn(3, 4, 3, dtype=torch.float64)
@@ -107,10 +107,10 @@ def test_input_validation_names_the_argument():
         layer.apply(params, randn(0, 4, 3), {"weight": torch.zeros(3, 2), "bias": torch.zeros(2)})
     with pytest.raises(FblitzValueError, match="in_features must be >= 1"):
         layers.linear(0, 2)
-    with pytest.raises(FblitzTypeError, match="posterior_rho_init must be a real number"):
-        layers.linear(2, 2, posterior_rho_init="low")
-    with pytest.raises(FblitzTypeError, match="prior must be a prior"):
-        layers.linear(2, 2, prior=0.1)
+    with pytest.raises(FblitzTypeError, match="bias must be True or False"):
+        layers.linear(2, 2, bias=1)
+    with pytest.raises(FblitzTypeError, match="bayes must be a fblitz.layers.Bayes"):
+        layers.linear(2, 2, bayes={"rho_init": -3.0})
 
 
 def test_serial_composes_and_checks_its_params():

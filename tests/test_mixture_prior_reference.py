@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch.distributions import Categorical, MixtureSameFamily, Normal
 
-from fblitz import layers
+from fblitz import layers, priors
 from fblitz.layers import sample_noise
 from fblitz.variational.distributions import sigma
 from fblitz.variational.kl import kl_divergence
@@ -27,7 +27,9 @@ def torch_mixture(pi, s1, s2):
 @pytest.mark.parametrize("pi", [0.2, 0.8])
 def test_monte_carlo_kl_of_a_mixture_prior_layer(pi):
     s1, s2 = 1.0, 0.01
-    layer = layers.linear(6, 4, prior_pi=pi, prior_sigma_1=s1, prior_sigma_2=s2, posterior_rho_init=-4.0)
+    layer = layers.linear(
+        6, 4, bayes=layers.Bayes(prior=priors.scale_mixture(pi=pi, sigma1=s1, sigma2=s2), rho_init=-4.0)
+    )
     params = layer.init(0, dtype=f64)
     eps = sample_noise(layer, 1, params)
     mixture = torch_mixture(pi, s1, s2)

@@ -18,7 +18,7 @@ def mc(model, params, x, n=200_000):
 
 
 def test_one_bayesian_linear_layer_is_the_gaussian_of_its_outputs():
-    layer = layers.linear(4, 3, posterior_rho_init=-1.0)
+    layer = layers.linear(4, 3, bayes=layers.Bayes(rho_init=-1.0))
     params = layer.init(0, dtype=torch.float64)
     x = randn(1, 5, 4, dtype=torch.float64)
     m = predictive_moments(layer, params, x)
@@ -30,7 +30,9 @@ def test_one_bayesian_linear_layer_is_the_gaussian_of_its_outputs():
 
 def test_one_hidden_layer_is_exact_against_many_draws():
     model = layers.serial(
-        layers.linear(3, 32, posterior_rho_init=-1.5), layers.relu, layers.linear(32, 2, posterior_rho_init=-1.5)
+        layers.linear(3, 32, bayes=layers.Bayes(rho_init=-1.5)),
+        layers.relu,
+        layers.linear(32, 2, bayes=layers.Bayes(rho_init=-1.5)),
     )
     params = model.init(0, dtype=torch.float64)
     x = randn(1, 6, 3, dtype=torch.float64)
@@ -44,9 +46,9 @@ def test_one_hidden_layer_is_exact_against_many_draws():
 
 def test_deeper_networks_are_flagged_approximate_and_stay_close():
     model = layers.serial(
-        layers.linear(3, 16, posterior_rho_init=-2.0), layers.relu,
-        layers.linear(16, 16, posterior_rho_init=-2.0), layers.relu,
-        layers.linear(16, 1, posterior_rho_init=-2.0),
+        layers.linear(3, 16, bayes=layers.Bayes(rho_init=-2.0)), layers.relu,
+        layers.linear(16, 16, bayes=layers.Bayes(rho_init=-2.0)), layers.relu,
+        layers.linear(16, 1, bayes=layers.Bayes(rho_init=-2.0)),
     )  # fmt: skip
     params = model.init(0, dtype=torch.float64)
     x = randn(2, 4, 3, dtype=torch.float64)
@@ -58,7 +60,11 @@ def test_deeper_networks_are_flagged_approximate_and_stay_close():
 
 
 def test_without_weight_noise_the_moments_are_the_mean_network():
-    model = layers.serial(layers.linear(3, 8, posterior_rho_init=-60.0), layers.relu, layers.linear(8, 2, freeze=True))
+    model = layers.serial(
+        layers.linear(3, 8, bayes=layers.Bayes(rho_init=-60.0)),
+        layers.relu,
+        layers.linear(8, 2, bayes=layers.Bayes(freeze=True)),
+    )
     params = model.init(0, dtype=torch.float64)
     x = randn(3, 5, 3, dtype=torch.float64)
     m = predictive_moments(model, params, x)
@@ -67,8 +73,8 @@ def test_without_weight_noise_the_moments_are_the_mean_network():
 
 
 def test_row_chunks_give_the_same_moments_and_flatten_keeps_them():
-    model = layers.serial(layers.flatten(), layers.linear(6, 8, posterior_rho_init=-2.0), layers.relu,
-                          layers.linear(8, 1, posterior_rho_init=-2.0), layers.identity)  # fmt: skip
+    model = layers.serial(layers.flatten(), layers.linear(6, 8, bayes=layers.Bayes(rho_init=-2.0)), layers.relu,
+                          layers.linear(8, 1, bayes=layers.Bayes(rho_init=-2.0)), layers.identity)  # fmt: skip
     params = model.init(0)
     x = randn(4, 37, 2, 3)
     whole = predictive_moments(model, params, x, batch_size=1000)
@@ -81,7 +87,7 @@ def test_layers_without_closed_form_moments_are_refused():
     for model in (
         layers.serial(layers.linear(3, 4), layers.tanh, layers.linear(4, 1)),
         layers.serial(layers.conv2d(1, 2, 3), layers.flatten(), layers.linear(8, 1)),
-        layers.linear(3, 1, posterior="radial"),
+        layers.linear(3, 1, bayes=layers.Bayes(posterior="radial")),
     ):
         with pytest.raises(FblitzValueError, match="no closed-form moments"):
             predictive_moments(model, model.init(0), torch.ones(2, 3))

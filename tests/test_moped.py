@@ -93,7 +93,7 @@ def test_recentred_prior_kl_is_zero_at_the_prior_and_matches_closed_form():
 def test_recentring_keeps_the_radial_tag():
     from fblitz.variational.radial import RadialPrior
 
-    layer = layers.linear(3, 2, posterior="radial")
+    layer = layers.linear(3, 2, bayes=layers.Bayes(posterior="radial"))
     params = layer.init(0)
     model = recentre_priors(layer, params, {n: params[n]["mu"] for n in params})
     assert isinstance(model.priors["weight"], RadialPrior)

@@ -29,7 +29,7 @@ def test_learned_homoscedastic_noise_recovers_the_noise_level():
     x = randn(0, N, 1, dtype=torch.float64)
     y = 2.0 * x - 1.0 + 0.3 * randn(1, N, 1, dtype=torch.float64)
     model = layers.serial(
-        layers.linear(1, 1, prior=priors.gaussian(10.0), posterior_rho_init=-6.0),
+        layers.linear(1, 1, bayes=layers.Bayes(prior=priors.gaussian(10.0), rho_init=-6.0)),
         layers.learned_noise(1, init_sigma=1.0),
     )
     params = _fit(model, x, y)
@@ -43,7 +43,7 @@ def test_heteroscedastic_network_predicts_a_noise_level_that_follows_the_data():
     true_sigma = lambda t: 0.05 + 0.4 * t  # noqa: E731
     y = x + true_sigma(x) * randn(3, N, 1, dtype=torch.float64)
     # one Bayesian linear layer outputs [mean, raw scale]; softplus(raw) is the predicted noise
-    model = layers.linear(1, 2, prior=priors.gaussian(10.0), posterior_rho_init=-6.0)
+    model = layers.linear(1, 2, bayes=layers.Bayes(prior=priors.gaussian(10.0), rho_init=-6.0))
     params = _fit(model, x, y, steps=250)
     probe = torch.tensor([[0.2], [0.5], [0.8]], dtype=torch.float64)
     mean, raw = model.apply(params, probe, None).chunk(2, dim=-1)

@@ -30,10 +30,10 @@ from tests.helpers import randn
 f64 = torch.float64
 
 LAYERS = [
-    (lambda: layers.linear(4, 3, posterior_rho_init=-1.0), (5, 4)),
-    (lambda: layers.conv1d(2, 3, 3, padding=1, posterior_rho_init=-1.0), (2, 2, 6)),
-    (lambda: layers.conv2d(2, 3, 2, stride=2, posterior_rho_init=-1.0), (3, 2, 4, 4)),
-    (lambda: layers.conv_transpose2d(3, 2, 2, posterior_rho_init=-1.0), (2, 3, 3, 3)),
+    (lambda: layers.linear(4, 3, bayes=layers.Bayes(rho_init=-1.0)), (5, 4)),
+    (lambda: layers.conv1d(2, 3, 3, padding=1, bayes=layers.Bayes(rho_init=-1.0)), (2, 2, 6)),
+    (lambda: layers.conv2d(2, 3, 2, stride=2, bayes=layers.Bayes(rho_init=-1.0)), (3, 2, 4, 4)),
+    (lambda: layers.conv_transpose2d(3, 2, 2, bayes=layers.Bayes(rho_init=-1.0)), (2, 3, 3, 3)),
 ]
 
 
@@ -59,7 +59,7 @@ def test_output_noise_is_proportional_to_sigma(make, shape, estimator):
 
 def test_local_reparameterization_variance_is_the_variance_of_sampled_weights():
     n = 20_000
-    layer = layers.linear(3, 2, posterior_rho_init=float(inverse_softplus(torch.tensor(0.05, dtype=f64))))
+    layer = layers.linear(3, 2, bayes=layers.Bayes(rho_init=float(inverse_softplus(torch.tensor(0.05, dtype=f64)))))
     params = layer.init(3, dtype=f64)
     x = torch.tensor([[2.0, -3.0, 0.5], [0.3, 0.2, 4.0]], dtype=f64)
     eps = sample_noise(layer, 4, params, n, estimator="local_reparameterization")

@@ -67,7 +67,7 @@ def test_serial_threads_state_and_freeze_keeps_it():
 
 
 def test_train_step_state_averages_sample_statistics():
-    model = layers.serial(layers.linear(2, 3, posterior_rho_init=-1.0), layers.batch_norm1d(3, momentum=1.0))
+    model = layers.serial(layers.linear(2, 3, bayes=layers.Bayes(rho_init=-1.0)), layers.batch_norm1d(3, momentum=1.0))
     params = model.init(0, dtype=torch.float64)
     x, y = randn(4, 8, 2, dtype=torch.float64), randn(5, 8, 3, dtype=torch.float64)
     opt = optim.sgd(0.1)  # the state comes from the forward pass at the old params

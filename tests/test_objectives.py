@@ -14,7 +14,9 @@ from tests.helpers import assert_trees_equal, clone_tree, mlp, randn, to_double
 
 
 def setup(prior_pi=1.0, dtype=torch.float64):
-    model = mlp(3, 8, 2, prior_pi=prior_pi, posterior_rho_init=-3.0)
+    model = mlp(
+        3, 8, 2, bayes=layers.Bayes(prior=priors.scale_mixture(pi=prior_pi, sigma1=0.1, sigma2=0.4), rho_init=-3.0)
+    )
     params = model.init(0, dtype=dtype)
     x, y = randn(1, 10, 3, dtype=dtype), randn(2, 10, 2, dtype=dtype)
     return model, params, x, y
@@ -175,11 +177,11 @@ def test_learned_noise_trains_with_the_heteroscedastic_likelihood():
 def test_one_draw_skips_vmap_with_the_same_result(estimator):
     # S = 1 runs the model directly (no vmap); duplicating the draw forces the vmapped path.
     model = layers.serial(
-        layers.linear(3, 8, posterior_rho_init=-3.0),
+        layers.linear(3, 8, bayes=layers.Bayes(rho_init=-3.0)),
         layers.batch_norm1d(8),
         layers.relu,
         layers.dropout(0.2),
-        layers.linear(8, 2, posterior_rho_init=-3.0),
+        layers.linear(8, 2, bayes=layers.Bayes(rho_init=-3.0)),
     )
     params = model.init(0, dtype=torch.float64)
     state = layers.init_state(model, dtype=torch.float64)

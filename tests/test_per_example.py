@@ -20,20 +20,24 @@ from tests.helpers import randn
 
 def lrt_dropout_flipout():
     return layers.serial(
-        layers.linear(3, 8, posterior_rho_init=-3.0, estimator="local_reparameterization"),
+        layers.linear(3, 8, bayes=layers.Bayes(rho_init=-3.0, estimator="local_reparameterization")),
         layers.relu,
         layers.dropout(0.3),
-        layers.linear(8, 2, posterior_rho_init=-3.0, estimator="flipout"),
+        layers.linear(8, 2, bayes=layers.Bayes(rho_init=-3.0, estimator="flipout")),
     )
 
 
 MODELS = {
     "linear": lrt_dropout_flipout,
     "gru_flipout": lambda: layers.serial(
-        layers.gru(3, 5, batch_first=True, estimator="flipout"), lambda out: out[0][:, -1], layers.linear(5, 1)
+        layers.gru(3, 5, batch_first=True, bayes=layers.Bayes(estimator="flipout")),
+        lambda out: out[0][:, -1],
+        layers.linear(5, 1),
     ),
     "conv_lrt": lambda: layers.serial(
-        layers.conv2d(1, 2, 3, padding=1, estimator="local_reparameterization"), layers.flatten(), layers.linear(32, 1)
+        layers.conv2d(1, 2, 3, padding=1, bayes=layers.Bayes(estimator="local_reparameterization")),
+        layers.flatten(),
+        layers.linear(32, 1),
     ),
 }
 INPUTS = {"linear": (3,), "gru_flipout": (4, 3), "conv_lrt": (1, 4, 4)}
@@ -88,7 +92,7 @@ def test_elbo_uses_the_drawn_numbers_and_keeps_vmap_equal_to_one_sample():
 
 
 def test_drawn_numbers_have_their_distributions():
-    model = layers.serial(layers.linear(2, 4000, estimator="flipout"), layers.dropout(0.25))
+    model = layers.serial(layers.linear(2, 4000, bayes=layers.Bayes(estimator="flipout")), layers.dropout(0.25))
     params = model.init(0, dtype=torch.float64)
     x = torch.ones(50, 2, dtype=torch.float64)
     drawn = draw_per_example(model, params, layers.sample_noise(model, 5, params, 2), x)
@@ -99,7 +103,7 @@ def test_drawn_numbers_have_their_distributions():
     u = drawn["1"]["seed"]["uniform"]
     assert 0 <= float(u.min()) and float(u.max()) < 1
     assert abs(float(u.mean()) - 0.5) < 6 * math.sqrt(1 / 12 / u.numel())
-    lrt = layers.linear(2, 4000, estimator="local_reparameterization")
+    lrt = layers.linear(2, 4000, bayes=layers.Bayes(estimator="local_reparameterization"))
     lrt_params = lrt.init(0, dtype=torch.float64)
     z = draw_per_example(lrt, lrt_params, layers.sample_noise(lrt, 6, lrt_params, 2), x)["seed"]["normal"]
     assert abs(float(z.mean())) < 6 / math.sqrt(z.numel()) and abs(float(z.var()) - 1) < 0.02
@@ -111,7 +115,9 @@ def test_models_that_cannot_run_on_meta_keep_their_seeds():
     def needs_values(x):  # reads a value: impossible on the meta device
         return x * float(x.abs().max() > 0)
 
-    model = layers.serial(layers.linear(3, 4, estimator="local_reparameterization"), layers.stateless(needs_values))
+    model = layers.serial(
+        layers.linear(3, 4, bayes=layers.Bayes(estimator="local_reparameterization")), layers.stateless(needs_values)
+    )
     params = model.init(0)
     eps = layers.sample_noise(model, 1, params, 2)
     assert draw_per_example(model, params, eps, randn(1, 5, 3)) is eps

@@ -5,7 +5,7 @@ import torch
 
 from fblitz import metrics
 from fblitz.errors import FblitzValueError
-from fblitz.layers import dropout, linear, relu, sample_noise, serial
+from fblitz.layers import Bayes, dropout, linear, relu, sample_noise, serial
 from fblitz.metrics import gaussian_mixture_mean_std, mean_std_interval, predictive_mean_std, quantile_interval
 from fblitz.prediction import predict, predict_mean_weights, predict_with_eps
 from fblitz.random import sample_eps
@@ -14,7 +14,7 @@ from tests.helpers import mlp, randn
 
 
 def test_predict_shapes_reproducibility_and_chunking():
-    model = mlp(3, 8, 2, posterior_rho_init=-2.0)
+    model = mlp(3, 8, 2, bayes=Bayes(rho_init=-2.0))
     params = model.init(0)
     x = randn(1, 10, 3)
     samples = predict(model, params, x, key=4, n_samples=7)
@@ -32,7 +32,9 @@ def test_predict_shapes_reproducibility_and_chunking():
 def test_sample_groups_give_the_same_draws(estimator, sample_batch_size):
     # Grouping the draws changes only how many are evaluated per vectorized
     # call; each draw's noise (weights or per-example seeds) is the same.
-    model = serial(linear(3, 8, posterior_rho_init=-2.0), relu, dropout(0.3), linear(8, 2, posterior_rho_init=-2.0))
+    model = serial(
+        linear(3, 8, bayes=Bayes(rho_init=-2.0)), relu, dropout(0.3), linear(8, 2, bayes=Bayes(rho_init=-2.0))
+    )
     params = model.init(0)
     x = randn(1, 10, 3)
     whole = predict(model, params, x, key=4, n_samples=7, estimator=estimator)

@@ -240,7 +240,7 @@ def test_learned_noise_recovers_the_true_noise_and_its_intervals_cover():
     key = Key(21)
     x = normal(key.fold_in(0), (1200, 2))
     y = x @ torch.tensor([[1.5], [-0.5]]) + 0.3 * normal(key.fold_in(1), (1200, 1))
-    model = layers.serial(layers.linear(2, 1, posterior_rho_init=-5.0), layers.learned_noise(1, 1.0))
+    model = layers.serial(layers.linear(2, 1, bayes=layers.Bayes(rho_init=-5.0)), layers.learned_noise(1, 1.0))
     result = fit(
         model, model.init(2), x[:1000], y[:1000], likelihood=HETERO, optimizer=optim.adam(0.03), key=3,
         epochs=40, batch_size=200, progress=False,

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from fblitz.errors import FblitzValueError, NonFiniteError
+from fblitz.layers import Bayes
 from fblitz.metrics import gaussian_mixture_mean_std, predictive_mean_std
 from fblitz.prediction import predict
 from tests.helpers import mlp, randn
@@ -30,7 +31,7 @@ def test_mean_and_std_over_the_draws():
 
 
 def test_mean_and_std_summarise_every_draw_of_the_model():
-    model = mlp(3, 5, 2, posterior_rho_init=-1.0)
+    model = mlp(3, 5, 2, bayes=Bayes(rho_init=-1.0))
     params = model.init(0, dtype=f64)
     x = randn(1, 4, 3, dtype=f64)
     draws = predict(model, params, x, key=2, n_samples=6)

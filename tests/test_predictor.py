@@ -12,10 +12,10 @@ from tests.helpers import randn
 
 def bn_model():
     return layers.serial(
-        layers.linear(3, 8, posterior_rho_init=-2.0),
+        layers.linear(3, 8, bayes=layers.Bayes(rho_init=-2.0)),
         layers.batch_norm1d(8),
         layers.relu,
-        layers.linear(8, 2, posterior_rho_init=-2.0),
+        layers.linear(8, 2, bayes=layers.Bayes(rho_init=-2.0)),
     )
 
 
@@ -35,7 +35,7 @@ def test_eager_predictor_gives_predicts_draws(estimator):
 
 
 def test_compiled_predictor_matches_eager():
-    model = layers.serial(layers.linear(3, 16, posterior_rho_init=-2.0), layers.relu, layers.linear(16, 1))
+    model = layers.serial(layers.linear(3, 16, bayes=layers.Bayes(rho_init=-2.0)), layers.relu, layers.linear(16, 1))
     params = model.init(0)
     x = randn(2, 40, 3)
     compiled = make_predictor(model, compile=True, sample_batch_size=5)

@@ -57,7 +57,7 @@ def test_direction_is_uniform_and_radius_half_normal(shape):
 
 
 def test_weight_marginals_have_mean_mu_and_variance_sigma2_over_d():
-    layer = layers.linear(4, 3, posterior="radial", posterior_rho_init=-1.0)
+    layer = layers.linear(4, 3, bayes=layers.Bayes(posterior="radial", rho_init=-1.0))
     params = layer.init(0, dtype=torch.float64)
     eps = sample_noise(layer, 1, params, N)
     for name, node in params.items():
@@ -71,7 +71,7 @@ def test_weight_marginals_have_mean_mu_and_variance_sigma2_over_d():
 
 
 def test_noise_is_reproducible_and_follows_per_call_flipout_only():
-    layer = layers.conv2d(2, 3, 2, posterior="radial")
+    layer = layers.conv2d(2, 3, 2, bayes=layers.Bayes(posterior="radial"))
     params = layer.init(0)
     a = sample_noise(layer, 7, params, 3)
     assert set(a) == {"weight", "bias"}
@@ -91,13 +91,15 @@ def test_noise_is_reproducible_and_follows_per_call_flipout_only():
     assert flipout["weight"].flatten(1).norm(dim=1).lt(10).all()
 
 
+RADIAL = layers.Bayes(posterior="radial", rho_init=0.0)
+
+
 @pytest.mark.parametrize(
     "make, x",
     [
-        (lambda estimator: layers.linear(3, 2, posterior="radial", posterior_rho_init=0.0, estimator=estimator),
+        (lambda estimator: layers.linear(3, 2, bayes=RADIAL.replace(estimator=estimator)),
          randn(20, 2, 3, dtype=torch.float64)),
-        (lambda estimator: layers.gru(2, 2, batch_first=True, posterior="radial", posterior_rho_init=0.0,
-                                      estimator=estimator),
+        (lambda estimator: layers.gru(2, 2, batch_first=True, bayes=RADIAL.replace(estimator=estimator)),
          randn(21, 2, 3, 2, dtype=torch.float64)),
     ],
     ids=["linear", "gru"],
@@ -187,7 +189,7 @@ def test_monte_carlo_entropy_matches_the_exact_value(dims):
 def test_monte_carlo_kl_is_unbiased_for_the_exact_kl_to_a_gaussian_prior():
     # KL = -H(eps_r) - sum log sigma + D/2 log(2 pi s^2) + (|mu|^2 + sum sigma^2 / D) / (2 s^2), per tensor
     s = 0.5
-    layer = layers.linear(5, 3, posterior="radial", posterior_rho_init=-1.0, prior=priors.gaussian(s))
+    layer = layers.linear(5, 3, bayes=layers.Bayes(posterior="radial", rho_init=-1.0, prior=priors.gaussian(s)))
     params = layer.init(0, dtype=torch.float64)
     exact = 0.0
     for node in params.values():
@@ -201,7 +203,7 @@ def test_monte_carlo_kl_is_unbiased_for_the_exact_kl_to_a_gaussian_prior():
 
 
 def test_closed_form_is_an_error_and_auto_uses_monte_carlo():
-    model = layers.serial(layers.linear(3, 4, posterior="radial"), layers.relu, layers.linear(4, 1))
+    model = layers.serial(layers.linear(3, 4, bayes=layers.Bayes(posterior="radial")), layers.relu, layers.linear(4, 1))
     params = model.init(0)
     plan = make_plan(params, model.priors, "auto")
     assert [path for path, _ in plan.monte_carlo] == [("0", "bias"), ("0", "weight")]
@@ -215,10 +217,10 @@ def test_closed_form_is_an_error_and_auto_uses_monte_carlo():
 @pytest.mark.parametrize(
     "build",
     [
-        lambda: layers.linear(3, 2, posterior="spherical"),
-        lambda: layers.conv1d(2, 2, 3, posterior="radial", estimator="local_reparameterization"),
-        lambda: layers.gru(3, 2, posterior=1),
-        lambda: layers.linear(3, 2, posterior="radial", estimator="local_reparameterization"),
+        lambda: layers.linear(3, 2, bayes=layers.Bayes(posterior="spherical")),
+        lambda: layers.conv1d(2, 2, 3, bayes=layers.Bayes(posterior="radial", estimator="local_reparameterization")),
+        lambda: layers.gru(3, 2, bayes=layers.Bayes(posterior=1)),
+        lambda: layers.linear(3, 2, bayes=layers.Bayes(posterior="radial", estimator="local_reparameterization")),
     ],
 )
 def test_bad_posterior_arguments_are_rejected(build):
@@ -233,9 +235,15 @@ def _regression_data():
 
 def _model():
     return layers.serial(
-        layers.linear(2, 8, posterior="radial", posterior_rho_init=-4.0),
+        layers.linear(2, 8, bayes=layers.Bayes(posterior="radial", rho_init=-4.0)),
         layers.tanh,
-        layers.linear(8, 1, posterior="radial", posterior_rho_init=-4.0, prior_pi=0.5),
+        layers.linear(
+            8,
+            1,
+            bayes=layers.Bayes(
+                prior=priors.scale_mixture(pi=0.5, sigma1=0.1, sigma2=0.4), posterior="radial", rho_init=-4.0
+            ),
+        ),
     )
 
 

@@ -19,9 +19,13 @@ from tests.rnn_reference import peephole_loop
         ({"input_size": 0, "hidden_size": 2}, FblitzValueError, "input_size must be >= 1"),
         ({"input_size": 3, "hidden_size": 2.0}, FblitzTypeError, "hidden_size must be an int"),
         ({"input_size": 3, "hidden_size": 2, "num_layers": 0}, FblitzValueError, "num_layers must be >= 1"),
-        ({"input_size": 3, "hidden_size": 2, "prior": 0.1}, FblitzTypeError, "prior must be a prior"),
-        ({"input_size": 3, "hidden_size": 2, "prior_pi": 2.0}, FblitzValueError, r"pi must lie in \[0, 1\]"),
-        ({"input_size": 3, "hidden_size": 2, "posterior_mu_std": -1}, FblitzValueError, "posterior_mu_std"),
+        ({"input_size": 3, "hidden_size": 2, "bidirectional": 1}, FblitzTypeError, "bidirectional"),
+        ({"input_size": 3, "hidden_size": 2, "posterior_mu_std": 0.1}, FblitzTypeError, "posterior_mu_std -> mu_std"),
+        (
+            {"input_size": 3, "hidden_size": 2, "bayes": layers.Bayes(estimator="local_reparameterization")},
+            FblitzValueError,
+            "estimator must be one of",
+        ),
     ],
 )
 @pytest.mark.parametrize("constructor", [layers.lstm, layers.gru, layers.rnn])
@@ -111,7 +115,7 @@ def test_blitz_defaults_for_recurrent_layers():
     prior = layer.priors["weight_ih_l0"]
     assert (prior.pi, prior.sigma1, prior.sigma2) == (1.0, 0.1, 0.002)
     assert abs(float(params["weight_hh_l0"]["rho"].mean()) + 6.0) < 0.05
-    custom = layers.lstm(3, 4, prior=priors.gaussian(1.0)).priors
+    custom = layers.lstm(3, 4, bayes=layers.Bayes(prior=priors.gaussian(1.0))).priors
     assert all(p == priors.gaussian(1.0) for p in custom.values())
 
 
@@ -155,7 +159,7 @@ def test_unbatched_equals_a_batch_of_one():
 
 
 def test_peephole_matches_a_hand_loop_with_sampled_weights_and_differs_from_lstm():
-    layer = layers.lstm(3, 4, peephole=True, posterior_rho_init=-2.0)
+    layer = layers.lstm(3, 4, peephole=True, bayes=layers.Bayes(rho_init=-2.0))
     params = layer.init(0, dtype=torch.float64)
     eps = sample_eps(4, params)
     x = randn(5, 6, 2, 3, dtype=torch.float64)

@@ -25,7 +25,7 @@ def test_mean_field_fit_recovers_the_analytic_posterior():
     exact_mean = torch.linalg.solve(precision, x.T @ y / NOISE**2).squeeze(1)
     mean_field_std = precision.diagonal().rsqrt()
 
-    model = layers.linear(D, 1, bias=False, prior=priors.gaussian(PRIOR_SIGMA), posterior_rho_init=-3.0)
+    model = layers.linear(D, 1, bias=False, bayes=layers.Bayes(prior=priors.gaussian(PRIOR_SIGMA), rho_init=-3.0))
     params = model.init(0, dtype=torch.float64)
     # full batch, per-datum convention: loss = -ELBO / N exactly in expectation
     result = fit(

@@ -6,12 +6,13 @@ import torch
 from fblitz import likelihoods, optim
 from fblitz.checkpoint import load_checkpoint
 from fblitz.errors import FblitzTypeError, FblitzValueError, NonFiniteError, NonFiniteStepError
+from fblitz.layers import Bayes
 from fblitz.train import Checkpointing, Resume, fit, make_train_step
 from tests.helpers import assert_trees_equal, mlp, randn
 
 X = randn(0, 64, 2)
 Y = X @ torch.tensor([[1.5], [-2.0]]) + 0.1 * randn(1, 64, 1)
-MODEL = mlp(2, 8, 1, posterior_rho_init=-4.0)
+MODEL = mlp(2, 8, 1, bayes=Bayes(rho_init=-4.0))
 
 
 def train(likelihood=None, **kwargs):

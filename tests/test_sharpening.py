@@ -25,9 +25,9 @@ def _last(outputs):
     return outputs[0][:, -1]
 
 
-def _model(kind="gru", **kwargs):
-    rnn = getattr(layers, kind)(2, 3, batch_first=True, posterior_rho_init=-3.0, **kwargs)
-    return layers.serial(rnn, layers.stateless(_last), layers.linear(3, 1, posterior_rho_init=-3.0))
+def _model(kind="gru", posterior="gaussian"):
+    rnn = getattr(layers, kind)(2, 3, batch_first=True, bayes=layers.Bayes(rho_init=-3.0, posterior=posterior))
+    return layers.serial(rnn, layers.stateless(_last), layers.linear(3, 1, bayes=layers.Bayes(rho_init=-3.0)))
 
 
 def _data(n=8):
@@ -35,8 +35,8 @@ def _data(n=8):
     return x, x.sum(dim=(1, 2)).unsqueeze(1).tanh() + 0.1 * randn(2, n, 1, dtype=torch.float64)
 
 
-def _setup(kind="gru", value=0.0, n_samples=3, **kwargs):
-    model = _model(kind, **kwargs)
+def _setup(kind="gru", value=0.0, n_samples=3, posterior="gaussian"):
+    model = _model(kind, posterior)
     params = model.init(0, dtype=torch.float64)
     eta = init_eta(params, lambda path: path.startswith("0."), value)
     return model, params, eta, sample_sharpening_noise(model, 1, params, eta, n_samples)
@@ -157,7 +157,7 @@ def test_bad_arguments_are_rejected():
         init_eta(params, lambda path: False)
     with pytest.raises(FblitzValueError, match="noise must be"):
         _terms(model, params, eta, noise["phi"], x, y)
-    lrt = layers.linear(2, 1, estimator="local_reparameterization")
+    lrt = layers.linear(2, 1, bayes=layers.Bayes(estimator="local_reparameterization"))
     p = lrt.init(0)
     e = init_eta(p)
     with pytest.raises(FblitzValueError, match="must be weight noise"):

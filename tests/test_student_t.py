@@ -122,7 +122,7 @@ def test_fit_reaches_the_maximum_likelihood_scale_and_tails_of_t_distributed_noi
     )
     y = 2.0 * x - 1.0 + noise
     model = layers.serial(
-        layers.linear(1, 1, prior=priors.gaussian(10.0), posterior_rho_init=-6.0),
+        layers.linear(1, 1, bayes=layers.Bayes(prior=priors.gaussian(10.0), rho_init=-6.0)),
         layers.learned_noise(1, init_sigma=1.0),
         layers.learned_df(1, init_df=10.0),
     )

@@ -42,7 +42,7 @@ def regression_data(n=64):
 
 
 def run_fit(**kwargs):
-    model = mlp(2, 16, 1, posterior_rho_init=-5.0)
+    model = mlp(2, 16, 1, bayes=layers.Bayes(rho_init=-5.0))
     x, y = regression_data()
     defaults = dict(
         likelihood=likelihoods.gaussian(0.1),
@@ -74,7 +74,7 @@ def test_loss_decreases_and_history_is_recorded():
     assert loss == pytest.approx([d + k / 64 for d, k in zip(data, kl)], rel=1e-5)
     # and the fit is a fit: the mean-weight predictions explain the linear target (variance 6.25)
     x, y = regression_data()
-    model = mlp(2, 16, 1, posterior_rho_init=-5.0)
+    model = mlp(2, 16, 1, bayes=layers.Bayes(rho_init=-5.0))
     residual = model.apply(result.params, x, None) - y
     assert float(residual.square().mean()) < 0.15  # measured 0.047; noise variance 0.01
 
@@ -145,7 +145,7 @@ def test_bad_arguments():
 
 
 def test_train_step_matches_manual_gradient_step():
-    model = mlp(2, 4, 1, posterior_rho_init=-3.0)
+    model = mlp(2, 4, 1, bayes=layers.Bayes(rho_init=-3.0))
     params = model.init(0, dtype=torch.float64)
     x, y = regression_data(8)
     x, y = x.double(), y.double()
@@ -166,7 +166,7 @@ def test_train_step_matches_manual_gradient_step():
 
 def test_compiled_step_matches_eager():
     # torch.compile must give the same trajectory up to floating-point rounding.
-    model = mlp(2, 8, 1, posterior_rho_init=-3.0)
+    model = mlp(2, 8, 1, bayes=layers.Bayes(rho_init=-3.0))
     x, y = regression_data(20)
     common = dict(
         likelihood=likelihoods.gaussian(0.5),
@@ -188,10 +188,10 @@ def test_compiled_step_with_seeded_noise_matches_eager():
     # compiled graph, with a dynamic batch size (20 rows in batches of 8: a last batch of 4).
     # A regression test: torch 2.13's inductor miscompiled (and crashed on) an earlier hash.
     model = layers.serial(
-        layers.linear(2, 8, posterior_rho_init=-3.0, estimator="local_reparameterization"),
+        layers.linear(2, 8, bayes=layers.Bayes(rho_init=-3.0, estimator="local_reparameterization")),
         layers.relu,
         layers.dropout(0.2),
-        layers.linear(8, 1, posterior_rho_init=-3.0, estimator="flipout"),
+        layers.linear(8, 1, bayes=layers.Bayes(rho_init=-3.0, estimator="flipout")),
     )
     x, y = regression_data(20)
     common = dict(

@@ -16,7 +16,7 @@ import sys
 
 import torch
 
-from fblitz import layers, likelihoods, optim
+from fblitz import layers, likelihoods, optim, priors
 from fblitz.metrics import predictive_mean_std
 from fblitz.prediction import predict
 from fblitz.random import Key, normal
@@ -37,8 +37,8 @@ def data() -> tuple[torch.Tensor, torch.Tensor]:
 
 def trained(prior_sigma: float, rho_init: float):
     """The model and its params after ``EPOCHS`` full-batch Adam steps."""
-    spec = dict(prior_sigma_1=prior_sigma, posterior_rho_init=rho_init)
-    model = layers.serial(layers.linear(1, 32, **spec), layers.tanh, layers.linear(32, 1, **spec))
+    spec = layers.Bayes(prior=priors.gaussian(prior_sigma), rho_init=rho_init)
+    model = layers.serial(layers.linear(1, 32, bayes=spec), layers.tanh, layers.linear(32, 1, bayes=spec))
     x, y = data()
     result = fit(
         model,

@@ -39,24 +39,21 @@ from fblitz.bridge._bridge import Bridge, Param
 from fblitz.bridge._select import Selector, check_names, layer_defaults, lookup, nest, select
 from fblitz.errors import FblitzTypeError, FblitzValueError
 from fblitz.layers.base import Layer, StateSpec
-from fblitz.priors import Prior, check_prior
+from fblitz.layers.settings import Bayes, check_bayes, takes_bayes
 from fblitz.tree import PyTree
-from fblitz.variational.posterior import gaussian_init
+from fblitz.variational.posterior import GaussianInit
 
 INITS = ("module", "blitz")
 
 
+@takes_bayes
 def bayesify(
     module: nn.Module,
     *,
     bayesian: Selector = "*",
     init: str = "module",
     moped_delta: float | None = None,
-    posterior_mu_init: float = 0.0,
-    posterior_mu_std: float = 0.1,
-    posterior_rho_init: float | None = None,
-    posterior_rho_std: float = 0.1,
-    prior: Prior | None = None,
+    bayes: Bayes | None = None,
 ) -> Layer:
     """An ordinary ``nn.Module`` as a Bayesian fblitz :class:`~fblitz.layers.Layer`.
 
@@ -73,16 +70,15 @@ def bayesify(
             parameters stay point estimates; frozen ones (``requires_grad=False``)
             and buffers are constants.
         init: ``"module"`` -- means are the module's current weights; or
-            ``"blitz"`` -- means drawn from N(posterior_mu_init, posterior_mu_std^2).
+            ``"blitz"`` -- means drawn from N(bayes.mu_init, bayes.mu_std^2).
         moped_delta: with ``init="module"``, MOPED's sigma = delta * |w|
-            (:func:`fblitz.variational.moped.moped`) instead of rho drawn around ``posterior_rho_init``.
-        posterior_mu_init, posterior_mu_std, posterior_rho_std: as for
-            :func:`fblitz.layers.linear`.
-        posterior_rho_init: rho ~ N(posterior_rho_init, posterior_rho_std^2);
-            None takes fblitz's default for the owning module (-6 for conv2d/3d,
-            transposed convs, embeddings and recurrent modules; -7 otherwise).
-        prior: the prior of every Bayesian tensor; None takes BLiTZ's default
-            N(0, 0.1^2) (``prior_pi=1``).
+            (:func:`fblitz.variational.moped.moped`) instead of rho drawn around ``bayes.rho_init``.
+        bayes: the :class:`~fblitz.layers.Bayes` of every Bayesian tensor: ``prior``
+            (None: BLiTZ's N(0, 0.1^2)), ``mu_init``, ``mu_std``, ``rho_std``, ``rho_init``
+            (None: the default of fblitz's layer for the owning module, -6 for conv2d/3d,
+            transposed convs, embeddings and recurrent modules, -7 otherwise). The module
+            runs on whole weight draws: plain reparameterization, Gaussian, not frozen
+            (:func:`fblitz.layers.freeze` freezes the result).
 
     Returns:
         A layer: ``init(key, dtype=None, device=None)`` (the module's dtype and
@@ -105,6 +101,25 @@ def bayesify(
         >>> torch.equal(model.apply(params, torch.ones(2, 3)), net(torch.ones(2, 3)))
         True
     """
+    moped_delta, bayes = _check_arguments(module, init, moped_delta, bayes)
+    template = _shims.prepare(module)
+    trainable = {name: p for name, p in template.named_parameters() if p.requires_grad}
+    if not trainable:
+        raise FblitzValueError(f"module has no trainable parameter: {type(module).__name__}")
+    params = _params(module, trainable, select(trainable, bayesian), bayes)
+    stats = tuple(_shims.has_running_stats(template))
+    state_names = {f"{path}.{name}" for path in stats for name in _shims.STATE_NAMES}
+    check_names([*trainable, *state_names])
+    constants = {name: p.detach() for name, p in template.named_parameters() if name not in trainable}
+    constants |= {name: b for name, b in template.named_buffers() if name not in state_names}
+    bridge = Bridge(params, template, copy.deepcopy(module), constants, stats, init, moped_delta)
+    priors = nest({p.name: p.prior for p in params})
+    state = StateSpec(bridge.state_init, bridge.state_apply) if stats else None
+    return Layer(bridge.init, bridge.apply, priors, f"bayesify({type(module).__name__})", None, state)
+
+
+def _check_arguments(module, init, moped_delta, bayes) -> tuple[float | None, Bayes]:
+    """Validated ``(moped_delta, bayes)`` of :func:`bayesify` (raising for anything it cannot do)."""
     if not isinstance(module, nn.Module):
         raise FblitzTypeError(f"module must be a torch.nn.Module, got {type(module).__name__}")
     _checks.one_of("init", init, INITS)
@@ -114,34 +129,34 @@ def bayesify(
             raise FblitzValueError(
                 f"moped_delta needs init='module' (MOPED centres on the module's weights), got {init!r}"
             )
+    bayes = check_bayes(bayes)
+    unsupported = {"estimator": "reparameterization", "posterior": "gaussian", "freeze": False}
+    for field, value in unsupported.items():
+        if getattr(bayes, field) != value:
+            raise FblitzValueError(
+                f"bayesify needs bayes.{field}={value!r} (the module runs on whole weight draws; "
+                f"fblitz.layers.freeze freezes the result), got {getattr(bayes, field)!r}"
+            )
     for name, p in module.named_parameters():
         if isinstance(p, nn.parameter.UninitializedParameter):
             raise FblitzValueError(f"module has an uninitialised lazy parameter '{name}': run it once first")
-    prior = None if prior is None else check_prior("prior", prior)
-    template = _shims.prepare(module)
-    trainable = {name: p for name, p in template.named_parameters() if p.requires_grad}
-    if not trainable:
-        raise FblitzValueError(f"module has no trainable parameter: {type(module).__name__}")
-    chosen = select(trainable, bayesian)
+    return moped_delta, bayes
+
+
+def _params(module: nn.Module, trainable: dict, chosen: set, bayes: Bayes) -> tuple[Param, ...]:
+    """One :class:`Param` per trainable parameter: Bayesian (``chosen``) with its posterior init and prior, or not."""
     params = []
     for name, p in trainable.items():
         owner = module.get_submodule(name.rpartition(".")[0])
         rho_default, prior_default = layer_defaults(owner)
-        rho_init = rho_default if posterior_rho_init is None else posterior_rho_init
-        posterior = gaussian_init(posterior_mu_init, posterior_mu_std, rho_init, posterior_rho_std)
-        bayes = name in chosen
-        if bayes and not p.is_floating_point():
+        rho_init = rho_default if bayes.rho_init is None else bayes.rho_init
+        posterior = GaussianInit(bayes.mu_init, bayes.mu_std, rho_init, bayes.rho_std)
+        is_bayes = name in chosen
+        if is_bayes and not p.is_floating_point():
             raise FblitzTypeError(f"bayesian parameter '{name}' must be floating-point, got {p.dtype}")
-        params.append(Param(name, p.detach().clone(), bayes, posterior, (prior or prior_default) if bayes else None))
-    stats = tuple(_shims.has_running_stats(template))
-    state_names = {f"{path}.{name}" for path in stats for name in _shims.STATE_NAMES}
-    check_names([*trainable, *state_names])
-    constants = {name: p.detach() for name, p in template.named_parameters() if name not in trainable}
-    constants |= {name: b for name, b in template.named_buffers() if name not in state_names}
-    bridge = Bridge(tuple(params), template, copy.deepcopy(module), constants, stats, init, moped_delta)
-    priors = nest({p.name: p.prior for p in params})
-    state = StateSpec(bridge.state_init, bridge.state_apply) if stats else None
-    return Layer(bridge.init, bridge.apply, priors, f"bayesify({type(module).__name__})", None, state)
+        prior = (bayes.prior or prior_default) if is_bayes else None
+        params.append(Param(name, p.detach().clone(), is_bayes, posterior, prior))
+    return tuple(params)
 
 
 def bridge_of(model: object) -> Bridge:

@@ -9,9 +9,12 @@ ordinary Parameters (each once) that call :mod:`fblitz.layers`;
 seeded by ``seed=`` or once from the global RNG at construction).
 State dicts move both ways: compat layers load BLiTZ's, and
 :func:`blitz_state_dict` gives BLiTZ's layout for BLiTZ to load.
+:func:`blitz_settings` turns BLiTZ's prior/posterior keywords into the
+:class:`fblitz.layers.Bayes` value the core layers take.
 """
 
 from fblitz.compat import losses, modules, utils
+from fblitz.compat.settings import blitz_settings
 from fblitz.compat.state_dict import blitz_state_dict
 
-__all__ = ["blitz_state_dict", "losses", "modules", "utils"]
+__all__ = ["blitz_settings", "blitz_state_dict", "losses", "modules", "utils"]

@@ -26,7 +26,7 @@ import sys
 
 import torch
 
-from fblitz import models
+from fblitz import layers, models, priors
 from fblitz._argtypes import integer
 from fblitz.examples._classification import train_and_report
 from fblitz.examples._cli import announce, example_parser
@@ -34,8 +34,8 @@ from fblitz.random import Key
 
 # Blundell et al. 2015 (sec. 3.3 and 5.1): a two-scale mixture; BLiTZ's default: N(0, 0.1^2)
 PRIORS = {
-    "mixture": {"prior_pi": 0.5, "prior_sigma_1": 1.0, "prior_sigma_2": math.exp(-6)},
-    "blitz": {"prior_pi": 1.0, "prior_sigma_1": 0.1, "prior_sigma_2": 0.4},
+    "mixture": priors.scale_mixture(pi=0.5, sigma1=1.0, sigma2=math.exp(-6)),
+    "blitz": priors.scale_mixture(pi=1.0, sigma1=0.1, sigma2=0.4),
 }
 
 
@@ -71,7 +71,7 @@ def main(argv=None) -> dict:
     x_train, y_train, x_test, y_test = load_data()
     if args.train_rows is not None:
         x_train, y_train = x_train[: args.train_rows], y_train[: args.train_rows]
-    model = models.lenet(1, 10, input_size=8, padding=2, **PRIORS[args.prior])
+    model = models.lenet(1, 10, input_size=8, padding=2, bayes=layers.Bayes(prior=PRIORS[args.prior]))
     return train_and_report(
         model, x_train, y_train, x_test, y_test, args, key=Key(args.seed),
         title=f"Digits (8x8), Bayesian LeNet, {len(x_train)} train / {len(x_test)} test images",

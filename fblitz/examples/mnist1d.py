@@ -56,7 +56,7 @@ def build_model(
     ``"cnn"``: three ``conv1d`` layers of ``width`` (default 25) channels (kernel 5, 3, 3; stride 2;
     ReLU), flatten, linear. ``"mlp"``: flatten, ``length -> width -> width -> 10`` (default width 100).
     """
-    kw = dict(PRIORS[prior], posterior_rho_init=rho_init)
+    kw = {"bayes": layers.Bayes(prior=PRIORS[prior], rho_init=rho_init)}
     if kind == "mlp":
         width = width or 100
         return layers.serial(

@@ -28,7 +28,7 @@ import time
 
 import torch
 
-from fblitz import layers, likelihoods, metrics, optim
+from fblitz import layers, likelihoods, metrics, optim, priors
 from fblitz._argtypes import integer, real
 from fblitz.examples._cli import announce, example_parser
 from fblitz.metrics import gaussian_mixture_mean_std, mean_std_interval
@@ -60,10 +60,10 @@ def build_model(hidden: int) -> layers.Layer:
     """Bayesian LSTM over the window, its last output, a Bayesian linear head, a learned noise scale.
 
     The LSTM's prior and posterior settings are those of BLiTZ's stock-price
-    example (``prior_sigma_1=1``, ``posterior_rho_init=-3``).
+    example (N(0, 1) prior, rho starting at -3).
     """
     return layers.serial(
-        layers.lstm(1, hidden, batch_first=True, prior_sigma_1=1.0, posterior_rho_init=-3.0),
+        layers.lstm(1, hidden, batch_first=True, bayes=layers.Bayes(prior=priors.gaussian(1.0), rho_init=-3.0)),
         layers.stateless(lambda out: out[0][:, -1], "last_step"),
         layers.linear(hidden, 1),
         layers.learned_noise(1, init_sigma=0.5),

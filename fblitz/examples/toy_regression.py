@@ -55,7 +55,7 @@ def build_model(hidden: int, prior_sigma: float, rho_init: float) -> layers.Laye
     """``1 -> hidden -> hidden -> 1`` Bayesian ReLU MLP with ``N(0, prior_sigma^2)`` priors, then a learned noise."""
 
     def bayesian(n_in, n_out):
-        return layers.linear(n_in, n_out, prior=priors.gaussian(prior_sigma), posterior_rho_init=rho_init)
+        return layers.linear(n_in, n_out, bayes=layers.Bayes(prior=priors.gaussian(prior_sigma), rho_init=rho_init))
 
     return layers.serial(
         bayesian(1, hidden), layers.relu, bayesian(hidden, hidden), layers.relu, bayesian(hidden, 1),

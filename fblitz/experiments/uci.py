@@ -89,7 +89,8 @@ def build_model(in_features: int, config: Config) -> layers.Layer:
     """
 
     def bayesian(n_in, n_out):
-        return layers.linear(n_in, n_out, prior=priors.gaussian(config.prior_sigma), posterior_rho_init=config.rho_init)
+        settings = layers.Bayes(prior=priors.gaussian(config.prior_sigma), rho_init=config.rho_init)
+        return layers.linear(n_in, n_out, bayes=settings)
 
     stack = [
         bayesian(in_features, config.hidden),

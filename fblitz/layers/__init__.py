@@ -1,4 +1,10 @@
-"""Functional Bayesian layers and combinators."""
+"""Functional Bayesian layers and combinators.
+
+Every layer with Gaussian weights takes torch's arguments plus one settings
+value, ``bayes=Bayes(...)`` (:mod:`fblitz.layers.settings`): prior, posterior
+initialisation, posterior family, estimator and ``freeze``, BLiTZ's defaults
+when left out.
+"""
 
 from fblitz.layers.base import (
     Layer,
@@ -35,8 +41,10 @@ from fblitz.layers.normalization import batch_norm1d, batch_norm2d, batch_norm3d
 from fblitz.layers.params_check import check_params, expected_params
 from fblitz.layers.pooling import adaptive_avg_pool, avg_pool, max_pool
 from fblitz.layers.recurrent import gru, lstm, rnn
+from fblitz.layers.settings import Bayes
 
 __all__ = [
+    "Bayes",
     "Layer",
     "StateSpec",
     "adaptive_avg_pool",

@@ -1,18 +1,19 @@
-"""What the Bayesian layers share (internal): BLiTZ's arguments and the init/apply plumbing.
+"""What the Bayesian layers share (internal): their settings and the init/apply/noise plumbing.
 
-Every weight layer is built the same way: validate BLiTZ's prior/posterior
-arguments with :func:`bayes_from`, describe the Gaussian tensors by shape,
-and hand a deterministic op ``op(x, weight, bias)`` to :func:`gaussian_layer`,
-which supplies ``init`` (one key per tensor) and ``apply`` (sample each
-tensor, or take its mean, then run the op). Keeping the op separate from the
-sampling lets other estimators (local reparameterization, Flipout) reuse it.
+Every weight layer is built the same way: resolve its :class:`~fblitz.layers.Bayes`
+settings with :func:`bayes_from` (filling in the layer's BLiTZ defaults),
+describe the Gaussian tensors by shape, and hand a deterministic op
+``op(x, weight, bias)`` to :func:`gaussian_layer`, which supplies ``init``
+(one key per tensor, :func:`init_fn`), ``apply`` (sample each tensor, or take
+its mean, then run the op) and ``noise`` (:func:`noise_fn`). Keeping the op
+separate from the sampling lets other estimators (local reparameterization,
+Flipout) reuse it; the recurrent layers reuse ``init_fn`` and ``noise_fn``.
 
 Example:
     >>> import torch
     >>> import torch.nn.functional as F
-    >>> from fblitz.variational.posterior import gaussian_init
-    >>> from fblitz.priors import gaussian
-    >>> args = BayesArgs(gaussian(0.1), gaussian_init(0.0, 0.1, -7.0, 0.1), freeze=False)
+    >>> from fblitz.layers.settings import Bayes
+    >>> args = bayes_from(Bayes(), rho_init=-7.0)
     >>> layer = gaussian_layer("demo", {"weight": (2, 3)}, args, lambda x, weight: F.linear(x, weight))
     >>> layer.apply(layer.init(0), torch.ones(4, 3)).shape
     torch.Size([4, 2])
@@ -28,17 +29,18 @@ import torch
 from fblitz import _checks
 from fblitz.errors import FblitzTypeError, FblitzValueError
 from fblitz.layers.base import Layer
-from fblitz.priors import Prior, blitz_default, check_prior
+from fblitz.layers.settings import check_bayes
+from fblitz.priors import Prior, blitz_default
 from fblitz.random import as_key, sample_eps
 from fblitz.variational import seeded
-from fblitz.variational.estimators import check_estimator, flipout, kind_of, local_reparameterization
+from fblitz.variational.estimators import flipout, kind_of, local_reparameterization
 from fblitz.variational.moments import linear_moments
-from fblitz.variational.posterior import GaussianInit, check_noise, gaussian_init, sample
-from fblitz.variational.radial import RADIAL_ESTIMATORS, check_posterior, radial_noise, radial_prior
+from fblitz.variational.posterior import GaussianInit, check_noise, sample
+from fblitz.variational.radial import RADIAL_ESTIMATORS, radial_noise, radial_prior
 
 
 class BayesArgs(NamedTuple):
-    """The validated BLiTZ arguments of a layer: its prior, posterior init and ``freeze``.
+    """A layer's resolved settings: its prior, posterior init, ``freeze``, default estimator and family.
 
     ``family`` is the posterior family, ``"gaussian"`` or ``"radial"`` (see :mod:`fblitz.variational.radial`).
     """
@@ -49,26 +51,68 @@ class BayesArgs(NamedTuple):
     estimator: str = "reparameterization"
     family: str = "gaussian"
 
+    @property
+    def tensor_prior(self) -> Prior:
+        """The prior each tensor reports (tagged for the radial KL when ``family`` is radial)."""
+        return radial_prior(self.prior) if self.family == "radial" else self.prior
 
-def bayes_from(arguments: dict) -> BayesArgs:
-    """Validate BLiTZ's arguments, read by name from a constructor's ``locals()``.
+    def check_estimator(self, name: str, estimators: tuple[str, ...]) -> None:
+        """Raise unless the layer ``name`` supports the default estimator."""
+        if self.estimator not in estimators:
+            raise FblitzValueError(
+                f"estimator must be one of {list(estimators)} for {name}, got {self.estimator!r} (bayes.estimator)"
+            )
 
-    The names are ``prior_sigma_1``, ``prior_sigma_2``, ``prior_pi``,
-    ``posterior_mu_init``, ``posterior_rho_init``, ``posterior_mu_std``,
-    ``posterior_rho_std``, ``freeze``, ``prior`` (which wins over ``prior_*``)
-    and, where the layer offers a choice, ``estimator`` and ``posterior``.
+
+def bayes_from(bayes: object, *, rho_init: float, sigma_2: float = 0.002) -> BayesArgs:
+    """The settings ``bayes`` (a :class:`~fblitz.layers.Bayes` or None) with the layer's BLiTZ defaults filled in.
+
+    ``rho_init`` and ``sigma_2`` are the layer's BLiTZ defaults: rho's mean,
+    and the second sigma of the default scale mixture (pi = 1, so only
+    sigma_1 = 0.1 matters; kept for the prior's repr and equality).
     """
-    freeze, prior = _checks.boolean("freeze", arguments["freeze"]), arguments["prior"]
-    if "bias" in arguments:
-        _checks.boolean("bias", arguments["bias"])
-    if prior is None:
-        prior = blitz_default(arguments["prior_sigma_1"], arguments["prior_sigma_2"], arguments["prior_pi"])
-    posterior = gaussian_init(
-        *(arguments[f"posterior_{part}"] for part in ("mu_init", "mu_std", "rho_init", "rho_std"))
-    )
-    estimator = check_estimator("estimator", arguments.get("estimator", "reparameterization"))
-    family = check_posterior("posterior", arguments.get("posterior", "gaussian"), estimator)
-    return BayesArgs(check_prior("prior", prior), posterior, freeze, estimator, family)
+    bayes = check_bayes(bayes)
+    prior = blitz_default(0.1, sigma_2, 1.0) if bayes.prior is None else bayes.prior
+    rho = rho_init if bayes.rho_init is None else bayes.rho_init
+    posterior = GaussianInit(bayes.mu_init, bayes.mu_std, rho, bayes.rho_std)
+    return BayesArgs(prior, posterior, bayes.freeze, bayes.estimator, bayes.posterior)
+
+
+def init_fn(shapes: dict[str, tuple[int, ...]], posterior: GaussianInit) -> Callable[..., dict]:
+    """``init(key, *, dtype=None, device=None)``: one ``{"mu", "rho"}`` node per entry of ``shapes``, one key each."""
+    names = tuple(shapes)
+
+    def init(key, *, dtype=None, device=None):
+        dtype, device = _checks.init_options(dtype, device)
+        keys = as_key(key).split(len(names))
+        return {n: posterior.node(k, shapes[n], dtype=dtype, device=device) for n, k in zip(names, keys)}
+
+    return init
+
+
+def noise_fn(first: str, estimators: tuple[str, ...], default: str, radial: bool) -> Callable | None:
+    """A layer's ``noise(key, params, n_samples=None, estimator=None)``, or None when plain weight noise is all.
+
+    ``estimator`` (a per-call choice) applies when the layer supports it,
+    else ``default``. Plain reparameterization needs no noise of the layer's
+    own unless the posterior is radial; Flipout draws weight noise and the
+    per-example seeds, local reparameterization the seeds only. ``first``
+    names a tensor whose device the seeds follow.
+    """
+    if not radial and len(estimators) == 1:
+        return None
+    draw = radial_noise if radial else sample_eps
+
+    def noise(key, params, n_samples=None, estimator=None):
+        chosen = estimator if estimator in estimators else default
+        if chosen == "reparameterization":  # plain weight noise (radial, or drawn with the rest of the model)
+            return draw(key, params, n_samples) if radial else None
+        weight_key, seed_key = as_key(key).split(2)
+        eps = {} if chosen == "local_reparameterization" else draw(weight_key, params, n_samples)
+        device = params[first]["mu"].device
+        return {**eps, "seed": seeded.seeds(seed_key, n_samples, device=device)}
+
+    return noise
 
 
 def ntuple(name: str, value: object, n: int, *, minimum: int) -> tuple[int, ...]:
@@ -104,14 +148,12 @@ def gaussian_layer(
     Args:
         name: the layer's name (its repr).
         shapes: tensor name -> shape, e.g. ``{"weight": (out, in), "bias": (out,)}``.
-        args: the validated prior, posterior init, ``freeze`` and default
-            estimator (:func:`bayes_from`).
+        args: the resolved settings (:func:`bayes_from`).
         op: the deterministic forward, called as ``op(x, **tensors)`` with one
             tensor per name in ``shapes`` (weight samples, or the means).
         check: validates the input ``x`` before anything runs.
-        estimators: the estimators the layer supports (see
-            :mod:`fblitz.variational.estimators`); local reparameterization and Flipout
-            need ``op`` linear in its tensors.
+        estimators: the estimators the layer supports (:mod:`fblitz.variational.estimators`);
+            local reparameterization and Flipout need ``op`` linear in its tensors.
         sign_shape: Flipout's per-example sign shape for an input or output.
         moments: give the layer closed-form moments (:mod:`fblitz.variational.moments`):
             only for ops whose outputs each sum over their own weights (linear).
@@ -124,24 +166,16 @@ def gaussian_layer(
         its priors for the KL (:mod:`fblitz.variational.radial`).
     """
     names = tuple(shapes)
-    if args.estimator not in estimators:
-        raise FblitzValueError(f"estimator must be one of {list(estimators)} for {name}, got {args.estimator!r}")
-
-    def init(key, *, dtype=None, device=None):
-        dtype, device = _checks.init_options(dtype, device)
-        keys = as_key(key).split(len(names))
-        return {n: args.posterior.node(k, shapes[n], dtype=dtype, device=device) for n, k in zip(names, keys)}
+    args.check_estimator(name, estimators)
+    radial = args.family == "radial"
+    if radial:
+        estimators = tuple(e for e in estimators if e in RADIAL_ESTIMATORS)
 
     def apply(params, x, eps=None):
         if check is not None:
             check(x)
         if isinstance(x, torch.Tensor) and x.is_floating_point():
-            _checks.float_input("x", x)  # finiteness only outside vmap/grad/compile (cheap there)
-            like = params[names[0]]["mu"]
-            if x.dtype != like.dtype or x.device != like.device:
-                raise FblitzTypeError(
-                    f"x must have the params' dtype {like.dtype} on {like.device}, got {x.dtype} on {x.device}"
-                )
+            _check_float_input(x, params[names[0]]["mu"])
         if args.freeze or eps is None:
             return op(x, **{n: params[n]["mu"] for n in names})
         kind = kind_of(eps)
@@ -155,23 +189,6 @@ def gaussian_layer(
             return flipout(op, {n: params[n] for n in names}, x, eps, sign_shape)
         return op(x, **{n: sample(params[n], eps[n]) for n in names})
 
-    noise, prior = None, args.prior
-    radial = args.family == "radial"
-    if radial:
-        prior = radial_prior(args.prior)
-        estimators = tuple(e for e in estimators if e in RADIAL_ESTIMATORS)
-    if radial or len(estimators) > 1:
-
-        def noise(key, params, n_samples=None, estimator=None):
-            chosen = estimator if estimator in estimators else args.estimator
-            if chosen == "reparameterization":  # plain weight noise (radial, or drawn with the rest of the model)
-                return radial_noise(key, params, n_samples) if radial else None
-            weight_key, seed_key = as_key(key).split(2)
-            draw = radial_noise if radial else sample_eps
-            eps = {} if chosen == "local_reparameterization" else draw(weight_key, params, n_samples)
-            device = params[names[0]]["mu"].device
-            return {**eps, "seed": seeded.seeds(seed_key, n_samples, device=device)}
-
     closed_form = None
     if moments and not radial:
 
@@ -180,4 +197,14 @@ def gaussian_layer(
                 check(x.mean)
             return linear_moments(op, {n: params[n] for n in names}, args.freeze, x)
 
-    return Layer(init, apply, {n: prior for n in names}, name, noise, None, closed_form)
+    noise = noise_fn(names[0], estimators, args.estimator, radial)
+    priors = {n: args.tensor_prior for n in names}
+    return Layer(init_fn(shapes, args.posterior), apply, priors, name, noise, None, closed_form)
+
+
+def _check_float_input(x: torch.Tensor, like: torch.Tensor) -> None:
+    _checks.float_input("x", x)  # finiteness only outside vmap/grad/compile (cheap there)
+    if x.dtype != like.dtype or x.device != like.device:
+        raise FblitzTypeError(
+            f"x must have the params' dtype {like.dtype} on {like.device}, got {x.dtype} on {x.device}"
+        )

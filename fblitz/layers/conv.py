@@ -11,7 +11,7 @@ from fblitz import _checks
 from fblitz.errors import FblitzTypeError, FblitzValueError
 from fblitz.layers._spec import bayes_from, gaussian_layer, ntuple
 from fblitz.layers.base import Layer
-from fblitz.priors import Prior
+from fblitz.layers.settings import Bayes, takes_bayes
 from fblitz.variational.estimators import ESTIMATORS
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
@@ -89,7 +89,7 @@ def check_channels(in_channels: object, out_channels: object, groups: object) ->
 def conv_layer(kind, in_channels, out_channels, weight_shape, bias, spec, args) -> Layer:
     """The layer of a (transposed) convolution ``spec`` with a ``weight_shape`` weight and optional bias."""
     shapes = {"weight": weight_shape}
-    if bias:
+    if _checks.boolean("bias", bias):
         shapes["bias"] = (out_channels,)
     name = f"{kind}({in_channels}, {out_channels}, kernel_size={spec.kernel_size}{'' if bias else ', bias=False'})"
     return gaussian_layer(
@@ -140,13 +140,11 @@ _DOC = """A Bayesian {dims}-d convolution (BLiTZ's ``BayesianConv{dims}d``, torc
     BLiTZ (groups, stride, ...) order them differently. ``kernel_size``,
     ``stride``, ``padding`` and ``dilation`` take an int or a {dims}-tuple;
     ``padding`` also ``"valid"`` or ``"same"``; ``padding_mode`` is one of
-    ``"zeros"``, ``"reflect"``, ``"replicate"``, ``"circular"``. The prior is
-    the scale mixture (``prior_pi``, ``prior_sigma_1``, ``prior_sigma_2``)
-    unless ``prior`` is given; means start at N(posterior_mu_init, 0.1^2), rho
-    at N(posterior_rho_init, 0.1^2) (BLiTZ: {rho}). ``freeze=True`` always uses
-    the means. ``estimator``: ``"reparameterization"`` (BLiTZ's),
-    ``"local_reparameterization"`` or ``"flipout"`` (see :mod:`fblitz.variational.estimators`).
-    ``posterior="radial"``: the radial posterior (:mod:`fblitz.variational.radial`).
+    ``"zeros"``, ``"reflect"``, ``"replicate"``, ``"circular"``. ``bayes`` (a
+    :class:`~fblitz.layers.Bayes`, None for the defaults) holds the prior,
+    posterior init, posterior family, estimator (all three apply) and
+    ``freeze``; the defaults are BLiTZ's: prior N(0, 0.1^2), mu ~ N(0, 0.1^2),
+    rho ~ N({rho}, 0.1^2).
 
     Params tree::
 
@@ -178,27 +176,17 @@ def _conv_constructor(dims: int, rho_init: float):
         groups: int = 1,
         bias: bool = True,
         padding_mode: str = "zeros",
-        prior_sigma_1: float = 0.1,
-        prior_sigma_2: float = 0.002,
-        prior_pi: float = 1.0,
-        posterior_mu_init: float = 0.0,
-        posterior_rho_init: float = rho_init,
-        freeze: bool = False,
-        prior: Prior | None = None,
-        posterior_mu_std: float = 0.1,
-        posterior_rho_std: float = 0.1,
-        estimator: str = "reparameterization",
-        posterior: str = "gaussian",
+        bayes: Bayes | None = None,
     ) -> Layer:
         in_channels, out_channels, groups = check_channels(in_channels, out_channels, groups)
         spec = conv_spec(dims, kernel_size, stride, padding, dilation, groups, padding_mode)
-        args = bayes_from(locals())
+        args = bayes_from(bayes, rho_init=rho_init)
         weight_shape = (out_channels, in_channels // groups, *spec.kernel_size)
         return conv_layer(f"conv{dims}d", in_channels, out_channels, weight_shape, bias, spec, args)
 
     conv.__name__ = conv.__qualname__ = f"conv{dims}d"
     conv.__doc__ = _DOC.format(dims=dims, rho=rho_init, spatial=", ".join(["6"] * dims))
-    return conv
+    return takes_bayes(conv)
 
 
 conv1d = _conv_constructor(1, -7.0)

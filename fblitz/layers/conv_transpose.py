@@ -11,7 +11,7 @@ from fblitz.errors import FblitzValueError
 from fblitz.layers._spec import bayes_from, ntuple
 from fblitz.layers.base import Layer
 from fblitz.layers.conv import check_channels, check_input, conv_layer
-from fblitz.priors import Prior
+from fblitz.layers.settings import Bayes, takes_bayes
 
 _CONV_TRANSPOSE = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
 
@@ -72,15 +72,14 @@ def conv_transpose_spec(dims, kernel_size, stride, padding, output_padding, dila
 _DOC = """A Bayesian {dims}-d transposed convolution (torch's ``nn.ConvTranspose{dims}d``).
 
     ``y = F.conv_transpose{dims}d(x, W, b, ...)`` with W, b ~ q = N(mu, softplus(rho)^2).
-    BLiTZ has no transposed convolution; the prior/posterior arguments and
-    defaults are those of its convolutions. Everything after ``kernel_size`` is
+    BLiTZ has no transposed convolution. Everything after ``kernel_size`` is
     keyword-only. ``kernel_size``, ``stride``, ``padding``, ``output_padding``
     and ``dilation`` take an int or a {dims}-tuple; ``output_padding`` must be
     smaller than ``stride`` or ``dilation`` in each dimension.
-    ``padding_mode`` must be ``"zeros"`` (as in torch). ``estimator``:
-    ``"reparameterization"``, ``"local_reparameterization"`` or ``"flipout"``
-    (see :mod:`fblitz.variational.estimators`). ``posterior="radial"``: the radial
-    posterior (:mod:`fblitz.variational.radial`).
+    ``padding_mode`` must be ``"zeros"`` (as in torch). ``bayes`` (a
+    :class:`~fblitz.layers.Bayes`, None for the defaults) as for the
+    convolutions: prior N(0, 0.1^2), mu ~ N(0, 0.1^2), rho ~ N(-6, 0.1^2), all
+    three estimators, the Gaussian or radial posterior.
 
     Params tree::
 
@@ -112,17 +111,7 @@ def _conv_transpose_constructor(dims: int):
         bias: bool = True,
         dilation: int | tuple[int, ...] = 1,
         padding_mode: str = "zeros",
-        prior_sigma_1: float = 0.1,
-        prior_sigma_2: float = 0.002,
-        prior_pi: float = 1.0,
-        posterior_mu_init: float = 0.0,
-        posterior_rho_init: float = -6.0,
-        freeze: bool = False,
-        prior: Prior | None = None,
-        posterior_mu_std: float = 0.1,
-        posterior_rho_std: float = 0.1,
-        estimator: str = "reparameterization",
-        posterior: str = "gaussian",
+        bayes: Bayes | None = None,
     ) -> Layer:
         in_channels, out_channels, groups = check_channels(in_channels, out_channels, groups)
         if padding_mode != "zeros":
@@ -130,13 +119,13 @@ def _conv_transpose_constructor(dims: int):
                 f"padding_mode of a transposed convolution must be 'zeros' (as torch), got {padding_mode!r}"
             )
         spec = conv_transpose_spec(dims, kernel_size, stride, padding, output_padding, dilation, groups)
-        args = bayes_from(locals())
+        args = bayes_from(bayes, rho_init=-6.0)
         weight_shape = (in_channels, out_channels // groups, *spec.kernel_size)
         return conv_layer(f"conv_transpose{dims}d", in_channels, out_channels, weight_shape, bias, spec, args)
 
     conv_transpose.__name__ = conv_transpose.__qualname__ = f"conv_transpose{dims}d"
     conv_transpose.__doc__ = _DOC.format(dims=dims, spatial=", ".join(["3"] * dims), doubled=", ".join(["6"] * dims))
-    return conv_transpose
+    return takes_bayes(conv_transpose)
 
 
 conv_transpose1d = _conv_transpose_constructor(1)

@@ -11,7 +11,7 @@ from fblitz import _checks
 from fblitz.errors import FblitzTypeError, FblitzValueError
 from fblitz.layers._spec import bayes_from, gaussian_layer
 from fblitz.layers.base import Layer
-from fblitz.priors import Prior
+from fblitz.layers.settings import Bayes, takes_bayes
 
 _INDEX_DTYPES = (torch.int32, torch.int64)
 
@@ -59,6 +59,7 @@ class EmbeddingSpec(NamedTuple):
             )
 
 
+@takes_bayes
 def embedding(
     num_embeddings: int,
     embedding_dim: int,
@@ -67,22 +68,17 @@ def embedding(
     norm_type: float = 2.0,
     scale_grad_by_freq: bool = False,
     sparse: bool = False,
-    prior_sigma_1: float = 0.1,
-    prior_sigma_2: float = 0.002,
-    prior_pi: float = 1.0,
-    posterior_mu_init: float = 0.0,
-    posterior_rho_init: float = -6.0,
-    freeze: bool = False,
-    prior: Prior | None = None,
     *,
-    posterior_mu_std: float = 0.1,
-    posterior_rho_std: float = 0.1,
+    bayes: Bayes | None = None,
 ) -> Layer:
     """A Bayesian lookup table: ``y = W[x]`` with W ~ q = N(mu, softplus(rho)^2).
 
-    Arguments, their order and defaults are BLiTZ's ``BayesianEmbedding``
-    (``prior`` stands for its ``prior_dist``); the lookup follows torch's
-    ``nn.Embedding``, with these functional differences:
+    torch's ``nn.Embedding`` arguments, in its order; ``bayes`` (a
+    :class:`~fblitz.layers.Bayes`, None for the defaults) holds the prior, the
+    posterior init and ``freeze``, with BLiTZ's ``BayesianEmbedding`` defaults
+    (prior N(0, 0.1^2), mu ~ N(0, 0.1^2), rho ~ N(-6, 0.1^2)); an embedding
+    has one estimator (``"reparameterization"``) and the Gaussian posterior only.
+    The lookup follows torch's with these functional differences:
 
     * ``padding_idx`` (negative values count from the end): ``init`` sets that
       row's mu to zero and ``apply`` replaces the row of every weight draw by
@@ -108,9 +104,29 @@ def embedding(
         >>> y.shape, y[0, 0].tolist()
         (torch.Size([2, 2, 3]), [0.0, 0.0, 0.0])
     """
-    args = bayes_from(locals())
-    num_embeddings = _checks.integer("num_embeddings", num_embeddings, minimum=1)
+    args = bayes_from(bayes, rho_init=-6.0)
+    if args.family != "gaussian":
+        raise FblitzValueError(f"an embedding has the Gaussian posterior only, got bayes.posterior={args.family!r}")
     embedding_dim = _checks.integer("embedding_dim", embedding_dim, minimum=1)
+    spec = embedding_spec(num_embeddings, padding_idx, max_norm, norm_type, scale_grad_by_freq, sparse)
+    padding_idx = spec.padding_idx
+    extra = "" if padding_idx is None else f", padding_idx={padding_idx}"
+    name = f"embedding({spec.num_embeddings}, {embedding_dim}{extra})"
+    layer = gaussian_layer(name, {"weight": (spec.num_embeddings, embedding_dim)}, args, spec.op, spec.check)
+    if padding_idx is None:
+        return layer
+
+    def init(key, *, dtype=None, device=None):
+        params = layer.init(key, dtype=dtype, device=device)
+        row = torch.tensor([padding_idx], device=params["weight"]["mu"].device)
+        return {"weight": {"mu": params["weight"]["mu"].index_fill(0, row, 0.0), "rho": params["weight"]["rho"]}}
+
+    return layer._replace(init=init)
+
+
+def embedding_spec(num_embeddings, padding_idx, max_norm, norm_type, scale_grad_by_freq, sparse) -> EmbeddingSpec:
+    """A validated :class:`EmbeddingSpec` from ``nn.Embedding``'s arguments (``padding_idx`` made non-negative)."""
+    num_embeddings = _checks.integer("num_embeddings", num_embeddings, minimum=1)
     if padding_idx is not None:
         padding_idx = _checks.integer("padding_idx", padding_idx)
         if not -num_embeddings <= padding_idx < num_embeddings:
@@ -126,17 +142,4 @@ def embedding(
             raise FblitzTypeError(f"{flag} must be a bool, got {value!r}")
     if sparse:
         raise FblitzValueError("sparse=True is not supported: torch.func transforms need dense gradients")
-    spec = EmbeddingSpec(num_embeddings, padding_idx, max_norm, norm_type, scale_grad_by_freq)
-    name = (
-        f"embedding({num_embeddings}, {embedding_dim}{'' if padding_idx is None else f', padding_idx={padding_idx}'})"
-    )
-    layer = gaussian_layer(name, {"weight": (num_embeddings, embedding_dim)}, args, spec.op, spec.check)
-    if padding_idx is None:
-        return layer
-
-    def init(key, *, dtype=None, device=None):
-        params = layer.init(key, dtype=dtype, device=device)
-        row = torch.tensor([padding_idx], device=params["weight"]["mu"].device)
-        return {"weight": {"mu": params["weight"]["mu"].index_fill(0, row, 0.0), "rho": params["weight"]["rho"]}}
-
-    return layer._replace(init=init)
+    return EmbeddingSpec(num_embeddings, padding_idx, max_norm, norm_type, scale_grad_by_freq)

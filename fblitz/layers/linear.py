@@ -8,37 +8,20 @@ import torch.nn.functional as F
 from fblitz import _checks
 from fblitz.layers._spec import bayes_from, gaussian_layer
 from fblitz.layers.base import Layer
-from fblitz.priors import Prior
+from fblitz.layers.settings import Bayes, takes_bayes
 from fblitz.variational.estimators import ESTIMATORS
 
 
-def linear(
-    in_features: int,
-    out_features: int,
-    bias: bool = True,
-    prior_sigma_1: float = 0.1,
-    prior_sigma_2: float = 0.4,
-    prior_pi: float = 1.0,
-    posterior_mu_init: float = 0.0,
-    posterior_rho_init: float = -7.0,
-    freeze: bool = False,
-    prior: Prior | None = None,
-    *,
-    posterior_mu_std: float = 0.1,
-    posterior_rho_std: float = 0.1,
-    estimator: str = "reparameterization",
-    posterior: str = "gaussian",
-) -> Layer:
+@takes_bayes
+def linear(in_features: int, out_features: int, bias: bool = True, *, bayes: Bayes | None = None) -> Layer:
     """A Bayesian ``y = x @ W.T + b`` with W, b ~ q = N(mu, softplus(rho)^2).
 
-    Arguments and defaults are BLiTZ's ``BayesianLinear``: the prior is the
-    scale mixture (``prior_pi``, ``prior_sigma_1``, ``prior_sigma_2``) unless
-    ``prior`` is given; means start at N(posterior_mu_init, 0.1^2) and rho at
-    N(posterior_rho_init, 0.1^2). ``freeze=True`` always uses the means.
-    ``estimator``: ``"reparameterization"`` (BLiTZ's), ``"local_reparameterization"``
-    or ``"flipout"`` (see :mod:`fblitz.variational.estimators`). ``posterior="radial"``
-    samples each tensor from the radial posterior instead of the Gaussian
-    (see :mod:`fblitz.variational.radial`; plain reparameterization or Flipout, Monte Carlo KL).
+    torch's ``nn.Linear`` arguments; ``bayes`` (a :class:`~fblitz.layers.Bayes`,
+    None for the defaults) holds the prior, posterior init, posterior family,
+    estimator and ``freeze``. The defaults are BLiTZ's ``BayesianLinear``:
+    prior N(0, 0.1^2), mu ~ N(0, 0.1^2), rho ~ N(-7, 0.1^2). Every estimator
+    applies (``"reparameterization"``, ``"local_reparameterization"``,
+    ``"flipout"``); ``posterior="radial"`` with the first or the last.
 
     Params tree::
 
@@ -58,9 +41,9 @@ def linear(
     """
     in_features = _checks.integer("in_features", in_features, minimum=1)
     out_features = _checks.integer("out_features", out_features, minimum=1)
-    args = bayes_from(locals())
+    args = bayes_from(bayes, rho_init=-7.0, sigma_2=0.4)
     shapes = {"weight": (out_features, in_features)}
-    if bias:
+    if _checks.boolean("bias", bias):
         shapes["bias"] = (out_features,)
 
     def check(x):

@@ -28,16 +28,11 @@ def learned_noise(features: int, init_sigma: float = 1.0) -> Layer:
     features = _checks.integer("features", features, minimum=1)
     init_sigma = _checks.positive("init_sigma", init_sigma)
 
-    def init(key=None, *, dtype=None, device=None):
-        dtype, device = _checks.init_options(dtype, device)
-        dtype = torch.get_default_dtype() if dtype is None else dtype
-        sigma = torch.full((features,), init_sigma, dtype=dtype, device=device)
-        return {"noise_rho": inverse_softplus(sigma)}
-
     def apply(params, x, eps=None):
         _checks.last_dim("x", x, features)
         return torch.cat([x, params["noise_rho"].expand(x.shape)], dim=-1)
 
+    init = _softplus_init("noise_rho", features, init_sigma)
     return Layer(init, apply, {"noise_rho": None}, f"learned_noise({features})")
 
 
@@ -62,13 +57,20 @@ def learned_df(features: int, init_df: float = 10.0, min_df: float = 1.0) -> Lay
     if init_df <= min_df:
         raise FblitzValueError(f"init_df must be > min_df ({min_df}), got {init_df}")
 
-    def init(key=None, *, dtype=None, device=None):
-        dtype, device = _checks.init_options(dtype, device)
-        dtype = torch.get_default_dtype() if dtype is None else dtype
-        return {"df_rho": inverse_softplus(torch.full((features,), init_df - min_df, dtype=dtype, device=device))}
-
     def apply(params, x, eps=None):
         _checks.last_dim("x", x, 2 * features)
         return torch.cat([x, params["df_rho"].expand(x.shape[:-1] + (features,))], dim=-1)
 
+    init = _softplus_init("df_rho", features, init_df - min_df)
     return Layer(init, apply, {"df_rho": None}, f"learned_df({features})")
+
+
+def _softplus_init(name: str, features: int, value: float):
+    """``init(key=None, *, dtype=None, device=None) -> {name: (features,)}``, softplus of every entry ``value``."""
+
+    def init(key=None, *, dtype=None, device=None):
+        dtype, device = _checks.init_options(dtype, device)
+        dtype = torch.get_default_dtype() if dtype is None else dtype
+        return {name: inverse_softplus(torch.full((features,), value, dtype=dtype, device=device))}
+
+    return init

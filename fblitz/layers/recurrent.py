@@ -18,7 +18,7 @@ from __future__ import annotations
 from fblitz import _checks
 from fblitz.layers._recurrent import build_recurrent
 from fblitz.layers.base import Layer
-from fblitz.priors import Prior
+from fblitz.layers.settings import Bayes, takes_bayes
 
 _DOC_ARGS = """
     Args:
@@ -29,17 +29,16 @@ _DOC_ARGS = """
             the states keep torch's (num_layers * D, N, H) either way.
         bidirectional: add a reverse-direction layer (``..._reverse`` params);
             outputs concatenate both directions, D = 2.
-        prior_sigma_1, prior_sigma_2, prior_pi, posterior_mu_init,
-            posterior_rho_init, freeze, prior: BLiTZ's arguments and defaults
-            for its recurrent layers (sigma_2 = 0.002, rho_init = -6), as in
-            :func:`fblitz.layers.linear`; mu starts at N(posterior_mu_init, 0.1^2).
-        estimator: ``"reparameterization"`` or ``"flipout"`` (per-example
-            sign flips of one shared perturbation of each weight matrix, the
-            signs fixed along the sequence; see :mod:`fblitz.variational.estimators`).
-            Local reparameterization does not apply: the same weights act at
-            every time step.
-        posterior: ``"gaussian"`` or ``"radial"`` (each weight tensor drawn
-            from the radial posterior, :mod:`fblitz.variational.radial`; with either
+        bayes: a :class:`~fblitz.layers.Bayes` (None for the defaults): the
+            prior, posterior init, posterior family, estimator and ``freeze``,
+            with BLiTZ's defaults for its recurrent layers (prior N(0, 0.1^2),
+            mu ~ N(0, 0.1^2), rho ~ N(-6, 0.1^2)). The estimator is
+            ``"reparameterization"`` or ``"flipout"`` (per-example sign flips
+            of one shared perturbation of each weight matrix, the signs fixed
+            along the sequence; see :mod:`fblitz.variational.estimators`); local
+            reparameterization does not apply, as the same weights act at
+            every time step. ``posterior="radial"`` draws each weight tensor
+            from the radial posterior (:mod:`fblitz.variational.radial`; either
             estimator, Monte Carlo KL).
 
     ``apply(params, x, eps=None, state=None)`` takes ``x`` of shape (L, N, H_in),
@@ -49,6 +48,7 @@ _DOC_ARGS = """
 """
 
 
+@takes_bayes
 def lstm(
     input_size: int,
     hidden_size: int,
@@ -58,17 +58,7 @@ def lstm(
     batch_first: bool = False,
     bidirectional: bool = False,
     peephole: bool = False,
-    prior_sigma_1: float = 0.1,
-    prior_sigma_2: float = 0.002,
-    prior_pi: float = 1.0,
-    posterior_mu_init: float = 0.0,
-    posterior_rho_init: float = -6.0,
-    freeze: bool = False,
-    prior: Prior | None = None,
-    posterior_mu_std: float = 0.1,
-    posterior_rho_std: float = 0.1,
-    estimator: str = "reparameterization",
-    posterior: str = "gaussian",
+    bayes: Bayes | None = None,
 ) -> Layer:
     """A Bayesian LSTM with ``torch.nn.LSTM``'s arguments, layout and return values.
 
@@ -78,12 +68,11 @@ def lstm(
     of those shapes. ``peephole=True`` gives BLiTZ's peephole variant (see
     :func:`fblitz.layers.cells.peephole_step`), which has no torch counterpart.
     """
-    options = dict(locals())
-    return build_recurrent(
-        "peephole" if _checks.boolean("peephole", peephole) else "lstm", input_size, hidden_size, options
-    )
+    kind = "peephole" if _checks.boolean("peephole", peephole) else "lstm"
+    return build_recurrent(kind, input_size, hidden_size, num_layers, bias, batch_first, bidirectional, bayes)
 
 
+@takes_bayes
 def gru(
     input_size: int,
     hidden_size: int,
@@ -92,26 +81,17 @@ def gru(
     bias: bool = True,
     batch_first: bool = False,
     bidirectional: bool = False,
-    prior_sigma_1: float = 0.1,
-    prior_sigma_2: float = 0.002,
-    prior_pi: float = 1.0,
-    posterior_mu_init: float = 0.0,
-    posterior_rho_init: float = -6.0,
-    freeze: bool = False,
-    prior: Prior | None = None,
-    posterior_mu_std: float = 0.1,
-    posterior_rho_std: float = 0.1,
-    estimator: str = "reparameterization",
-    posterior: str = "gaussian",
+    bayes: Bayes | None = None,
 ) -> Layer:
     """A Bayesian GRU with ``torch.nn.GRU``'s arguments, layout and return values.
 
     ``apply`` returns ``(output, h_n)`` with torch's shapes (see :func:`lstm`);
     ``state`` is an optional ``h0`` of h_n's shape.
     """
-    return build_recurrent("gru", input_size, hidden_size, dict(locals()))
+    return build_recurrent("gru", input_size, hidden_size, num_layers, bias, batch_first, bidirectional, bayes)
 
 
+@takes_bayes
 def rnn(
     input_size: int,
     hidden_size: int,
@@ -121,17 +101,7 @@ def rnn(
     bias: bool = True,
     batch_first: bool = False,
     bidirectional: bool = False,
-    prior_sigma_1: float = 0.1,
-    prior_sigma_2: float = 0.002,
-    prior_pi: float = 1.0,
-    posterior_mu_init: float = 0.0,
-    posterior_rho_init: float = -6.0,
-    freeze: bool = False,
-    prior: Prior | None = None,
-    posterior_mu_std: float = 0.1,
-    posterior_rho_std: float = 0.1,
-    estimator: str = "reparameterization",
-    posterior: str = "gaussian",
+    bayes: Bayes | None = None,
 ) -> Layer:
     """A Bayesian vanilla (Elman) RNN with ``torch.nn.RNN``'s arguments, layout and return values.
 
@@ -142,8 +112,8 @@ def rnn(
     unbatched); ``state`` is an optional ``h0`` of h_n's shape. BLiTZ has no
     Bayesian vanilla RNN; the prior/posterior defaults are those of its LSTM/GRU.
     """
-    nonlinearity = _checks.one_of("nonlinearity", nonlinearity, ("tanh", "relu"))
-    return build_recurrent(f"rnn_{nonlinearity}", input_size, hidden_size, dict(locals()))
+    kind = f"rnn_{_checks.one_of('nonlinearity', nonlinearity, ('tanh', 'relu'))}"
+    return build_recurrent(kind, input_size, hidden_size, num_layers, bias, batch_first, bidirectional, bayes)
 
 
 _EXAMPLE = """

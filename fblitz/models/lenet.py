@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from fblitz import _checks
 from fblitz.errors import FblitzValueError
-from fblitz.layers import Layer, conv2d, flatten, linear, max_pool, relu, serial
+from fblitz.layers import Bayes, Layer, conv2d, flatten, linear, max_pool, relu, serial
+from fblitz.layers.settings import takes_bayes
 
 
-def lenet(in_channels: int = 1, num_classes: int = 10, input_size: int = 28, *, padding: int = 0, **bayes) -> Layer:
+@takes_bayes
+def lenet(
+    in_channels: int = 1, num_classes: int = 10, input_size: int = 28, *, padding: int = 0, bayes: Bayes | None = None
+) -> Layer:
     """conv(6, 5x5) - relu - maxpool 2 - conv(16, 5x5) - relu - maxpool 2 - 120 - 84 - classes.
 
-    Every conv and linear layer is Bayesian; ``bayes`` (e.g. ``prior_sigma_1``,
-    ``posterior_rho_init``, ``prior``) is passed to each of them. With the
+    Every conv and linear layer is Bayesian and takes the settings ``bayes``
+    (a :class:`~fblitz.layers.Bayes`; None: each layer's BLiTZ defaults, rho
+    starting at -6 in the convs and -7 in the linear layers). With the
     defaults it is BLiTZ's MNIST LeNet for 28x28 inputs; ``padding=2`` keeps
     small inputs such as scikit-learn's 8x8 digits large enough.
 
@@ -35,18 +40,17 @@ def lenet(in_channels: int = 1, num_classes: int = 10, input_size: int = 28, *, 
             raise FblitzValueError(
                 f"input_size {input_size} is too small for LeNet with padding={padding}; use a larger padding"
             )
-    conv_bayes = {"posterior_rho_init": -6.0, **bayes}
     return serial(
-        conv2d(in_channels, 6, 5, padding=padding, **conv_bayes),
+        conv2d(in_channels, 6, 5, padding=padding, bayes=bayes),
         relu,
         max_pool(2, 2),
-        conv2d(6, 16, 5, padding=padding, **conv_bayes),
+        conv2d(6, 16, 5, padding=padding, bayes=bayes),
         relu,
         max_pool(2, 2),
         flatten(),
-        linear(16 * size * size, 120, **bayes),
+        linear(16 * size * size, 120, bayes=bayes),
         relu,
-        linear(120, 84, **bayes),
+        linear(120, 84, bayes=bayes),
         relu,
-        linear(84, num_classes, **bayes),
+        linear(84, num_classes, bayes=bayes),
     )

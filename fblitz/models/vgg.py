@@ -7,7 +7,8 @@ import math
 import torch
 
 from fblitz import _checks
-from fblitz.layers import Layer, batch_norm2d, conv2d, flatten, linear, max_pool, relu, serial
+from fblitz.layers import Bayes, Layer, batch_norm2d, conv2d, flatten, linear, max_pool, relu, serial
+from fblitz.layers.settings import check_bayes, takes_bayes
 
 # channel widths per conv layer, "M" for 2x2 max pooling (Simonyan & Zisserman 2015, configs A, B, D, E)
 VGG_CONFIGS = {
@@ -18,8 +19,15 @@ VGG_CONFIGS = {
 }
 
 
+@takes_bayes
 def vgg(
-    depth: int, *, batch_norm: bool = False, num_classes: int = 10, in_channels: int = 3, width: float = 1.0, **bayes
+    depth: int,
+    *,
+    batch_norm: bool = False,
+    num_classes: int = 10,
+    in_channels: int = 3,
+    width: float = 1.0,
+    bayes: Bayes | None = None,
 ) -> Layer:
     """A Bayesian VGG: 3x3 Bayesian convs (padding 1) with ReLU and max pooling, then
     Bayesian linear 512 - 512 - ``num_classes``.
@@ -27,7 +35,9 @@ def vgg(
     As in BLiTZ, inputs are 32x32 (five poolings leave 1x1x512), the conv
     means start from He initialisation N(0, 2 / (9 * out_channels)) and the
     conv bias means at zero. ``width`` scales every channel count (e.g. 0.125
-    for a quick test network); ``bayes`` is passed to every Bayesian layer.
+    for a quick test network); ``bayes`` (a :class:`~fblitz.layers.Bayes`,
+    None for each layer's BLiTZ defaults) is given to every Bayesian layer,
+    except that the convs' ``mu_std`` is always He's.
     With ``batch_norm=True`` each conv is followed by :func:`batch_norm2d`
     (a stateful layer: see :func:`fblitz.layers.apply_with_state`).
 
@@ -37,6 +47,7 @@ def vgg(
     width = _checks.positive("width", width)
     num_classes = _checks.integer("num_classes", num_classes, minimum=1)
     channels = _checks.integer("in_channels", in_channels, minimum=1)
+    bayes = check_bayes(bayes)
     parts, conv_names = [], []
     for entry in VGG_CONFIGS[depth]:
         if entry == "M":
@@ -45,14 +56,14 @@ def vgg(
         out = max(1, round(entry * width))
         he_std = math.sqrt(2.0 / (9 * out))
         conv_names.append(str(len(parts)))
-        parts.append(conv2d(channels, out, 3, padding=1, **{"posterior_mu_std": he_std, **bayes}))
+        parts.append(conv2d(channels, out, 3, padding=1, bayes=bayes.replace(mu_std=he_std)))
         if batch_norm:
             parts.append(batch_norm2d(out))
         parts.append(relu)
         channels = out
     hidden = max(1, round(512 * width))
-    parts += [flatten(), linear(channels, hidden, **bayes), relu, linear(hidden, hidden, **bayes), relu]
-    parts.append(linear(hidden, num_classes, **bayes))
+    parts += [flatten(), linear(channels, hidden, bayes=bayes), relu, linear(hidden, hidden, bayes=bayes), relu]
+    parts.append(linear(hidden, num_classes, bayes=bayes))
     model = serial(*parts)
 
     def init(key, *, dtype=None, device=None):
@@ -67,41 +78,19 @@ def vgg(
     return model._replace(init=init, name=name)
 
 
-def vgg11(**kwargs) -> Layer:
-    """VGG 11 (config A); see :func:`vgg`."""
-    return vgg(11, **kwargs)
+def _variant(depth: int, batch_norm: bool):
+    """``vgg{depth}`` or ``vgg{depth}_bn``: :func:`vgg` with the depth (and batch norm) fixed."""
+
+    def variant(**kwargs) -> Layer:
+        return vgg(depth, batch_norm=batch_norm, **kwargs)
+
+    config = "ABDE"[tuple(VGG_CONFIGS).index(depth)]
+    variant.__name__ = variant.__qualname__ = f"vgg{depth}{'_bn' if batch_norm else ''}"
+    variant.__doc__ = f"VGG {depth} (config {config}){' with batch norm' if batch_norm else ''}; see :func:`vgg`."
+    return variant
 
 
-def vgg11_bn(**kwargs) -> Layer:
-    """VGG 11 with batch norm; see :func:`vgg`."""
-    return vgg(11, batch_norm=True, **kwargs)
-
-
-def vgg13(**kwargs) -> Layer:
-    """VGG 13 (config B); see :func:`vgg`."""
-    return vgg(13, **kwargs)
-
-
-def vgg13_bn(**kwargs) -> Layer:
-    """VGG 13 with batch norm; see :func:`vgg`."""
-    return vgg(13, batch_norm=True, **kwargs)
-
-
-def vgg16(**kwargs) -> Layer:
-    """VGG 16 (config D); see :func:`vgg`."""
-    return vgg(16, **kwargs)
-
-
-def vgg16_bn(**kwargs) -> Layer:
-    """VGG 16 with batch norm; see :func:`vgg`."""
-    return vgg(16, batch_norm=True, **kwargs)
-
-
-def vgg19(**kwargs) -> Layer:
-    """VGG 19 (config E); see :func:`vgg`."""
-    return vgg(19, **kwargs)
-
-
-def vgg19_bn(**kwargs) -> Layer:
-    """VGG 19 with batch norm; see :func:`vgg`."""
-    return vgg(19, batch_norm=True, **kwargs)
+vgg11, vgg11_bn = _variant(11, False), _variant(11, True)
+vgg13, vgg13_bn = _variant(13, False), _variant(13, True)
+vgg16, vgg16_bn = _variant(16, False), _variant(16, True)
+vgg19, vgg19_bn = _variant(19, False), _variant(19, True)

@@ -33,8 +33,8 @@ pass on the CPU (:mod:`fblitz.variational.per_example`), or expanded by the coun
 generator of :mod:`fblitz.variational.seeded` inside it.
 
 A layer's ``apply`` recognises the estimator from the keys of its noise, so
-the choice is made when noise is drawn: per layer (the constructor's
-``estimator=``) or per call (``sample_noise(..., estimator=...)``, ``fit``,
+the choice is made when noise is drawn: per layer (``bayes=Bayes(estimator=...)``,
+see :class:`fblitz.layers.Bayes`) or per call (``sample_noise(..., estimator=...)``, ``fit``,
 ``sample_elbo`` and ``predict`` take ``estimator=`` too and apply it to every
 layer that supports it).
 """

@@ -6,7 +6,7 @@ pass through every function here unchanged.
 
 Example:
     >>> import torch
-    >>> node = gaussian_init(0.0, 0.1, -7.0, 0.1).node(0, (2, 3))
+    >>> node = GaussianInit(0.0, 0.1, -7.0, 0.1).node(0, (2, 3))
     >>> tuple(node["mu"].shape), sorted(node)
     ((2, 3), ['mu', 'rho'])
 """
@@ -17,7 +17,6 @@ from typing import NamedTuple
 
 import torch
 
-from fblitz import _checks
 from fblitz.errors import FblitzTypeError, FblitzValueError
 from fblitz.random import KeyLike, as_key, normal
 from fblitz.tree import PyTree, map_gaussian
@@ -27,7 +26,7 @@ from fblitz.variational.distributions import inverse_softplus, reparameterize
 class GaussianInit(NamedTuple):
     """How to initialise a Gaussian node: mu ~ N(mu_init, mu_std^2), rho ~ N(rho_init, rho_std^2).
 
-    Build it with :func:`gaussian_init`, which validates the numbers.
+    The layers build it from a validated :class:`~fblitz.layers.Bayes`.
     """
 
     mu_init: float
@@ -43,16 +42,6 @@ class GaussianInit(NamedTuple):
         if mu.is_meta:  # shapes only: no arithmetic (meta arithmetic runs Python kernels that import torch._dynamo)
             return {"mu": mu, "rho": rho}
         return {"mu": self.mu_init + self.mu_std * mu, "rho": self.rho_init + self.rho_std * rho}
-
-
-def gaussian_init(mu_init: float, mu_std: float, rho_init: float, rho_std: float) -> GaussianInit:
-    """A validated :class:`GaussianInit` (names follow BLiTZ's ``posterior_*`` arguments)."""
-    return GaussianInit(
-        _checks.real_number("posterior_mu_init", mu_init),
-        _checks.non_negative("posterior_mu_std", mu_std),
-        _checks.real_number("posterior_rho_init", rho_init),
-        _checks.non_negative("posterior_rho_std", rho_std),
-    )
 
 
 def moped_node(weight: torch.Tensor, delta: float, min_sigma: float = 1e-8) -> dict:

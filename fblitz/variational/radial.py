@@ -1,6 +1,6 @@
 """The radial posterior (Farquhar, Osborne & Gal 2020): noise, log-density, KL tag.
 
-A layer built with ``posterior="radial"`` samples each weight tensor of D
+A layer built with ``bayes=Bayes(posterior="radial")`` samples each weight tensor of D
 entries as
 
     w = mu + sigma * eps_r,    eps_r = r * eps / ||eps||,

@@ -79,12 +79,12 @@ def test_correct_the_guides_table_matches_the_code(name):
         used = estimator_usage(layer, params, estimator)[""]
         assert (used == estimator) == (mark == "yes"), (name, estimator, used, mark)
     if marks[3] == "yes":  # a radial layer follows Flipout, not local reparameterization
-        radial = BUILD[name](posterior="radial")
+        radial = BUILD[name](bayes=layers.Bayes(posterior="radial"))
         assert estimator_usage(radial, radial.init(0), "flipout") == {"": "flipout"}
         assert estimator_usage(radial, radial.init(0), "local_reparameterization") == {"": "reparameterization"}
     else:
         with pytest.raises((FblitzTypeError, FblitzValueError, TypeError)):
-            BUILD[name](posterior="radial")
+            BUILD[name](bayes=layers.Bayes(posterior="radial"))
 
 
 def _lstm_linear():
@@ -106,7 +106,9 @@ def test_correct_usage_and_summary_of_a_mixed_model():
 
 
 def test_correct_a_radial_layer_keeps_its_own_under_local_reparameterization():
-    model = layers.serial(layers.conv2d(1, 2, 3, posterior="radial"), layers.flatten(), layers.linear(8, 1))
+    model = layers.serial(
+        layers.conv2d(1, 2, 3, bayes=layers.Bayes(posterior="radial")), layers.flatten(), layers.linear(8, 1)
+    )
     usage = estimator_usage(model, model.init(0), "local_reparameterization")
     assert usage == {"0": "reparameterization", "2": "local_reparameterization"}
 
@@ -133,7 +135,7 @@ REFUSED = {
     "embedding-flipout": (lambda: layers.embedding(5, 3), "flipout", "(model) reparameterization (no flipout)"),
     "bridge-flipout": (_bridged, "flipout", "reparameterization (no flipout)"),
     "radial-local": (
-        lambda: layers.linear(3, 2, posterior="radial"),
+        lambda: layers.linear(3, 2, bayes=layers.Bayes(posterior="radial")),
         "local_reparameterization",
         "(model) reparameterization (no local_reparameterization)",
     ),

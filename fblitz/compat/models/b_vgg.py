@@ -69,41 +69,18 @@ def make_layers(cfg, batch_norm=False):
     return nn.Sequential(*layers)
 
 
-def vgg11():
-    """VGG 11 (configuration "A")."""
-    return VGG(make_layers(cfg["A"]))
+def _variant(depth: int, config: str, batch_norm: bool):
+    """BLiTZ's ``vgg{depth}`` / ``vgg{depth}_bn``: a :class:`VGG` on configuration ``config``."""
+
+    def variant():
+        return VGG(make_layers(cfg[config], batch_norm=batch_norm))
+
+    variant.__name__ = variant.__qualname__ = f"vgg{depth}{'_bn' if batch_norm else ''}"
+    variant.__doc__ = f'VGG {depth} (configuration "{config}"){" with batch normalisation" if batch_norm else ""}.'
+    return variant
 
 
-def vgg11_bn():
-    """VGG 11 (configuration "A") with batch normalisation."""
-    return VGG(make_layers(cfg["A"], batch_norm=True))
-
-
-def vgg13():
-    """VGG 13 (configuration "B")."""
-    return VGG(make_layers(cfg["B"]))
-
-
-def vgg13_bn():
-    """VGG 13 (configuration "B") with batch normalisation."""
-    return VGG(make_layers(cfg["B"], batch_norm=True))
-
-
-def vgg16():
-    """VGG 16 (configuration "D")."""
-    return VGG(make_layers(cfg["D"]))
-
-
-def vgg16_bn():
-    """VGG 16 (configuration "D") with batch normalisation."""
-    return VGG(make_layers(cfg["D"], batch_norm=True))
-
-
-def vgg19():
-    """VGG 19 (configuration "E")."""
-    return VGG(make_layers(cfg["E"]))
-
-
-def vgg19_bn():
-    """VGG 19 (configuration "E") with batch normalisation."""
-    return VGG(make_layers(cfg["E"], batch_norm=True))
+vgg11, vgg11_bn = _variant(11, "A", False), _variant(11, "A", True)
+vgg13, vgg13_bn = _variant(13, "B", False), _variant(13, "B", True)
+vgg16, vgg16_bn = _variant(16, "D", False), _variant(16, "D", True)
+vgg19, vgg19_bn = _variant(19, "E", False), _variant(19, "E", True)

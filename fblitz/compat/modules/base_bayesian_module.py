@@ -24,15 +24,15 @@ from torch import nn
 
 from fblitz import _checks, layers
 from fblitz.compat._module import BayesianModule, GaussianModule, active_draw
-from fblitz.compat.modules._setup import blitz_arguments
+from fblitz.compat.modules._setup import blitz_arguments, blitz_signature, takes_blitz_arguments
 from fblitz.compat.modules._stateful_sharpening import NAMES, StatefulSharpening
 from fblitz.random import sample_eps, uniform
 from fblitz.variational import seeded
 from fblitz.variational.distributions import reparameterize
-from fblitz.variational.posterior import gaussian_init
+from fblitz.variational.posterior import GaussianInit
 from fblitz.variational.radial import radial_noise
 
-__all__ = ["BayesianModule", "BayesianRNN"]
+__all__ = ["BayesianModule", "BayesianRNN", "rnn_init"]
 
 _NAMES = NAMES
 
@@ -55,9 +55,15 @@ class BayesianRNN(StatefulSharpening, GaussianModule):
         self.sharpen = sharpen
         self.loss_to_sharpen = None
 
-    def _build(self, in_features, out_features, bias, prior_args, **options):
+    def build(self, in_features, out_features, bias, freeze, sharpen=False, seed=None, **blitz):
+        """``__init__`` of the LSTM and GRU with every argument by name (their BLiTZ signature: :func:`rnn_init`)."""
+        BayesianRNN.__init__(self, sharpen, freeze=freeze, seed=seed)
+        options = {}
+        if "peephole" in blitz:
+            self.peephole = blitz.pop("peephole")
+            options["peephole"] = _checks.boolean("peephole", self.peephole)
         self.in_features, self.out_features, self.use_bias = in_features, out_features, bias
-        kwargs = blitz_arguments(self, _NAMES, *prior_args)
+        kwargs = blitz_arguments(self, _NAMES, **blitz)
         constructor = layers.gru if self.kind == "gru" else layers.lstm
         self._set_layer(
             constructor,
@@ -70,7 +76,8 @@ class BayesianRNN(StatefulSharpening, GaussianModule):
         )
         hidden = 4 * out_features
         shapes = {"weight_ih": (in_features, hidden), "weight_hh": (out_features, hidden), "bias": (hidden,)}
-        init = gaussian_init(kwargs["posterior_mu_init"], 0.1, kwargs["posterior_rho_init"], 0.1)
+        bayes = kwargs["bayes"]
+        init = GaussianInit(bayes.mu_init, bayes.mu_std, bayes.rho_init, bayes.rho_std)
         keys = self.next_key().split(len(shapes))
         dtype = torch.get_default_dtype()
         tree = {name: init.node(key, shape, dtype=dtype) for key, (name, shape) in zip(keys, shapes.items())}
@@ -159,3 +166,11 @@ class BayesianRNN(StatefulSharpening, GaussianModule):
         state = None if hidden_states is None else tuple(s.unsqueeze(0) for s in hidden_states)
         out, (h_n, c_n) = self._layer.forward(torch_params, x, torch_eps, state)
         return out, (h_n[0], c_n[0])
+
+
+def rnn_init(*extra: tuple[str, object]):
+    """The ``__init__`` of a BLiTZ recurrent layer: BLiTZ's arguments, then ``extra``, then ``**kwargs``
+    (``sharpen``, ``seed``)."""
+    leading = ("in_features", "out_features", ("bias", True))
+    signature = blitz_signature(*leading, sigma_2=0.002, rho_init=-6.0, extra=extra, var_keyword=True)
+    return takes_blitz_arguments(signature)(BayesianRNN.build)

@@ -6,9 +6,16 @@ import torch
 
 from fblitz import _checks, layers
 from fblitz.compat._module import GaussianModule
-from fblitz.compat.modules._setup import blitz_arguments
+from fblitz.compat.modules._setup import blitz_arguments, blitz_signature, takes_blitz_arguments
 
 _CONSTRUCTORS = {1: layers.conv1d, 2: layers.conv2d, 3: layers.conv3d}
+_TORCH = (("groups", 1), ("stride", 1), ("padding", 0), ("dilation", 1), ("bias", True))  # BLiTZ's order
+
+
+def _init(rho_init: float):
+    """The ``__init__`` of a convolution whose ``posterior_rho_init`` defaults to ``rho_init``."""
+    signature = blitz_signature("in_channels", "out_channels", "kernel_size", *_TORCH, sigma_2=0.002, rho_init=rho_init)
+    return takes_blitz_arguments(signature)(_BayesianConv.build)
 
 
 class _BayesianConv(GaussianModule):
@@ -16,12 +23,14 @@ class _BayesianConv(GaussianModule):
 
     dims = 0
 
-    def _build(self, in_channels, out_channels, kernel_size, groups, stride, padding, dilation, bias, prior_args):
+    def build(self, in_channels, out_channels, kernel_size, groups, stride, padding, dilation, bias, **blitz):
+        """``__init__`` with every argument by name (each subclass gives it BLiTZ's signature, see ``_init``)."""
+        GaussianModule.__init__(self, blitz.pop("freeze"), blitz.pop("seed"))
         self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel_size
         self.groups, self.stride, self.padding, self.dilation, self.bias = groups, stride, padding, dilation, bias
         names = ("weight", "bias") if bias else ("weight",)
         self._ignored_keys = () if bias else ("bias_zero",)  # BLiTZ's zero-bias buffer
-        kwargs = blitz_arguments(self, names, *prior_args)
+        kwargs = blitz_arguments(self, names, **blitz)
         self._set_layer(
             _CONSTRUCTORS[self.dims],
             in_channels, out_channels, kernel_size, stride=stride, padding=padding, dilation=dilation,
@@ -53,30 +62,7 @@ class BayesianConv1d(_BayesianConv):
     """
 
     dims = 1
-
-    def __init__(
-        self,
-        in_channels,
-        out_channels,
-        kernel_size,
-        groups=1,
-        stride=1,
-        padding=0,
-        dilation=1,
-        bias=True,
-        prior_sigma_1=0.1,
-        prior_sigma_2=0.002,
-        prior_pi=1,
-        posterior_mu_init=0,
-        posterior_rho_init=-7.0,
-        freeze=False,
-        prior_dist=None,
-        *,
-        seed=None,
-    ):
-        super().__init__(freeze, seed)
-        prior_args = (prior_sigma_1, prior_sigma_2, prior_pi, posterior_mu_init, posterior_rho_init, prior_dist)
-        self._build(in_channels, out_channels, kernel_size, groups, stride, padding, dilation, bias, prior_args)
+    __init__ = _init(-7.0)
 
 
 class BayesianConv2d(_BayesianConv):
@@ -91,30 +77,7 @@ class BayesianConv2d(_BayesianConv):
     """
 
     dims = 2
-
-    def __init__(
-        self,
-        in_channels,
-        out_channels,
-        kernel_size,
-        groups=1,
-        stride=1,
-        padding=0,
-        dilation=1,
-        bias=True,
-        prior_sigma_1=0.1,
-        prior_sigma_2=0.002,
-        prior_pi=1,
-        posterior_mu_init=0,
-        posterior_rho_init=-6.0,
-        freeze=False,
-        prior_dist=None,
-        *,
-        seed=None,
-    ):
-        super().__init__(freeze, seed)
-        prior_args = (prior_sigma_1, prior_sigma_2, prior_pi, posterior_mu_init, posterior_rho_init, prior_dist)
-        self._build(in_channels, out_channels, kernel_size, groups, stride, padding, dilation, bias, prior_args)
+    __init__ = _init(-6.0)
 
 
 class BayesianConv3d(_BayesianConv):
@@ -127,27 +90,4 @@ class BayesianConv3d(_BayesianConv):
     """
 
     dims = 3
-
-    def __init__(
-        self,
-        in_channels,
-        out_channels,
-        kernel_size,
-        groups=1,
-        stride=1,
-        padding=0,
-        dilation=1,
-        bias=True,
-        prior_sigma_1=0.1,
-        prior_sigma_2=0.002,
-        prior_pi=1,
-        posterior_mu_init=0,
-        posterior_rho_init=-6.0,
-        freeze=False,
-        prior_dist=None,
-        *,
-        seed=None,
-    ):
-        super().__init__(freeze, seed)
-        prior_args = (prior_sigma_1, prior_sigma_2, prior_pi, posterior_mu_init, posterior_rho_init, prior_dist)
-        self._build(in_channels, out_channels, kernel_size, groups, stride, padding, dilation, bias, prior_args)
+    __init__ = _init(-6.0)

@@ -6,8 +6,17 @@ import torch
 
 from fblitz import layers
 from fblitz.compat._module import GaussianModule
-from fblitz.compat.modules._setup import blitz_arguments
+from fblitz.compat.modules._setup import blitz_arguments, blitz_signature, takes_blitz_arguments
 from fblitz.errors import FblitzValueError
+
+# torch's options, in its order, with its defaults
+_OPTIONS = (
+    ("padding_idx", None),
+    ("max_norm", None),
+    ("norm_type", 2.0),
+    ("scale_grad_by_freq", False),
+    ("sparse", False),
+)
 
 
 class BayesianEmbedding(GaussianModule):
@@ -24,43 +33,15 @@ class BayesianEmbedding(GaussianModule):
         torch.Size([2, 2, 3])
     """
 
-    def __init__(
-        self,
-        num_embeddings,
-        embedding_dim,
-        padding_idx=None,
-        max_norm=None,
-        norm_type=2.0,
-        scale_grad_by_freq=False,
-        sparse=False,
-        prior_sigma_1=0.1,
-        prior_sigma_2=0.002,
-        prior_pi=1,
-        posterior_mu_init=0,
-        posterior_rho_init=-6.0,
-        freeze=False,
-        prior_dist=None,
-        *,
-        seed=None,
-    ):
+    @takes_blitz_arguments(blitz_signature("num_embeddings", "embedding_dim", *_OPTIONS, sigma_2=0.002, rho_init=-6.0))
+    def __init__(self, num_embeddings, embedding_dim, freeze, seed, **arguments):
         super().__init__(freeze, seed)
-        self.num_embeddings, self.embedding_dim, self.padding_idx = num_embeddings, embedding_dim, padding_idx
-        self.max_norm, self.norm_type = max_norm, norm_type
-        self.scale_grad_by_freq, self.sparse = scale_grad_by_freq, sparse
-        kwargs = blitz_arguments(self, ("weight",), prior_sigma_1, prior_sigma_2, prior_pi, posterior_mu_init,
-                                 posterior_rho_init, prior_dist)  # fmt: skip
-        del kwargs["estimator"], kwargs["posterior"]  # an embedding has one estimator and posterior
+        options = {name: arguments.pop(name) for name, _ in _OPTIONS}
+        self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
+        for name, value in options.items():
+            setattr(self, name, value)
+        kwargs = blitz_arguments(self, ("weight",), **arguments)
         if self._estimator != "reparameterization" or self._posterior != "gaussian":
             raise FblitzValueError("BayesianEmbedding supports neither the Flipout nor the Radial wrapper")
-        self._set_layer(
-            layers.embedding,
-            num_embeddings,
-            embedding_dim,
-            padding_idx,
-            max_norm,
-            norm_type,
-            scale_grad_by_freq,
-            sparse,
-            **kwargs,
-        )
+        self._set_layer(layers.embedding, num_embeddings, embedding_dim, *options.values(), **kwargs)
         self._register(self._layer.init(self.next_key(), dtype=torch.get_default_dtype()))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fblitz.compat.modules.base_bayesian_module import BayesianRNN
+from fblitz.compat.modules.base_bayesian_module import BayesianRNN, rnn_init
 
 
 class BayesianGRU(BayesianRNN):
@@ -23,23 +23,7 @@ class BayesianGRU(BayesianRNN):
 
     kind = "gru"
 
-    def __init__(
-        self,
-        in_features,
-        out_features,
-        bias=True,
-        prior_sigma_1=0.1,
-        prior_sigma_2=0.002,
-        prior_pi=1,
-        posterior_mu_init=0,
-        posterior_rho_init=-6.0,
-        freeze=False,
-        prior_dist=None,
-        **kwargs,
-    ):
-        super().__init__(freeze=freeze, **kwargs)
-        prior_args = (prior_sigma_1, prior_sigma_2, prior_pi, posterior_mu_init, posterior_rho_init, prior_dist)
-        self._build(in_features, out_features, bias, prior_args)
+    __init__ = rnn_init()
 
     def forward(self, x, hidden_states=None, sharpen_loss=None):
         return super().forward(x, hidden_states, sharpen_loss)

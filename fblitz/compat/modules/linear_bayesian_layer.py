@@ -6,7 +6,7 @@ import torch
 
 from fblitz import _checks, layers
 from fblitz.compat._module import GaussianModule
-from fblitz.compat.modules._setup import UNUSED_BIAS_KEYS, blitz_arguments
+from fblitz.compat.modules._setup import UNUSED_BIAS_KEYS, blitz_arguments, blitz_signature, takes_blitz_arguments
 
 
 class BayesianLinear(GaussianModule):
@@ -27,27 +27,13 @@ class BayesianLinear(GaussianModule):
         (torch.Size([4, 2]), ['bias_mu', 'bias_rho', 'weight_mu', 'weight_rho'])
     """
 
-    def __init__(
-        self,
-        in_features,
-        out_features,
-        bias=True,
-        prior_sigma_1=0.1,
-        prior_sigma_2=0.4,
-        prior_pi=1,
-        posterior_mu_init=0,
-        posterior_rho_init=-7.0,
-        freeze=False,
-        prior_dist=None,
-        *,
-        seed=None,
-    ):
+    @takes_blitz_arguments(blitz_signature("in_features", "out_features", ("bias", True), sigma_2=0.4, rho_init=-7.0))
+    def __init__(self, in_features, out_features, bias, freeze, seed, **blitz):
         super().__init__(freeze, seed)
         self.in_features, self.out_features, self.bias = in_features, out_features, bias
         names = ("weight", "bias") if bias else ("weight",)
         self._ignored_keys = () if bias else UNUSED_BIAS_KEYS
-        kwargs = blitz_arguments(self, names, prior_sigma_1, prior_sigma_2, prior_pi, posterior_mu_init,
-                                 posterior_rho_init, prior_dist)  # fmt: skip
+        kwargs = blitz_arguments(self, names, **blitz)
         self._set_layer(layers.linear, in_features, out_features, _checks.boolean("bias", bias), **kwargs)
         self._register(self._layer.init(self.next_key(), dtype=torch.get_default_dtype()))
 

@@ -52,7 +52,8 @@ def _wrap(nn_module, kind: str, **settings):
     for name, value in settings.items():
         setattr(layer, name, value)
     recipe = layer._layer_recipe  # rebuild the fblitz layer with the new estimator / posterior
-    keywords = {**recipe.keywords, "estimator": layer._estimator, "posterior": layer._posterior}
+    bayes = recipe.keywords["bayes"].replace(estimator=layer._estimator, posterior=layer._posterior)
+    keywords = {**recipe.keywords, "bayes": bayes}
     layer._set_layer(recipe.func, *recipe.args, **keywords)
     return layer
 
