@@ -9,8 +9,8 @@ between rows or outputs).
 
 Example:
     >>> import torch
-    >>> from fblitz.layers import linear, relu, serial
-    >>> model = serial(linear(3, 64, posterior_rho_init=-3.0), relu, linear(64, 1, posterior_rho_init=-3.0))
+    >>> from fblitz.layers import Bayes, linear, relu, serial
+    >>> model = serial(linear(3, 64, bayes=Bayes(rho_init=-3.0)), relu, linear(64, 1, bayes=Bayes(rho_init=-3.0)))
     >>> params = model.init(0)
     >>> m = predictive_moments(model, params, torch.ones(5, 3))
     >>> m.mean.shape, m.var.shape, m.exact
