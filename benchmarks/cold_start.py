@@ -33,7 +33,7 @@ class FirstStep(Exception):
 def child(argv: list[str]) -> None:
     """Run the Boston example's ``main`` until its first training step ends; print the times (epoch s)."""
     started = time.time()
-    import fblitz.train.local as train  # the module whose fit builds the step
+    import fblitz.training.local as train  # the module whose fit builds the step
     from fblitz.examples import boston
 
     imported = time.time()

@@ -16,7 +16,7 @@ from benchmarks.cases import NETS, Case
 from benchmarks.runner import KL_WEIGHT, LEARNING_RATE, Runner, setup
 from fblitz import optim
 from fblitz.random import Key
-from fblitz.train import make_train_step
+from fblitz.training import make_train_step
 
 
 def functional_step(case: Case, kl_mode: str) -> Runner:

@@ -39,7 +39,7 @@ import torch.distributed as dist
 from benchmarks.cases import NETS, data
 from fblitz import distributed, optim
 from fblitz.random import Key
-from fblitz.train import make_train_step
+from fblitz.training import make_train_step
 
 CASES = (("13-512-1", 16, 3), ("784-400-400-10", 128, 8))  # (net, batch, S): the Boston net and settings; an MNIST MLP
 ROOT = Path(__file__).resolve().parent.parent

@@ -29,7 +29,7 @@ from fblitz._task_progress import TaskProgress
 from fblitz.layers import sample_noise
 from fblitz.objectives import negative_elbo
 from fblitz.random import Key, normal
-from fblitz.train import make_train_step
+from fblitz.training import make_train_step
 from fblitz.tree import tree_leaves
 from fblitz.variational.estimators import ESTIMATORS
 

@@ -32,7 +32,7 @@ from fblitz import optim
 from fblitz.layers import sample_noise
 from fblitz.likelihoods import as_likelihood
 from fblitz.random import Key
-from fblitz.train import make_train_step
+from fblitz.training import make_train_step
 from fblitz.tree import tree_map
 from fblitz.variational.estimators import ESTIMATORS
 from fblitz.variational.kl import closed_form_kl, make_plan, monte_carlo_kl

@@ -16,7 +16,7 @@ import torch
 
 from fblitz import layers, likelihoods, optim
 from fblitz.random import normal
-from fblitz.train import Resume, fit
+from fblitz.training import Resume, fit
 
 
 def rss_mb() -> float:

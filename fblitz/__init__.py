@@ -9,7 +9,7 @@ function (``fblitz.fit``, ``fblitz.predict``, ``fblitz.bayesify``), and the
 namespaces a model is built from are modules named by nouns
 (``fblitz.layers``, ``fblitz.likelihoods``, ``fblitz.priors``,
 ``fblitz.optim``, ``fblitz.metrics``, ...). Everything else lives in its
-module (``fblitz.prediction``, ``fblitz.train``, ``fblitz.objectives``, ...).
+module (``fblitz.prediction``, ``fblitz.training``, ``fblitz.objectives``, ...).
 
 Example:
     >>> import torch
@@ -46,7 +46,7 @@ from fblitz.prediction import predict, predict_mean_weights
 from fblitz.prediction.predictor import make_predictor
 from fblitz.predictive import from_draws, predictive_distribution
 from fblitz.random import Key, sample_eps, split
-from fblitz.train import FitResult, fit, kl_weights, make_train_step
+from fblitz.training import FitResult, fit, kl_weights, make_train_step
 from fblitz.variational.kl import kl_divergence
 
 __version__ = "0.1.0"

@@ -1,6 +1,6 @@
 """Progress displays: a tqdm bar, or plain lines where output is not a terminal.
 
-:class:`TrainingProgress` is what :func:`fblitz.train.fit` and
+:class:`TrainingProgress` is what :func:`fblitz.training.fit` and
 :func:`fblitz.distributed.fit_distributed` show on stderr;
 :class:`fblitz._task_progress.TaskProgress` counts the items of a longer
 job (the benchmarks' cases). Their form follows where the output goes (:func:`output_kind`):

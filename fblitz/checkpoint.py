@@ -71,13 +71,13 @@ class Checkpoint(NamedTuple):
     format_version: int = FORMAT_VERSION
 
     def resume(self) -> dict:
-        """Keyword arguments that make :func:`fblitz.train.fit` continue this run.
+        """Keyword arguments that make :func:`fblitz.training.fit` continue this run.
 
         ``fit(model, ckpt.params, x, y, ..., epochs=total, **ckpt.resume())``
-        passes ``key`` and ``resume``, a :class:`fblitz.train.Resume` of the
+        passes ``key`` and ``resume``, a :class:`fblitz.training.Resume` of the
         epochs done, ``opt_state`` and ``state``.
         """
-        from fblitz.train.options import Resume  # training builds on checkpoints, not the other way round
+        from fblitz.training.options import Resume  # training builds on checkpoints, not the other way round
 
         if self.key is None or self.epoch is None:
             raise CheckpointError("resuming needs a checkpoint saved with key= and epoch=")

@@ -14,7 +14,7 @@ by ``1 / N`` -- for every minibatch, whatever its size. Then each minibatch
 loss is an unbiased estimate of ``-ELBO / N``. Blundell et al.'s scheme instead
 weights minibatch i of M by pi_i = 2^(M-i) / (2^M - 1); in this convention that
 is ``complexity_cost_weight = M * pi_i / N``
-(:func:`fblitz.train.kl_weights` computes both). A criterion that *sums* over
+(:func:`fblitz.training.kl_weights` computes both). A criterion that *sums* over
 the batch (``reduction="sum"``) needs ``batch_size / N`` instead.
 """
 
@@ -171,7 +171,7 @@ def elbo_grad(model: Layer, likelihood: Likelihood):
     -> (grads, terms, state)``: ``grads`` has the structure of ``params``,
     ``terms`` are the 0-dim :class:`ElboTerms` (means over the draws) and
     ``state`` the updated running statistics (``()`` when ``state`` is None).
-    Training steps (:func:`fblitz.train.make_train_step`,
+    Training steps (:func:`fblitz.training.make_train_step`,
     :mod:`fblitz.distributed`) build on it; arguments are trusted.
 
     Example:

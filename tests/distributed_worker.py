@@ -20,7 +20,7 @@ from typing import NamedTuple
 import torch
 
 from fblitz import distributed, layers, likelihoods, optim
-from fblitz.train import KLSchedule
+from fblitz.training import KLSchedule
 from tests.helpers import mlp, randn, to_double
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -98,7 +98,7 @@ def test_predict_runs_vmapped_over_draws(bridged):
 
 def test_fit_decreases_the_loss_and_trains_point_estimates():
     from fblitz import optim
-    from fblitz.train import fit
+    from fblitz.training import fit
 
     net = build(lambda: torch.nn.Sequential(torch.nn.Linear(1, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1)))
     before = copy.deepcopy(net.state_dict())

@@ -16,7 +16,7 @@ from fblitz.errors import FblitzTypeError, FblitzValueError, NonFiniteError
 from fblitz.layers import sample_noise
 from fblitz.objectives import elbo_samples
 from fblitz.priors import gaussian, scale_mixture
-from fblitz.train import kl_weights, minibatch_weights
+from fblitz.training import kl_weights, minibatch_weights
 from fblitz.tree import tree_map
 from fblitz.variational.distributions import (
     gaussian_kl,

@@ -25,7 +25,7 @@ from fblitz.errors import FblitzTypeError, FblitzValueError
 from fblitz.layers import init_state, sample_noise
 from fblitz.objectives import elbo_grad, sample_elbo
 from fblitz.prediction import predict
-from fblitz.train import fit, make_train_step
+from fblitz.training import fit, make_train_step
 from fblitz.tree import tree_leaves, tree_map
 from fblitz.variational.estimators import ESTIMATORS
 from fblitz.variational.kl import make_plan

@@ -19,7 +19,7 @@ from fblitz.layers import sample_noise
 from fblitz.objectives import elbo_grad, negative_elbo
 from fblitz.optim import apply_updates
 from fblitz.random import Key, permutation
-from fblitz.train import fit, make_train_step
+from fblitz.training import fit, make_train_step
 from fblitz.tree import tree_leaves, tree_map
 from fblitz.variational.kl import kl_divergence, make_plan
 from tests.distributed_worker import BATCH, KL_WEIGHT, PER_EXAMPLE, Launch, problem

@@ -13,7 +13,7 @@ from fblitz.checkpoint import load_checkpoint
 from fblitz.distributed.collectives import pack, unpack
 from fblitz.errors import FblitzTypeError, FblitzValueError, NonFiniteStepError
 from fblitz.random import Key
-from fblitz.train import Resume, fit, make_train_step
+from fblitz.training import Resume, fit, make_train_step
 from fblitz.tree import tree_leaves
 from fblitz.variational.seeded import offset_noise
 from tests.distributed_worker import PER_EXAMPLE

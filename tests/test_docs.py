@@ -72,7 +72,7 @@ def test_api_reference_is_grouped_by_the_architecture():
     sections = dict(hook.api_sections())
     for group in ("Layers", "Objectives and training", "Prediction and metrics", "Bridge and compat", "Distributed"):
         assert sections.get(group), f"docs/api-modules.txt has no [{group}] group"
-    assert "fblitz.layers" in sections["Layers"] and "fblitz.train" in sections["Objectives and training"]
+    assert "fblitz.layers" in sections["Layers"] and "fblitz.training" in sections["Objectives and training"]
     assert (
         "fblitz.predictive" in sections["Prediction and metrics"] and "fblitz.compat" in sections["Bridge and compat"]
     )

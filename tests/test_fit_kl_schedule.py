@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from fblitz import layers, optim, priors
-from fblitz.train import KLSchedule, fit
+from fblitz.training import KLSchedule, fit
 from fblitz.tree import tree_map
 from tests.helpers import randn
 

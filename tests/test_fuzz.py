@@ -16,7 +16,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fblitz import layers, likelihoods, metrics, optim, prediction, priors, train
+from fblitz import layers, likelihoods, metrics, optim, prediction, priors, training
 from fblitz.errors import FblitzError
 from fblitz.objectives import negative_elbo, sample_elbo
 from fblitz.random import sample_eps
@@ -92,8 +92,8 @@ def test_prior_and_likelihood_constructors(pi, s, x):
     check(priors.scale_mixture, pi, 1.0, s)
     check(priors.gaussian, s, x)
     check(likelihoods.gaussian, s)
-    check(train.minibatch_weights, s)
-    check(train.kl_weights, 10, 3, "blundell", s)
+    check(training.minibatch_weights, s)
+    check(training.kl_weights, 10, 3, "blundell", s)
 
 
 LIKELIHOODS = [

@@ -6,7 +6,7 @@ import torch
 from fblitz import layers, likelihoods, optim
 from fblitz.errors import FblitzTypeError
 from fblitz.interop import from_torchopt
-from fblitz.train import fit
+from fblitz.training import fit
 from fblitz.tree import tree_map
 from tests.trees import tree_allclose, tree_equal
 

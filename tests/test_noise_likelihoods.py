@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from fblitz import layers, likelihoods, optim, priors
-from fblitz.train import fit
+from fblitz.training import fit
 from tests.helpers import randn
 
 N = 2000

@@ -9,7 +9,7 @@ from fblitz import layers, likelihoods, optim
 from fblitz.errors import FblitzValueError
 from fblitz.layers import apply_with_state, init_state, sample_noise
 from fblitz.prediction import predict, predict_mean_weights
-from fblitz.train import fit, make_train_step
+from fblitz.training import fit, make_train_step
 from tests.helpers import randn
 
 

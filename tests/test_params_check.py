@@ -24,7 +24,7 @@ from fblitz.layers import Layer, apply_with_state, check_params, expected_params
 from fblitz.objectives import negative_elbo, sample_elbo
 from fblitz.prediction import predict, predict_mean_weights, predict_with_eps
 from fblitz.prediction.predictor import make_predictor
-from fblitz.train import fit, make_train_step
+from fblitz.training import fit, make_train_step
 from fblitz.tree import tree_leaves, tree_map
 from tests.helpers import randn
 from tests.layer_registry import CASES

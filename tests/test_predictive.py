@@ -21,7 +21,7 @@ from fblitz.predictive import (
     predictive_distribution,
 )
 from fblitz.random import Key, normal
-from fblitz.train import fit
+from fblitz.training import fit
 from tests.helpers import randn
 
 stats = pytest.importorskip("scipy.stats")

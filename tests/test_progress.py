@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from fblitz import _progress, layers, likelihoods, optim
 from fblitz._progress import COMPILE_NOTE, TrainingProgress, output_kind
 from fblitz._task_progress import TaskProgress
-from fblitz.train import Resume, fit
+from fblitz.training import Resume, fit
 
 MODEL = layers.serial(layers.linear(1, 8), layers.relu, layers.linear(8, 1))
 X = torch.linspace(-1, 1, 24).unsqueeze(1)

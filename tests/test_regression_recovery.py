@@ -9,7 +9,7 @@ and m = S X^T y / s^2. The best mean-field Gaussian has mean m and variances
 import torch
 
 from fblitz import layers, likelihoods, optim, priors
-from fblitz.train import fit
+from fblitz.training import fit
 from fblitz.variational.distributions import sigma
 from tests.helpers import randn
 

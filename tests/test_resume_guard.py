@@ -7,7 +7,7 @@ from fblitz import likelihoods, optim
 from fblitz.checkpoint import load_checkpoint
 from fblitz.errors import FblitzTypeError, FblitzValueError, NonFiniteError, NonFiniteStepError
 from fblitz.layers import Bayes
-from fblitz.train import Checkpointing, Resume, fit, make_train_step
+from fblitz.training import Checkpointing, Resume, fit, make_train_step
 from tests.helpers import assert_trees_equal, mlp, randn
 
 X = randn(0, 64, 2)

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from fblitz import layers, likelihoods, metrics, optim, priors
 from fblitz.errors import FblitzTypeError, FblitzValueError
-from fblitz.train import fit
+from fblitz.training import fit
 from fblitz.variational.distributions import student_t_log_prob
 from tests.helpers import randn
 

@@ -8,7 +8,7 @@ from fblitz import layers, likelihoods, optim
 from fblitz.errors import FblitzValueError, NonFiniteError
 from fblitz.objectives import negative_elbo
 from fblitz.random import sample_eps
-from fblitz.train import Resume, fit, kl_weights, make_train_step, minibatch_weights
+from fblitz.training import Resume, fit, kl_weights, make_train_step, minibatch_weights
 from tests.helpers import assert_trees_equal, clone_tree, mlp, randn
 
 

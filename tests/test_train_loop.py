@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 from fblitz import likelihoods, optim
 from fblitz.checkpoint import load_checkpoint
 from fblitz.errors import FblitzTypeError
-from fblitz.train import Checkpointing, KLSchedule, Resume, StepOutcome, fit, kl_weights
-from fblitz.train.local import local_runner
-from fblitz.train.loop import Runner
+from fblitz.training import Checkpointing, KLSchedule, Resume, StepOutcome, fit, kl_weights
+from fblitz.training.local import local_runner
+from fblitz.training.loop import Runner
 from tests.helpers import assert_trees_equal, mlp, randn
 
 MODEL = mlp(2, 6, 1)

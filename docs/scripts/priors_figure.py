@@ -20,7 +20,7 @@ from fblitz import layers, likelihoods, optim, priors
 from fblitz.metrics import predictive_mean_std
 from fblitz.prediction import predict
 from fblitz.random import Key, normal
-from fblitz.train import fit
+from fblitz.training import fit
 
 PRIOR_SIGMAS = (0.1, 1.0)
 RHO_INITS = (-7.0, -3.0)

@@ -3,7 +3,7 @@
 :func:`bayesify` reads a module's parameters once and returns a layer whose
 ``apply`` runs the module through ``torch.func.functional_call`` with the
 tensors of one weight draw, so :func:`fblitz.objectives.sample_elbo`,
-:func:`fblitz.train.fit`, :func:`fblitz.prediction.predict`,
+:func:`fblitz.training.fit`, :func:`fblitz.prediction.predict`,
 :func:`fblitz.variational.kl.kl_divergence` and :func:`fblitz.variational.moped.moped` work on it as on
 fblitz's own layers. :func:`to_module` turns trained params back into an
 ordinary module for deployment.
@@ -22,7 +22,7 @@ e.g. ``{"1": {"running_mean": (C,), "running_var": (C,), "num_batches_tracked": 
 **Modes.** The module always runs in eval mode (its dropout is off: the weight
 noise is the randomness). Batch norm follows fblitz's convention: the plain
 ``apply`` normalises with the batch's statistics, ``apply_with_state(...,
-train=True)`` (what :func:`fblitz.train.fit` calls) also returns updated
+train=True)`` (what :func:`fblitz.training.fit` calls) also returns updated
 running statistics, ``train=False`` (``predict(..., state=...)``) uses them.
 """
 

@@ -1,14 +1,14 @@
-"""``fit_distributed``: the loop of :func:`fblitz.train.fit` over a process group.
+"""``fit_distributed``: the loop of :func:`fblitz.training.fit` over a process group.
 
 Every rank holds the whole training set and runs the same loop as ``fit``
-(:func:`fblitz.train.loop.train_loop`: same shuffling, same minibatches,
+(:func:`fblitz.training.loop.train_loop`: same shuffling, same minibatches,
 same KL weights, same step keys); what this module adds is the
-:class:`~fblitz.train.loop.Runner` of a rank. Each step is a
+:class:`~fblitz.training.loop.Runner` of a rank. Each step is a
 :class:`~fblitz.distributed.step.DistributedStep`: in data mode a rank trains
 on its contiguous share of each minibatch's rows, in sample mode on its share
 of the S weight samples. Rank 0 alone shows progress, calls the callback (its
 stop decision is broadcast to all ranks) and writes checkpoints; every rank
-returns the same :class:`~fblitz.train.FitResult`.
+returns the same :class:`~fblitz.training.FitResult`.
 """
 
 from __future__ import annotations
@@ -23,18 +23,18 @@ from fblitz.distributed.sharding import shard
 from fblitz.distributed.step import make_distributed_step
 from fblitz.errors import FblitzValueError
 from fblitz.layers.base import Layer
-from fblitz.train import FitResult, StepOutcome, fit
-from fblitz.train.loop import Runner
-from fblitz.train.options import FitOptions
+from fblitz.training import FitResult, StepOutcome, fit
+from fblitz.training.loop import Runner
+from fblitz.training.options import FitOptions
 from fblitz.tree import PyTree, tree_leaves
 
 
 def distributed_runner(
     model: Layer, params: PyTree, options: FitOptions, *, mode: str = "data", noise: str = "per_rank", group=None
 ) -> Runner:
-    """The :class:`~fblitz.train.loop.Runner` of this rank: its share of each step, collectives to agree.
+    """The :class:`~fblitz.training.loop.Runner` of this rank: its share of each step, collectives to agree.
 
-    A runner factory for :func:`fblitz.train.fit` once ``mode``, ``noise`` and
+    A runner factory for :func:`fblitz.training.fit` once ``mode``, ``noise`` and
     ``group`` are bound (as :func:`fit_distributed` binds them).
     """
     if options.resume.state is not None:
@@ -84,10 +84,10 @@ def fit_distributed(
     group=None,
     **options,
 ) -> FitResult:
-    """Train with every rank of the process group (call it on every rank): :func:`fblitz.train.fit`, split.
+    """Train with every rank of the process group (call it on every rank): :func:`fblitz.training.fit`, split.
 
     Args:
-        model, params, inputs, targets: as for :func:`fblitz.train.fit`;
+        model, params, inputs, targets: as for :func:`fblitz.training.fit`;
             every rank holds the whole training set.
         mode: ``"data"`` (split each minibatch's rows over the ranks) or
             ``"sample"`` (split its S weight samples).
@@ -98,7 +98,7 @@ def fit_distributed(
             ``fit`` up to floating-point summation order, for every estimator
             and with dropout).
         group: the process group (default: the default group).
-        **options: the keyword arguments of :func:`fblitz.train.fit`
+        **options: the keyword arguments of :func:`fblitz.training.fit`
             (``likelihood``, ``optimizer``, ``key``, ``epochs``, ``batch_size``, ...).
 
     ``batch_size`` is the global minibatch (all ranks together); params are

@@ -55,7 +55,7 @@ from fblitz.likelihoods import as_likelihood
 from fblitz.objectives import ElboTerms, elbo_grad
 from fblitz.optim import GradientTransformation, apply_updates, check_optimizer
 from fblitz.random import as_key
-from fblitz.train.step import StepOutcome, weight_tensor
+from fblitz.training.step import StepOutcome, weight_tensor
 from fblitz.tree import PyTree, tree_leaves, tree_map, tree_structure
 from fblitz.variational.estimators import check_estimator
 from fblitz.variational.kl import KL_MODES, make_plan
@@ -68,8 +68,8 @@ class DistributedStep(NamedTuple):
     """A collective training step; call it as ``step(params, opt_state, key, inputs, targets, weight)``.
 
     Every rank must call it with the same params, opt_state, key and weight.
-    Returns a :class:`~fblitz.train.StepOutcome` (as
-    :class:`~fblitz.train.TrainStep` does; ``state`` is None), the same on
+    Returns a :class:`~fblitz.training.StepOutcome` (as
+    :class:`~fblitz.training.TrainStep` does; ``state`` is None), the same on
     every rank: the terms are those of the whole step (all rows, all
     samples), and ``finite`` is False on every rank when the reduced loss or
     gradient is NaN or infinite (then the new params are not to be used).
@@ -148,12 +148,12 @@ def make_distributed_step(
     """Build a data- or sample-parallel step (see the module docstring).
 
     Args:
-        model, likelihood, optimizer: as for :func:`fblitz.train.make_train_step`.
+        model, likelihood, optimizer: as for :func:`fblitz.training.make_train_step`.
         mode: ``"data"`` (inputs are this rank's rows) or ``"sample"``
             (inputs are the whole batch, the S samples are split).
         n_samples: S, weight draws per rank in data mode, in total in sample mode.
         noise: data mode only: ``"per_rank"`` or ``"shared"``.
-        kl_mode, estimator: as for :func:`fblitz.train.make_train_step`.
+        kl_mode, estimator: as for :func:`fblitz.training.make_train_step`.
         compile: compile each rank's gradient computation with ``torch.compile``.
         group: the process group (default: the default group).
 

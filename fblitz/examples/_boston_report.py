@@ -6,7 +6,7 @@ import torch
 
 from fblitz import layers, metrics
 from fblitz.random import Key
-from fblitz.train import KLSchedule, fit
+from fblitz.training import KLSchedule, fit
 
 SPREAD_METRICS = ("rmse", "nll", "coverage_90", "ci_acc")
 

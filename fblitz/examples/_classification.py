@@ -16,7 +16,7 @@ import torch
 from fblitz import layers, likelihoods, metrics, optim
 from fblitz.prediction import predict
 from fblitz.random import Key, uniform
-from fblitz.train import fit
+from fblitz.training import fit
 
 
 def class_probabilities(model, params, x, *, key, n_samples: int) -> torch.Tensor:

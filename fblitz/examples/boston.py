@@ -41,7 +41,7 @@ from fblitz.examples._cli import announce, example_parser
 from fblitz.metrics import mean_std_interval, predictive_mean_std
 from fblitz.predictive import predictive_distribution
 from fblitz.random import Key
-from fblitz.train import KLSchedule, fit
+from fblitz.training import KLSchedule, fit
 
 LIKELIHOODS = ("mse", "gaussian")
 MSE_NOISE_SIGMA = 0.5**0.5  # MSE = the NLL of Gaussian noise with variance 1/2, up to a constant
@@ -207,7 +207,7 @@ def make_reporter(args: argparse.Namespace, model, x_test, y_test, *, key, targe
 
 
 def fit_settings(args: argparse.Namespace, train_rows: int) -> dict:
-    """BLiTZ's training settings as keyword arguments of :func:`fblitz.train.fit`."""
+    """BLiTZ's training settings as keyword arguments of :func:`fblitz.training.fit`."""
     return dict(
         likelihood=training_likelihood(args.likelihood),
         optimizer=optim.adam(args.lr),
@@ -245,7 +245,7 @@ def main(argv=None) -> dict:
 def summarize(
     args, model, result, x_test, y_test, *, key, target_std: float, seconds: float, train_rows: int, context=None
 ) -> dict:
-    """Final test metrics of a :class:`~fblitz.train.FitResult` (and their key-to-key spread), printed; returns them.
+    """Final test metrics of a :class:`~fblitz.training.FitResult` (and their key-to-key spread), printed; returns them.
 
     The evaluation is the progress lines' (same key, same draws): the last
     progress line and this summary agree.

@@ -27,7 +27,7 @@ from fblitz import distributed
 from fblitz._argtypes import integer, output_file, real
 from fblitz.examples import boston
 from fblitz.random import Key
-from fblitz.train import Checkpointing
+from fblitz.training import Checkpointing
 from fblitz.tree import tree_map
 
 

@@ -11,7 +11,7 @@ spread of one-step changes in the training part), so the network sees the
 shape of the recent past, not the level of the trend; predictions are shifted
 back afterwards. The model is ``lstm(1, H) -> last step -> linear(H, 1)``
 plus a learned observation-noise scale, trained with a Gaussian likelihood by
-:func:`fblitz.train.fit` (``complexity_cost_weight = 1 / N``). The last
+:func:`fblitz.training.fit` (``complexity_cost_weight = 1 / N``). The last
 ``--test-fraction`` of the series is held out; the predictive distribution
 combines the spread of the weight draws with the learned noise.
 
@@ -34,7 +34,7 @@ from fblitz.examples._cli import announce, example_parser
 from fblitz.metrics import gaussian_mixture_mean_std, mean_std_interval
 from fblitz.prediction import predict
 from fblitz.random import Key, normal
-from fblitz.train import fit
+from fblitz.training import fit
 
 
 def make_series(key, length: int, noise: float = 0.1, dtype: torch.dtype = torch.float32) -> torch.Tensor:

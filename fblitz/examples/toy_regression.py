@@ -4,7 +4,7 @@ Training inputs are drawn uniformly on [0, 0.5] and the targets follow the
 paper's curve ``y = x + 0.3 sin(2 pi (x + e)) + 0.3 sin(4 pi (x + e)) + e``
 with ``e ~ N(0, 0.02^2)``, all from an explicit key. A ``1 -> H -> H -> 1``
 ReLU network with Bayesian weights (Gaussian priors) and a learned
-homoscedastic noise scale is trained by :func:`fblitz.train.fit`
+homoscedastic noise scale is trained by :func:`fblitz.training.fit`
 (``complexity_cost_weight = 1 / N``). The predictive on a grid over
 [-0.2, 1.2] adds the spread of the weight draws to the learned noise: narrow
 where the data are, widening outside them (the paper's Figure 5). The example
@@ -31,7 +31,7 @@ from fblitz._argtypes import integer, real
 from fblitz.examples._cli import announce, example_parser
 from fblitz.predictive import GaussianMixture, predictive_distribution
 from fblitz.random import Key, as_key, normal, uniform
-from fblitz.train import fit
+from fblitz.training import fit
 
 DATA_RANGE = (0.0, 0.5)
 GRID_RANGE = (-0.2, 1.2)

@@ -39,7 +39,7 @@ from fblitz.experiments.standardize import Standardizer
 from fblitz.metrics import gaussian_mixture_mean_std
 from fblitz.prediction import predict
 from fblitz.random import Key, KeyLike, as_key, permutation
-from fblitz.train import fit
+from fblitz.training import fit
 from fblitz.variational.estimators import ESTIMATORS
 
 DATASETS = {"boston": load_boston, "diabetes": load_diabetes}
@@ -146,7 +146,7 @@ def run_split(
 ) -> dict:
     """Train on ``split.train``, evaluate on ``split.test``; metrics in original units.
 
-    ``progress`` shows :func:`fblitz.train.fit`'s progress display on stderr.
+    ``progress`` shows :func:`fblitz.training.fit`'s progress display on stderr.
     """
     k_init, k_fit, k_pred = as_key(key).split(3)
     x_train, y_train, x_test, y_test, y_scaler = prepare_split(features, target, split)

@@ -33,7 +33,7 @@ ROWS_X_DRAWS_PER_CALL = 1536  # the default group size of predict_with_eps: rows
 def evaluation_forward(model: Layer, state: PyTree | None = None):
     """``(params, x, eps) -> y`` for prediction.
 
-    With ``state`` (running statistics from :func:`fblitz.train.fit`), layers
+    With ``state`` (running statistics from :func:`fblitz.training.fit`), layers
     such as batch norm use the stored statistics (``train=False``); without
     it, ``model.apply`` as it is.
     """

@@ -6,7 +6,7 @@ import torch
 from fblitz import layers, likelihoods, optim
 from fblitz.errors import FblitzTypeError, FblitzValueError, NonFiniteError, NonFiniteStepError
 from fblitz.layers import estimator_usage
-from fblitz.train import Checkpointing, KLSchedule, Resume, fit, make_train_step
+from fblitz.training import Checkpointing, KLSchedule, Resume, fit, make_train_step
 from tests.helpers import assert_trees_equal, mlp, randn
 from tests.hostile._expect import refuses
 

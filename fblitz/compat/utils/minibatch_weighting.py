@@ -1,10 +1,10 @@
-"""BLiTZ's ``minibatch_weight`` on :func:`fblitz.train.minibatch_weights`."""
+"""BLiTZ's ``minibatch_weight`` on :func:`fblitz.training.minibatch_weights`."""
 
 from __future__ import annotations
 
 from fblitz import _checks
 from fblitz.errors import FblitzValueError
-from fblitz.train import minibatch_weights
+from fblitz.training import minibatch_weights
 
 
 def minibatch_weight(batch_idx: int, num_batches: int) -> float:

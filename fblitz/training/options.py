@@ -1,4 +1,4 @@
-"""The options of :func:`fblitz.train.fit`, checked and grouped: the run, where it starts, where it saves.
+"""The options of :func:`fblitz.training.fit`, checked and grouped: the run, where it starts, where it saves.
 
 Example:
     >>> import tempfile, os
@@ -21,7 +21,7 @@ from fblitz.checkpoint import check_checkpoint_path
 from fblitz.errors import FblitzTypeError
 from fblitz.optim import GradientTransformation, OptState, check_optimizer
 from fblitz.random import Key, KeyLike, as_key
-from fblitz.train.schedule import KLSchedule, as_kl_schedule
+from fblitz.training.schedule import KLSchedule, as_kl_schedule
 from fblitz.tree import PyTree
 from fblitz.variational.estimators import check_estimator
 from fblitz.variational.kl import KL_MODES
@@ -96,7 +96,7 @@ def as_resume(name: str, value: object) -> Resume:
         return Resume()
     if isinstance(value, Resume):
         return value
-    raise FblitzTypeError(f"{name} must be None or a fblitz.train.Resume (e.g. checkpoint.resume()), got {value!r}")
+    raise FblitzTypeError(f"{name} must be None or a fblitz.training.Resume (e.g. checkpoint.resume()), got {value!r}")
 
 
 class EpochInfo(NamedTuple):
@@ -111,9 +111,9 @@ class EpochInfo(NamedTuple):
 
 
 class FitOptions(NamedTuple):
-    """The options of a training run, as :func:`fblitz.train.fit` takes them; :meth:`checked` normalises them.
+    """The options of a training run, as :func:`fblitz.training.fit` takes them; :meth:`checked` normalises them.
 
-    What the loop (:func:`fblitz.train.loop.train_loop`) and a runner factory
+    What the loop (:func:`fblitz.training.loop.train_loop`) and a runner factory
     (``fit(..., runner=...)``) receive is the checked value: ``key`` a
     :class:`~fblitz.random.Key`, ``kl`` a :class:`KLSchedule`, ``resume`` a
     :class:`Resume`, ``checkpoint`` a :class:`Checkpointing` or None,

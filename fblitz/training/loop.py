@@ -1,4 +1,4 @@
-"""The one training loop that :func:`fblitz.train.fit` and :func:`fblitz.distributed.fit_distributed` share.
+"""The one training loop that :func:`fblitz.training.fit` and :func:`fblitz.distributed.fit_distributed` share.
 
 Epoch ``e`` shuffles the rows with ``key.fold_in(e)``, cuts them into
 minibatches of ``batch_size`` rows and runs minibatch ``i`` with the key
@@ -27,14 +27,14 @@ from fblitz.layers.base import Layer, check_model, estimator_summary, estimator_
 from fblitz.layers.params_check import check_params
 from fblitz.optim import OptState
 from fblitz.random import permutation
-from fblitz.train.options import EpochInfo, FitOptions
-from fblitz.train.step import StepOutcome
+from fblitz.training.options import EpochInfo, FitOptions
+from fblitz.training.step import StepOutcome
 from fblitz.tree import PyTree, tree_leaves
 from fblitz.variational.distributions import rho_out_of_range
 
 
 class FitResult(NamedTuple):
-    """Outcome of :func:`fblitz.train.fit`: final params and optimizer state, per-epoch history.
+    """Outcome of :func:`fblitz.training.fit`: final params and optimizer state, per-epoch history.
 
     ``history`` maps ``"loss"``, ``"data"``, ``"kl"`` to per-epoch means over
     the minibatch steps, ``"skipped"`` to the skipped steps per epoch,
@@ -189,10 +189,10 @@ def train_loop(
 ) -> FitResult:
     """Train ``model`` from ``params`` on ``inputs``/``targets`` with ``options``, each step by ``runner``.
 
-    The loop behind :func:`fblitz.train.fit` (with the runner of
-    :func:`fblitz.train.local.local_runner`) and
+    The loop behind :func:`fblitz.training.fit` (with the runner of
+    :func:`fblitz.training.local.local_runner`) and
     :func:`fblitz.distributed.fit_distributed` (with a rank's runner);
-    ``options`` are checked (:meth:`~fblitz.train.options.FitOptions.checked`).
+    ``options`` are checked (:meth:`~fblitz.training.options.FitOptions.checked`).
     Raises as ``fit`` does.
     """
     check_training_set(model, params, inputs, targets)

@@ -55,7 +55,7 @@ def kl_weights(
 
 @dataclass(frozen=True)
 class KLSchedule:
-    """How :func:`fblitz.train.fit` weights the KL of each minibatch (``fit(..., kl=KLSchedule(...))``).
+    """How :func:`fblitz.training.fit` weights the KL of each minibatch (``fit(..., kl=KLSchedule(...))``).
 
     Attributes:
         weighting: ``"uniform"`` (every minibatch gets the base weight) or

@@ -23,17 +23,17 @@ from fblitz.errors import FblitzTypeError
 from fblitz.layers.base import Layer
 from fblitz.optim import GradientTransformation
 from fblitz.random import KeyLike
-from fblitz.train.loop import FitResult, Runner, train_loop
-from fblitz.train.options import Checkpointing, EpochInfo, FitOptions, Resume
-from fblitz.train.schedule import KLSchedule
-from fblitz.train.step import StepOutcome, make_train_step
+from fblitz.training.loop import FitResult, Runner, train_loop
+from fblitz.training.options import Checkpointing, EpochInfo, FitOptions, Resume
+from fblitz.training.schedule import KLSchedule
+from fblitz.training.step import StepOutcome, make_train_step
 from fblitz.tree import PyTree
 
 RunnerFactory = Callable[[Layer, PyTree, FitOptions], Runner]
 
 
 def local_runner(model: Layer, params: PyTree, options: FitOptions) -> Runner:
-    """The :class:`~fblitz.train.loop.Runner` of one process: :func:`make_train_step` on every row."""
+    """The :class:`~fblitz.training.loop.Runner` of one process: :func:`make_train_step` on every row."""
     step = make_train_step(
         model, options.likelihood, options.optimizer, n_samples=options.n_samples, kl_mode=options.kl_mode,
         estimator=options.estimator, compile=options.compile,
@@ -69,7 +69,7 @@ def fit(
     callback: Callable[[EpochInfo], bool | None] | None = None,
     runner: RunnerFactory | None = None,
 ) -> FitResult:
-    """Train by minibatch stochastic variational inference (the loop: :mod:`fblitz.train.loop`).
+    """Train by minibatch stochastic variational inference (the loop: :mod:`fblitz.training.loop`).
 
     Args:
         model, params: the model and its initial variational parameters.
@@ -80,10 +80,10 @@ def fit(
         epochs, batch_size: train until ``epochs`` epochs are done (counting
             those of ``resume``); rows per step.
         n_samples: weight draws per step (BLiTZ's ``sample_nbr``).
-        kl: a :class:`~fblitz.train.KLSchedule` (how the KL is weighted across
+        kl: a :class:`~fblitz.training.KLSchedule` (how the KL is weighted across
             minibatches; its base ``complexity_cost_weight`` defaults to
             ``1 / len(inputs)``) or a weighting's name, ``"uniform"`` or ``"blundell"``.
-        kl_mode, estimator, compile: as for :func:`~fblitz.train.make_train_step`;
+        kl_mode, estimator, compile: as for :func:`~fblitz.training.make_train_step`;
             an ``estimator`` no layer uses is an error; which layer uses which
             is in ``history["estimators"]`` (and printed, with ``progress``).
         shuffle: reshuffle the rows every epoch (True or False).
@@ -91,13 +91,13 @@ def fit(
             ``"raise"``d as :class:`~fblitz.errors.NonFiniteStepError` (holding
             the params/opt_state from before it) or ``"skip"``ped (no update;
             counted in ``history["skipped"]``).
-        resume: a :class:`~fblitz.train.Resume` (epochs done, optimizer state,
+        resume: a :class:`~fblitz.training.Resume` (epochs done, optimizer state,
             running statistics) to continue a run; ``**checkpoint.resume()`` passes it.
-        checkpoint: a :class:`~fblitz.train.Checkpointing`, or a file path (saved after every epoch), or None.
+        checkpoint: a :class:`~fblitz.training.Checkpointing`, or a file path (saved after every epoch), or None.
         progress: show progress on stderr (a tqdm bar, or plain lines off a terminal).
-        callback: called with an :class:`~fblitz.train.EpochInfo` after each epoch; returning True stops.
+        callback: called with an :class:`~fblitz.training.EpochInfo` after each epoch; returning True stops.
         runner: how each step is run, ``runner(model, params, options) -> Runner``
-            (:mod:`fblitz.train.loop`); None: here. ``fit_distributed`` passes a rank's.
+            (:mod:`fblitz.training.loop`); None: here. ``fit_distributed`` passes a rank's.
 
     Raises:
         NonFiniteStepError: a non-finite step with ``on_nonfinite="raise"``.
