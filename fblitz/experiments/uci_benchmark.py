@@ -1,0 +1,150 @@
+"""Run the UCI runner on the five benchmark data sets and write one results table beside the published rows.
+
+``python -m fblitz.experiments.uci_benchmark --data-root ../shared/data/uci``
+runs :mod:`fblitz.experiments.uci` with its defaults (the recommended recipe) on
+Boston (built in) and on the ``concrete``, ``energy``, ``yacht`` and
+``wine-quality-red`` benchmark directories under ``--data-root``, one split at a
+time. Each finished split is saved as JSON under ``--results`` (so an
+interrupted run resumes where it stopped, and two processes can share a run
+with ``--first-split``/``--n-splits``); each data set's summary goes to
+``RESULTS/<name>.json``. The markdown table is then written between the
+markers ``<!-- uci-results:start -->`` and ``<!-- uci-results:end -->`` of every
+``--page`` (README.md and docs/guides/uci-benchmark.md by default).
+``--render-only`` rewrites the table from the saved summaries without training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import sys
+
+from fblitz import _checks
+from fblitz.errors import FblitzValueError
+from fblitz.experiments import uci
+from fblitz.experiments.uci_table import render_table, replace_between_markers
+
+DATASETS = ("boston", "concrete", "energy", "yacht", "wine-quality-red")
+DEFAULT_PAGES = ("README.md", "docs/guides/uci-benchmark.md")
+
+
+def _data_arguments(name: str, data_root: pathlib.Path) -> list[str]:
+    if name == "boston":
+        return ["--dataset", "boston"]
+    directory = data_root / name
+    if not directory.is_dir():
+        raise FblitzValueError(f"--data-root {data_root} has no {name}/ directory (data.txt, index_*.txt)")
+    return ["--data", str(directory)]
+
+
+def _split_path(results: pathlib.Path, name: str, k: int) -> pathlib.Path:
+    return results / "splits" / name / f"split_{k:02d}.json"
+
+
+def _run_arguments(name: str, data_root: pathlib.Path, extra: list[str]) -> list[str]:
+    """The runner's arguments for every split of ``name`` (the split number is added per split)."""
+    return [*_data_arguments(name, data_root), "--n-splits", "1", *extra, "--json"]
+
+
+def _config_of(arguments: list[str]) -> dict:
+    """The configuration the runner uses for ``arguments`` (its defaults may have changed since a saved run)."""
+    return json.loads(json.dumps(uci.config_from_args(uci.parse_args(arguments))._asdict()))
+
+
+def _matches(saved: dict, arguments: list[str], config: dict) -> bool:
+    return saved.get("arguments") == arguments and saved.get("config") == config
+
+
+def _write_atomically(path: pathlib.Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    partial.write_text(text)
+    partial.replace(path)
+
+
+def run_dataset(name: str, data_root: pathlib.Path, results: pathlib.Path, splits: range, extra: list[str]) -> None:
+    """Run (or resume) splits ``splits`` of data set ``name``, one JSON file per split."""
+    arguments = _run_arguments(name, data_root, extra)
+    config = _config_of(arguments)
+    for k in splits:
+        path = _split_path(results, name, k)
+        if path.exists() and _matches(json.loads(path.read_text()), arguments, config):
+            continue
+        summary = uci.main([*arguments, "--first-split", str(k)])
+        _write_atomically(path, json.dumps({"arguments": arguments, **summary}, indent=1))
+        print(f"{name} split {k}: {summary['per_split'][0]}", file=sys.stderr, flush=True)
+
+
+def merge_dataset(name: str, results: pathlib.Path, arguments: list[str]) -> dict:
+    """Combine the saved splits of ``name`` run with ``arguments`` into one summary like ``uci.main``'s."""
+    parts = [json.loads(path.read_text()) for path in sorted((results / "splits" / name).glob("split_*.json"))]
+    config = _config_of(arguments)
+    parts = [part for part in parts if _matches(part, arguments, config)]
+    if not parts:
+        raise FblitzValueError(f"no split of {name} under {results / 'splits' / name} was run with {arguments}")
+    per_split = [part["per_split"][0] for part in parts]
+    names = tuple(per_split[0])
+    observed = [part["calibration"]["observed"] for part in parts]
+    return {
+        "dataset": parts[0]["dataset"],
+        "n_rows": parts[0]["n_rows"],
+        "n_features": parts[0]["n_features"],
+        "n_splits": len(parts),
+        "splits": [part["first_split"] for part in parts],
+        "split_source": parts[0]["split_source"],
+        "evaluated_on": parts[0]["evaluated_on"],
+        "config": parts[0]["config"],
+        "seconds": sum(part["seconds"] for part in parts),
+        **uci.summarize(per_split, names),
+        "per_split": per_split,
+        "calibration": {
+            "nominal": parts[0]["calibration"]["nominal"],
+            "observed": [sum(column) / len(column) for column in zip(*observed)],
+        },
+    }
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-root", default="../shared/data/uci", help="folder holding the four benchmark folders")
+    parser.add_argument("--results", default="benchmarks/uci", help="folder of the saved splits and summaries")
+    parser.add_argument("--page", action="append", help=f"markdown page(s) to update (default: {DEFAULT_PAGES})")
+    parser.add_argument("--datasets", default=",".join(DATASETS), help="comma-separated subset to run")
+    parser.add_argument("--n-splits", type=int, default=20, help="splits per data set")
+    parser.add_argument("--first-split", type=int, default=0, help="run splits first .. first + n - 1 only")
+    parser.add_argument("--render-only", action="store_true", help="rewrite the table from the saved summaries")
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> str:
+    args = parse_args(argv)
+    names = [name.strip() for name in args.datasets.split(",")]
+    unknown = sorted(set(names) - set(DATASETS))
+    if unknown:
+        raise FblitzValueError(f"--datasets must name some of {DATASETS}, got {unknown}")
+    first = _checks.integer("--first-split", args.first_split, minimum=0)
+    count = _checks.integer("--n-splits", args.n_splits, minimum=1)
+    results = pathlib.Path(args.results)
+    if not args.render_only:
+        data_root, extra = pathlib.Path(args.data_root), ["--threads", str(args.threads)]
+        for name in names:
+            run_dataset(name, data_root, results, range(first, first + count), extra)
+            summary = merge_dataset(name, results, _run_arguments(name, data_root, extra))
+            _write_atomically(results / f"{name}.json", json.dumps(summary, indent=1))
+    summaries = {}
+    for name in DATASETS:
+        path = results / f"{name}.json"
+        if path.exists():
+            summaries[name] = json.loads(path.read_text())
+    table = render_table(summaries)
+    for page in args.page or DEFAULT_PAGES:
+        page = pathlib.Path(page)
+        page.write_text(replace_between_markers(page.read_text(), table, page))
+    print(table)
+    return table
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
