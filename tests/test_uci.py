@@ -226,3 +226,48 @@ def test_recalibration_fits_a_noise_factor_on_held_out_training_rows(tmp_path, c
     for a, b in zip(refit["per_split"], kept["per_split"]):
         assert a["noise_factor"] == b["noise_factor"] and 0.02 < a["noise_factor"] < 50
         assert a["rmse"] != b["rmse"]
+
+
+def test_kl_weight_candidates_are_chosen_per_split_on_held_out_training_rows(tmp_path, capsys, monkeypatch):
+    from fblitz.experiments import uci_split
+
+    path = toy_table(tmp_path / "toy.csv", rows=80)
+    tried, trained_on, predicted_on = [], [], []
+    real_try, real_train, real_predictive = uci_split.try_candidates, uci_split.train, uci_split.predictive_on
+
+    def spy_try(*args):
+        tried.append(real_try(*args))
+        return tried[-1]
+
+    def spy_train(features, target, rows, *args, **kwargs):
+        trained_on.append(set(rows.tolist()))
+        return real_train(features, target, rows, *args, **kwargs)
+
+    def spy_predictive(trained, features, rows, *args):
+        predicted_on.append(set(rows.tolist()))
+        return real_predictive(trained, features, rows, *args)
+
+    monkeypatch.setattr(uci_split, "try_candidates", spy_try)
+    monkeypatch.setattr(uci_split, "train", spy_train)
+    monkeypatch.setattr(uci_split, "predictive_on", spy_predictive)
+    argv = ["--data", str(path), "--target-column", "target", "--kl-weight", "1,0.1", "--recalibrate", *QUICK]
+    summary = uci.main(argv)
+    capsys.readouterr()
+    assert list(summary["config"]["kl_weights"]) == [1.0, 0.1]
+    for k, (split, result, candidates) in enumerate(
+        zip(random_splits(80, n_splits=2, seed=0), summary["per_split"], tried)
+    ):
+        test = set(split.test.tolist())
+        # per split: two candidates on 90% of the training part, then the refit on all of it
+        assert [len(rows) for rows in trained_on[3 * k : 3 * k + 3]] == [65, 65, 72]
+        assert not any(rows & test for rows in trained_on[3 * k : 3 * k + 3])
+        held = predicted_on[3 * k : 3 * k + 2]
+        assert held[0] == held[1] and not held[0] & test and not held[0] & trained_on[3 * k]
+        assert predicted_on[3 * k + 2] == test
+        assert [c.kl_weight for c in candidates] == [1.0, 0.1]
+        best = max(candidates, key=lambda c: c.held_out_log_likelihood)
+        assert (result["kl_weight"], result["noise_factor"]) == (best.kl_weight, best.noise_factor)
+    with pytest.raises(FblitzValueError, match="--kl-weight must be numbers separated by commas"):
+        uci.main([*argv[:4], "--kl-weight", "1,x", *QUICK])
+    with pytest.raises(FblitzValueError, match="--kl-weight must be >= 0"):
+        uci.main([*argv[:4], "--kl-weight", "-1", *QUICK])

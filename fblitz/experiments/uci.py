@@ -32,7 +32,7 @@ from fblitz import _checks, metrics
 from fblitz.datasets import load_boston, load_diabetes
 from fblitz.errors import FblitzValueError
 from fblitz.estimators import ESTIMATORS
-from fblitz.experiments.splits import Split, random_splits, read_splits
+from fblitz.experiments.splits import random_splits, read_splits
 from fblitz.experiments.tables import load_table
 from fblitz.experiments.uci_model import (
     LIKELIHOODS,
@@ -40,13 +40,12 @@ from fblitz.experiments.uci_model import (
     Config,
     build_model,
     make_likelihood,
-    predictive_on,
     prepare_split,
-    train,
     validation_split,
 )
-from fblitz.experiments.uci_predictive import REPORTED_LEVELS, fit_noise_factor, score, with_noise_factor
-from fblitz.random import Key, KeyLike, as_key
+from fblitz.experiments.uci_predictive import REPORTED_LEVELS
+from fblitz.experiments.uci_split import run_split
+from fblitz.random import Key
 
 __all__ = [
     "Config",
@@ -71,6 +70,7 @@ def metric_names(config: Config) -> tuple[str, ...]:
     names = ("rmse", "log_likelihood", *COVERAGES, "noise_scale")
     names += ("df",) if config.likelihood == "student_t" else ()
     names += ("noise_factor",) if config.recalibrate else ()
+    names += ("kl_weight",) if len(config.kl_weights) > 1 else ()
     return (*names, "train_seconds")
 
 
@@ -78,30 +78,6 @@ def load_dataset(name: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Features (N, D) and target (N, 1) of a built-in data set in ``DATASETS``, as float64 tensors."""
     features, target = DATASETS[name]()
     return torch.from_numpy(features), torch.from_numpy(target).reshape(-1, 1)
-
-
-def run_split(features: torch.Tensor, target: torch.Tensor, split: Split, config: Config, key: KeyLike) -> dict:
-    """Train on ``split.train``, score the predictive on ``split.test`` (original units).
-
-    With ``config.recalibrate``, a model trained on 90% of the training part
-    first fits the noise-scale factor on the other 10% (by maximum
-    likelihood); the factor then scales the noise of the model that predicts
-    the test rows: one retrained on the whole training part (``config.refit``)
-    or that same model.
-    """
-    k_held, k_train, k_pred, k_score = as_key(key).split(4)
-    factor, seconds = 1.0, 0.0
-    if config.recalibrate:
-        inner = validation_split(split, k_held)
-        trained = train(features, target, inner.train, config, k_train)
-        held = predictive_on(trained, features, inner.test, config, k_pred)
-        factor, seconds = fit_noise_factor(held, target[inner.test]), trained.train_seconds
-    if not config.recalibrate or config.refit:
-        trained = train(features, target, split.train, config, k_train)
-        seconds += trained.train_seconds
-    predictive = with_noise_factor(predictive_on(trained, features, split.test, config, k_pred), factor)
-    result = score(predictive, target[split.test], key=k_score, draws=config.coverage_draws)
-    return result | {"noise_factor": factor, "train_seconds": seconds}
 
 
 def summarize(results: list[dict], names: tuple[str, ...]) -> dict:
@@ -150,7 +126,11 @@ def _add_model_arguments(parser: argparse.ArgumentParser, defaults: Config) -> N
     add("--prior-sigma", type=float, default=defaults.prior_sigma, help="N(0, s^2) weight prior")
     add("--rho-init", type=float, default=defaults.rho_init, help="initial posterior rho")
     add("--noise-init", type=float, default=defaults.noise_init, help="initial noise scale (standardised units)")
-    add("--kl-weight", type=float, default=defaults.kl_weight, help="KL multiplier (1: the ELBO; < 1: tempered)")
+    add(
+        "--kl-weight",
+        default=",".join(str(w) for w in defaults.kl_weights),
+        help="KL multiplier (1: the ELBO; < 1: tempered); several, comma-separated: chosen per split on held-out rows",
+    )
     add("--estimator", choices=ESTIMATORS, default=defaults.estimator, help="gradient estimator of the weight noise")
     add("--likelihood", choices=LIKELIHOODS, default=defaults.likelihood, help="observation noise family")
     add("--noise", choices=NOISES, default=defaults.noise, help="one learned noise scale, or one per input")
@@ -203,6 +183,16 @@ def _load(args: argparse.Namespace) -> tuple[str, torch.Tensor, torch.Tensor]:
     return table.name, table.features, table.target
 
 
+def _kl_weights(text: str) -> tuple[float, ...]:
+    try:
+        weights = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise FblitzValueError(f"--kl-weight must be numbers separated by commas, got {text!r}") from None
+    if len(set(weights)) != len(weights):
+        raise FblitzValueError(f"--kl-weight lists a value twice: {text!r}")
+    return tuple(_checks.non_negative("--kl-weight", weight) for weight in weights)
+
+
 def config_from_args(args: argparse.Namespace) -> Config:
     """The :class:`Config` of parsed arguments, each value checked."""
     return Config(
@@ -221,7 +211,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         noise=args.noise,
         df=None if args.df is None else _checks.positive("--df", args.df),
         df_init=_checks.positive("--df-init", args.df_init),
-        kl_weight=_checks.non_negative("--kl-weight", args.kl_weight),
+        kl_weights=_kl_weights(args.kl_weight),
         coverage_draws=_checks.integer("--coverage-draws", args.coverage_draws, minimum=1),
         recalibrate=args.recalibrate,
         refit=args.refit,

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
+import shlex
 import sys
 
 from fblitz import _checks
@@ -44,16 +45,17 @@ def _split_path(results: pathlib.Path, name: str, k: int) -> pathlib.Path:
 
 def _run_arguments(name: str, data_root: pathlib.Path, extra: list[str]) -> list[str]:
     """The runner's arguments for every split of ``name`` (the split number is added per split)."""
-    return [*_data_arguments(name, data_root), "--n-splits", "1", *extra, "--json"]
+    return [*_data_arguments(name, data_root), "--n-splits", "1", "--json", *extra]
 
 
-def _config_of(arguments: list[str]) -> dict:
-    """The configuration the runner uses for ``arguments`` (its defaults may have changed since a saved run)."""
-    return json.loads(json.dumps(uci.config_from_args(uci.parse_args(arguments))._asdict()))
+def _config_of(extra: list[str]) -> dict:
+    """The configuration the runner uses with ``extra`` arguments (its defaults may have changed since a saved run)."""
+    return json.loads(json.dumps(uci.config_from_args(uci.parse_args(extra))._asdict()))
 
 
-def _matches(saved: dict, arguments: list[str], config: dict) -> bool:
-    return saved.get("arguments") == arguments and saved.get("config") == config
+def _matches(saved: dict, extra: list[str], config: dict) -> bool:
+    """A saved split counts when it ran with the same extra arguments and configuration (wherever the data were)."""
+    return saved.get("runner_args") == extra and saved.get("config") == config
 
 
 def _write_atomically(path: pathlib.Path, text: str) -> None:
@@ -65,24 +67,23 @@ def _write_atomically(path: pathlib.Path, text: str) -> None:
 
 def run_dataset(name: str, data_root: pathlib.Path, results: pathlib.Path, splits: range, extra: list[str]) -> None:
     """Run (or resume) splits ``splits`` of data set ``name``, one JSON file per split."""
-    arguments = _run_arguments(name, data_root, extra)
-    config = _config_of(arguments)
+    arguments, config = _run_arguments(name, data_root, extra), _config_of(extra)
     for k in splits:
         path = _split_path(results, name, k)
-        if path.exists() and _matches(json.loads(path.read_text()), arguments, config):
+        if path.exists() and _matches(json.loads(path.read_text()), extra, config):
             continue
         summary = uci.main([*arguments, "--first-split", str(k)])
-        _write_atomically(path, json.dumps({"arguments": arguments, **summary}, indent=1))
+        _write_atomically(path, json.dumps({"runner_args": extra, **summary}, indent=1))
         print(f"{name} split {k}: {summary['per_split'][0]}", file=sys.stderr, flush=True)
 
 
-def merge_dataset(name: str, results: pathlib.Path, arguments: list[str]) -> dict:
-    """Combine the saved splits of ``name`` run with ``arguments`` into one summary like ``uci.main``'s."""
+def merge_dataset(name: str, results: pathlib.Path, extra: list[str]) -> dict:
+    """Combine the saved splits of ``name`` run with ``extra`` arguments into one summary like ``uci.main``'s."""
     parts = [json.loads(path.read_text()) for path in sorted((results / "splits" / name).glob("split_*.json"))]
-    config = _config_of(arguments)
-    parts = [part for part in parts if _matches(part, arguments, config)]
+    config = _config_of(extra)
+    parts = [part for part in parts if _matches(part, extra, config)]
     if not parts:
-        raise FblitzValueError(f"no split of {name} under {results / 'splits' / name} was run with {arguments}")
+        raise FblitzValueError(f"no split of {name} under {results / 'splits' / name} was run with {extra}")
     per_split = [part["per_split"][0] for part in parts]
     names = tuple(per_split[0])
     observed = [part["calibration"]["observed"] for part in parts]
@@ -95,6 +96,7 @@ def merge_dataset(name: str, results: pathlib.Path, arguments: list[str]) -> dic
         "split_source": parts[0]["split_source"],
         "evaluated_on": parts[0]["evaluated_on"],
         "config": parts[0]["config"],
+        "runner_args": extra,
         "seconds": sum(part["seconds"] for part in parts),
         **uci.summarize(per_split, names),
         "per_split": per_split,
@@ -114,7 +116,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--n-splits", type=int, default=20, help="splits per data set")
     parser.add_argument("--first-split", type=int, default=0, help="run splits first .. first + n - 1 only")
     parser.add_argument("--render-only", action="store_true", help="rewrite the table from the saved summaries")
-    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    parser.add_argument(
+        "--runner-args", default="", help="extra arguments for every run of the runner, e.g. '--epochs 500'"
+    )
     return parser.parse_args(argv)
 
 
@@ -128,10 +132,11 @@ def main(argv=None) -> str:
     count = _checks.integer("--n-splits", args.n_splits, minimum=1)
     results = pathlib.Path(args.results)
     if not args.render_only:
-        data_root, extra = pathlib.Path(args.data_root), ["--threads", str(args.threads)]
+        data_root = pathlib.Path(args.data_root)
+        extra = shlex.split(args.runner_args)
         for name in names:
             run_dataset(name, data_root, results, range(first, first + count), extra)
-            summary = merge_dataset(name, results, _run_arguments(name, data_root, extra))
+            summary = merge_dataset(name, results, extra)
             _write_atomically(results / f"{name}.json", json.dumps(summary, indent=1))
     summaries = {}
     for name in DATASETS:

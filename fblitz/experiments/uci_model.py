@@ -2,8 +2,9 @@
 
 A ``D -> hidden (ReLU) -> K`` mean-field Gaussian MLP with ``N(0, prior_sigma^2)``
 weight priors, trained with :func:`fblitz.train.fit` (Adam, KL weight
-``kl_weight / N_train``) on features and target standardised with statistics of
-the training rows only. The observation noise is Gaussian or Student-t, with a
+``kl_weight / N_train`` for a ``kl_weight`` of ``config.kl_weights``) on features
+and target standardised with statistics of the training rows only. The
+observation noise is Gaussian or Student-t, with a
 scale that is one learned constant (``noise="homoscedastic"``) or a second
 output of the network (``"heteroscedastic"``); a Student-t's degrees of
 freedom are fixed (``df``) or one learned constant.
@@ -42,13 +43,13 @@ class Config(NamedTuple):
     noise_init: float = 0.5
     estimator: str = "reparameterization"
     compile: bool = True
-    likelihood: str = "gaussian"
+    likelihood: str = "student_t"
     noise: str = "homoscedastic"
     df: float | None = None
     df_init: float = 10.0
-    kl_weight: float = 1.0
+    kl_weights: tuple[float, ...] = (1.0, 0.1)
     coverage_draws: int = 50
-    recalibrate: bool = False
+    recalibrate: bool = True
     refit: bool = True
 
 
@@ -118,8 +119,13 @@ class Trained(NamedTuple):
     train_seconds: float
 
 
-def train(features: torch.Tensor, target: torch.Tensor, rows: torch.Tensor, config: Config, key: KeyLike) -> Trained:
-    """Standardise on ``rows`` and train the model of ``config`` on them."""
+def train(
+    features: torch.Tensor, target: torch.Tensor, rows: torch.Tensor, config: Config, key: KeyLike, *, kl_weight: float
+) -> Trained:
+    """Standardise on ``rows`` and train the model of ``config`` on them, KL weighted ``kl_weight / len(rows)``.
+
+    ``kl_weight`` 1 is the ELBO; below 1 a tempered posterior (weights fit the data more closely).
+    """
     k_init, k_fit = as_key(key).split(2)
     x_scaler, y_scaler = Standardizer.fit(features[rows]), Standardizer.fit(target[rows])
     x_train = x_scaler.transform(features[rows]).to(torch.float32)
@@ -136,7 +142,7 @@ def train(features: torch.Tensor, target: torch.Tensor, rows: torch.Tensor, conf
         epochs=config.epochs,
         batch_size=config.batch_size,
         n_samples=config.n_samples,
-        complexity_cost_weight=config.kl_weight / len(x_train),
+        complexity_cost_weight=kl_weight / len(x_train),
         estimator=config.estimator,
         compile=config.compile,
         progress=False,

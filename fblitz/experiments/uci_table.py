@@ -54,11 +54,17 @@ def _signed(text: str) -> str:
     return text.replace("-", "−")
 
 
+def fblitz_label(summary: dict) -> str:
+    """ "fblitz BBB (runner defaults)", or with the runner arguments the benchmark added."""
+    changed = summary.get("runner_args", [])
+    return "fblitz BBB (" + (" ".join(changed) if changed else "runner defaults") + ")"
+
+
 def fblitz_row(summary: dict) -> str:
     """The table row of one runner summary (mean ± standard error over its splits)."""
     coverage = " / ".join(f"{100 * summary[f'coverage_{level}']['mean']:.0f}" for level in (50, 80, 95))
     cells = [
-        "**fblitz BBB (runner defaults)**",
+        f"**{fblitz_label(summary)}**",
         str(summary["n_splits"]),
         _signed(_mean_se(summary["rmse"], 2)),
         _signed(_mean_se(summary["log_likelihood"], 2)),
