@@ -91,7 +91,8 @@ def render_table(summaries: dict[str, dict]) -> str:
         label = f"{TITLES[name]}{shape}"
         for row in rows:
             rmse = "–" if row.rmse is None else f"{row.rmse:.2f}"
-            lines.append(f"| {label} | {row.method} | 20 | {rmse} | {_signed(f'{row.log_likelihood:.2f}')} | – | – |")
+            cells = [label, row.method, "20", rmse, _signed(f"{row.log_likelihood:.2f}"), "–", "–"]
+            lines.append(("| " + " | ".join(cells) + " |").replace("|  |", "| |"))
             label = ""
         if summary is None:
             lines.append("| | fblitz BBB (runner defaults) | not run yet | | | | |")
