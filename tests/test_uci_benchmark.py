@@ -69,6 +69,8 @@ def small_benchmark(root: pathlib.Path, name: str) -> None:
 
 def test_the_command_runs_resumes_and_writes_the_page(tmp_path, monkeypatch, capsys):
     small_benchmark(tmp_path / "data", "yacht")
+    resets = []
+    monkeypatch.setattr(torch._dynamo, "reset", lambda: resets.append(1))
     page = tmp_path / "page.md"
     page.write_text(f"# results\n{START_MARKER}\n{END_MARKER}\n")
     argv = ["--data-root", str(tmp_path / "data"), "--results", str(tmp_path / "results"), "--page", str(page)]
@@ -78,6 +80,7 @@ def test_the_command_runs_resumes_and_writes_the_page(tmp_path, monkeypatch, cap
     assert summary["n_splits"] == 2 and summary["splits"] == [0, 1] and summary["runner_args"] == QUICK.split()
     assert len(summary["calibration"]["observed"]) == 19
     assert f"**fblitz BBB ({QUICK})** | 2 |" in page.read_text()
+    assert resets == [1]  # a fresh compile cache per data set
     # a second run finds both splits on disk and trains nothing; a third adds split 2 only
     calls = []
     real_main = uci.main

@@ -136,25 +136,11 @@ def _add_model_arguments(parser: argparse.ArgumentParser, defaults: Config) -> N
     add("--noise", choices=NOISES, default=defaults.noise, help="one learned noise scale, or one per input")
     add("--df", type=float, default=None, help="fixed Student-t degrees of freedom (default: learned, > 1)")
     add("--df-init", type=float, default=defaults.df_init, help="initial learned degrees of freedom")
-    add(
-        "--recalibrate",
-        action=argparse.BooleanOptionalAction,
-        default=defaults.recalibrate,
-        help="fit a noise-scale factor on 10%% held out of each training part",
-    )
-    add(
-        "--refit",
-        action=argparse.BooleanOptionalAction,
-        default=defaults.refit,
-        help="with --recalibrate: retrain on the whole training part (else use the 90%% model)",
-    )
+    switch = lambda name, default, text: add(name, action=argparse.BooleanOptionalAction, default=default, help=text)  # noqa: E731
+    switch("--recalibrate", defaults.recalibrate, "fit a noise-scale factor on 10%% held out of each training part")
+    switch("--refit", defaults.refit, "retrain the chosen setting on the whole training part (else use its 90%% model)")
     add("--coverage-draws", type=int, default=defaults.coverage_draws, help="Student-t: draws per weight sample")
-    add(
-        "--compile",
-        action=argparse.BooleanOptionalAction,
-        default=defaults.compile,
-        help="compile the training step with torch.compile",
-    )
+    switch("--compile", defaults.compile, "compile the training step with torch.compile")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
