@@ -69,7 +69,9 @@ def worker(rank: int, world_size: int, port: int, steps: int, rounds: int, warmu
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world_size), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     records = []
     with distributed.process_group("gloo", timeout=600):
-        for name, batch, samples in CASES:
+        for number, (name, batch, samples) in enumerate(CASES, start=1):
+            if rank == 0:  # progress on stderr: the results table comes at the end
+                print(f"[{number}/{len(CASES)}] {name} b{batch} S{samples}", file=sys.stderr, flush=True)
             runners, params, optimizer = _runners(NETS[name], batch, samples, rank, world_size)
             times: dict[str, list[float]] = {impl: [] for impl in runners}
             for round_index in range(rounds + 1):  # round 0 is the warm-up

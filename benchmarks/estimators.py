@@ -25,6 +25,7 @@ import torch
 from torch.func import grad
 
 from fblitz import layers, likelihoods, models, optim
+from fblitz._task_progress import TaskProgress
 from fblitz.estimators import ESTIMATORS
 from fblitz.layers import sample_noise
 from fblitz.objectives import negative_elbo
@@ -90,31 +91,33 @@ def step_ms(model, params, x, y, estimator: str, repeats: int, key: Key) -> floa
     return 1e3 * statistics.median(times[2:])
 
 
-def run(quick: bool, threads: int) -> list[dict]:
+def run(quick: bool, threads: int, progress: bool = True) -> list[dict]:
     torch.set_num_threads(threads)
     draws, repeats = (20, 5) if quick else (100, 20)
     rows = []
-    for make in (mlp_case, cnn_case):
-        name, model, params, x, y = make(Key(0))
-        base = None
-        for estimator in ESTIMATORS:
-            variance = gradient_variance(model, params, x, y, estimator, draws, Key(1))
-            base = variance if base is None else base
-            ms = step_ms(model, params, x, y, estimator, repeats, Key(2))
-            rows.append(
-                {
-                    "model": name,
-                    "estimator": estimator,
-                    "variance": variance,
-                    "variance_ratio": variance / base,
-                    "ms": ms,
-                }
-            )
-            print(
-                f"{name:16s} {estimator:26s} grad variance {variance:10.4g} ({variance / base:5.2f}x)  "
-                f"step {ms:7.1f} ms",
-                flush=True,
-            )
+    with TaskProgress(2 * len(ESTIMATORS), "estimator cases", enabled=progress) as tasks:
+        for make in (mlp_case, cnn_case):
+            name, model, params, x, y = make(Key(0))
+            base = None
+            for estimator in ESTIMATORS:
+                tasks.start(f"{name} {estimator}: {draws} gradient draws, {repeats} timed steps")
+                variance = gradient_variance(model, params, x, y, estimator, draws, Key(1))
+                base = variance if base is None else base
+                ms = step_ms(model, params, x, y, estimator, repeats, Key(2))
+                rows.append(
+                    {
+                        "model": name,
+                        "estimator": estimator,
+                        "variance": variance,
+                        "variance_ratio": variance / base,
+                        "ms": ms,
+                    }
+                )
+                tasks.write(
+                    f"{name:16s} {estimator:26s} grad variance {variance:10.4g} ({variance / base:5.2f}x)  "
+                    f"step {ms:7.1f} ms"
+                )
+                tasks.done()
     return rows
 
 
@@ -152,8 +155,9 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--quick", action="store_true", help="fewer draws and repeats")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--write-readme", action="store_true", help="update the table in benchmarks/README.md")
+    parser.add_argument("--quiet", action="store_true", help="no progress display on stderr")
     args = parser.parse_args(argv)
-    rows = run(args.quick, args.threads)
+    rows = run(args.quick, args.threads, progress=not args.quiet)
     text = table(rows, args.threads, f"{20 if args.quick else 100} gradient draws")
     print(text)
     if args.write_readme:

@@ -31,7 +31,7 @@ from fblitz.estimators import ESTIMATORS
 from fblitz.kl import closed_form_kl, make_plan, monte_carlo_kl
 from fblitz.layers import sample_noise
 from fblitz.likelihoods import as_likelihood
-from fblitz.predict import mfvi_forward, predict, predictive_mean_std
+from fblitz.prediction import mfvi_forward, predict, predictive_mean_std
 from fblitz.predictor import make_predictor
 from fblitz.random import Key
 from fblitz.train import make_train_step

@@ -17,26 +17,41 @@ import torch
 
 from benchmarks import impls, report, timing
 from benchmarks.cases import all_cases, select
+from fblitz._argtypes import integer, output_file, real
+from fblitz._task_progress import TaskProgress
 
 README = os.path.join(os.path.dirname(__file__), "README.md")
 
 
+IMPL_NAMES = ("fblitz-eager", "fblitz-compiled", "vmap-one-call", "loop", "bmm", "blitz")
+
+
 def parse(argv=None) -> argparse.Namespace:
-    """Command-line options."""
+    """Command-line options; an invalid value is a usage error naming the option (exit status 2)."""
     p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="a subset with fewer iterations (under two minutes)")
-    p.add_argument("--json", metavar="PATH", help="save the records as JSON")
-    p.add_argument("--threads", type=int, default=2, help="torch intra-op threads (default 2)")
+    p.add_argument("--json", metavar="PATH", type=output_file, help="save the records as JSON")
+    p.add_argument("--threads", type=integer(1), default=2, help="torch intra-op threads (default 2)")
     p.add_argument("--cases", metavar="PATTERN", help="comma-separated filter, e.g. '13-512-1,S16' or 'predict'")
-    impl_names = "fblitz-eager,fblitz-compiled,vmap-one-call,loop,bmm,blitz"
-    p.add_argument("--impls", metavar="NAMES", help=f"subset of {impl_names}")
+    p.add_argument("--impls", metavar="NAMES", help=f"subset of {','.join(IMPL_NAMES)}")
     p.add_argument("--no-compile", action="store_true", help="skip the compiled fblitz rows")
     p.add_argument("--no-blitz", action="store_true", help="skip BLiTZ even when it is installed")
-    p.add_argument("--iters", type=int, help="timed rounds (default 30, quick 5)")
-    p.add_argument("--warmup", type=int, help="discarded calls after the first (default 3, quick 1)")
-    p.add_argument("--budget", type=float, help="seconds of timed rounds once 3 are done (default 4, quick 0.5)")
+    p.add_argument("--iters", type=integer(1), help="timed rounds (default 30, quick 5)")
+    p.add_argument("--warmup", type=integer(0), help="discarded calls after the first (default 3, quick 1)")
+    p.add_argument(
+        "--budget",
+        type=real(0.0, open_minimum=True),
+        help="seconds of timed rounds once 3 are done (default 4, quick 0.5)",
+    )
     p.add_argument("--write-readme", action="store_true", help="regenerate the results in benchmarks/README.md")
-    return p.parse_args(argv)
+    p.add_argument("--quiet", action="store_true", help="no progress display on stderr (results still print)")
+    args = p.parse_args(argv)
+    unknown = sorted(set(args.impls.split(",")) - set(IMPL_NAMES)) if args.impls else []
+    if unknown:
+        p.error(f"argument --impls: unknown implementation(s) {unknown}; choose from {','.join(IMPL_NAMES)}")
+    if args.cases and not select(all_cases(args.quick), args.cases):
+        p.error(f"argument --cases: {args.cases!r} matches no case{' of --quick' if args.quick else ''}")
+    return args
 
 
 def _compile_this(case, quick: bool) -> bool:
@@ -58,39 +73,47 @@ def run(args: argparse.Namespace, out=sys.stdout) -> list[dict]:
     blitz = impls.blitz_available() and not args.no_blitz
     torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
     records = []
-    for case in select(all_cases(quick), args.cases):
-        compile_ = not args.no_compile and _compile_this(case, quick)
-        chosen = []
-        for impl in impls.implementations(case, compile=compile_, blitz=blitz):
-            name = impl.name if impl.name != "fblitz" else f"fblitz-{'compiled' if impl.compiled else 'eager'}"
-            if wanted is None or name in wanted:
-                chosen.append((name, impl))
-        torch._dynamo.reset()  # each case compiles from a clean slate (no stale guards or recompile limits)
-        runners = [impl.build(case) for _, impl in chosen]
-        results = timing.measure_case(runners, warmup=warmup, iters=iters, budget=budget)
-        for (name, impl), result in zip(chosen, results):
-            record = {
-                "impl": name,
-                "task": case.task,
-                "model": case.net.name,
-                "batch": case.batch,
-                "samples": case.samples,
-                "estimator": impl.estimator,
-                "threads": args.threads,
-                "ms_median": result["ms_median"],
-                "ms_min": result["ms_min"],
-                "peak_mb": result["peak_mb"],
-                "compile_s": result["first_s"] if impl.compiled else None,
-                "n": result["n"],
-            }
-            records.append(record)
-            print(
-                f"{case.label:<32} {name:<16} {impl.estimator:<18} {record['ms_median']:9.2f} ms"
-                f"  peak {record['peak_mb']:7.1f} MB"
-                + (f"  compile {record['compile_s']:.1f} s" if record["compile_s"] else ""),
-                file=out,
-                flush=True,
-            )
+    cases = select(all_cases(quick), args.cases)
+    with TaskProgress(len(cases), "cases", enabled=not getattr(args, "quiet", False), out=out) as tasks:
+        for case in cases:
+            compile_ = not args.no_compile and _compile_this(case, quick)
+            chosen = []
+            for impl in impls.implementations(case, compile=compile_, blitz=blitz):
+                name = impl.name if impl.name != "fblitz" else f"fblitz-{'compiled' if impl.compiled else 'eager'}"
+                if wanted is None or name in wanted:
+                    chosen.append((name, impl))
+            tasks.start(f"{case.label}: {len(chosen)} implementations")
+            torch._dynamo.reset()  # each case compiles from a clean slate (no stale guards or recompile limits)
+            runners = [impl.build(case) for _, impl in chosen]
+
+            def announce(index, chosen=chosen, case=case):
+                name, impl = chosen[index]
+                if impl.compiled:
+                    tasks.start(f"{case.label}: compiling {name} (tens of seconds the first time)")
+
+            results = timing.measure_case(runners, warmup=warmup, iters=iters, budget=budget, announce=announce)
+            for (name, impl), result in zip(chosen, results):
+                record = {
+                    "impl": name,
+                    "task": case.task,
+                    "model": case.net.name,
+                    "batch": case.batch,
+                    "samples": case.samples,
+                    "estimator": impl.estimator,
+                    "threads": args.threads,
+                    "ms_median": result["ms_median"],
+                    "ms_min": result["ms_min"],
+                    "peak_mb": result["peak_mb"],
+                    "compile_s": result["first_s"] if impl.compiled else None,
+                    "n": result["n"],
+                }
+                records.append(record)
+                tasks.write(
+                    f"{case.label:<32} {name:<16} {impl.estimator:<18} {record['ms_median']:9.2f} ms"
+                    f"  peak {record['peak_mb']:7.1f} MB"
+                    + (f"  compile {record['compile_s']:.1f} s" if record["compile_s"] else "")
+                )
+            tasks.done()
     return records
 
 

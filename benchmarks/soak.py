@@ -24,8 +24,11 @@ def rss_mb() -> float:
         return int(file.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def soak(steps: int, every: int = 1000, batch_size: int = 8) -> list[tuple[int, float]]:
-    """Train ``steps`` steps; return ``[(steps_done, rss_mb), ...]`` sampled every ``every`` steps."""
+def soak(steps: int, every: int = 1000, batch_size: int = 8, report=None) -> list[tuple[int, float]]:
+    """Train ``steps`` steps; return ``[(steps_done, rss_mb), ...]`` sampled every ``every`` steps.
+
+    ``report(steps_done, rss_mb)``, if given, is called at each sample (progress as it goes).
+    """
     model = layers.serial(layers.linear(4, 16), layers.relu, layers.linear(16, 1))
     x = normal(0, (every * batch_size // 10, 4))
     y = x.sum(dim=1, keepdim=True)
@@ -52,6 +55,8 @@ def soak(steps: int, every: int = 1000, batch_size: int = 8) -> list[tuple[int, 
         params, state = result.params, result.opt_state
         done += epochs * per_epoch
         samples.append((done, rss_mb()))
+        if report is not None:
+            report(*samples[-1])
     return samples
 
 
@@ -62,9 +67,9 @@ def main() -> None:
     parser.add_argument("--bound-mb", type=float, default=64.0)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    samples = soak(args.steps, args.every)
-    for done, rss in samples:
-        print(f"step {done:6d}  rss {rss:8.1f} MB")
+    samples = soak(
+        args.steps, args.every, report=lambda done, rss: print(f"step {done:6d}  rss {rss:8.1f} MB", flush=True)
+    )
     growth = samples[-1][1] - samples[min(1, len(samples) - 1)][1]
     print(f"growth after warm-up: {growth:.1f} MB (bound {args.bound_mb} MB)")
     raise SystemExit(0 if growth <= args.bound_mb else 1)

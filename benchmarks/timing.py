@@ -64,7 +64,7 @@ def peak_mb(baseline_kb: float) -> float:
     return max(0.0, (_status_kb("VmHWM") - baseline_kb) / 1024.0)
 
 
-def measure_case(runners: list, *, warmup: int = 2, iters: int = 30, budget: float = 3.0) -> list[dict]:
+def measure_case(runners: list, *, warmup: int = 2, iters: int = 30, budget: float = 3.0, announce=None) -> list[dict]:
     """Time several runners of one case, interleaved, then measure each one's peak memory.
 
     After each runner's first call (timed alone: ``first_s``) and ``warmup``
@@ -75,13 +75,18 @@ def measure_case(runners: list, *, warmup: int = 2, iters: int = 30, budget: flo
     implementations being compared. Then each runner makes two more calls with
     the peak-RSS mark reset (see the module docstring).
 
+    ``announce(i)``, if given, is called before runner i's first call (which
+    may compile for tens of seconds), for a progress display.
+
     Returns one ``{"first_s", "ms_median", "ms_min", "n", "peak_mb"}`` per runner.
     """
     firsts, times, peaks = [], [[] for _ in runners], []
     with contextlib.ExitStack() as stack:
         for runner in runners:
             stack.enter_context(runner.context())
-        for runner in runners:
+        for index, runner in enumerate(runners):
+            if announce is not None:
+                announce(index)
             start = time.perf_counter()
             runner.run()
             firsts.append(time.perf_counter() - start)

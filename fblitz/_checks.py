@@ -66,6 +66,67 @@ def integer(name: str, value: object, *, minimum: int | None = None) -> int:
     return value
 
 
+def boolean(name: str, value: object, *, allow_none: bool = False) -> bool | None:
+    """``value`` if it is a bool (or None when ``allow_none``); truthy strings and ints are refused.
+
+    A flag such as ``shuffle="no"`` is truthy, so accepting any value would
+    silently do the opposite of what was written.
+    """
+    if value is None and allow_none:
+        return None
+    if not isinstance(value, bool):
+        expected = "True, False or None" if allow_none else "True or False"
+        raise FblitzTypeError(f"{name} must be {expected}, got {_describe(value)}")
+    return value
+
+
+def float_dtype(name: str, value: object) -> torch.dtype | None:
+    """``value`` if it is None or a floating-point ``torch.dtype`` (parameters are real-valued)."""
+    if value is not None and not (isinstance(value, torch.dtype) and value.is_floating_point):
+        raise FblitzTypeError(
+            f"{name} must be a floating-point torch.dtype such as torch.float32 or torch.float64 (or None), "
+            f"got {_describe(value)}"
+        )
+    return value
+
+
+def torch_device(name: str, value: object) -> torch.device | None:
+    """``value`` as a ``torch.device`` that exists on this machine (None passes through).
+
+    ``"meta"`` (shapes only) and ``"cpu"`` always exist; an accelerator is
+    tried with an empty allocation, so a CUDA device on a CPU-only machine is
+    reported here rather than as a linker message from deep inside torch.
+    """
+    if value is None:
+        return None
+    try:
+        parsed = torch.device(value)
+    except (RuntimeError, TypeError, ValueError):
+        raise FblitzValueError(
+            f"{name} must be a torch.device or a device string such as 'cpu', 'cuda' or 'cuda:1', got {value!r}"
+        ) from None
+    if parsed.type not in ("cpu", "meta"):
+        try:
+            torch.empty(0, device=parsed)
+        except (RuntimeError, AssertionError) as error:
+            raise FblitzValueError(unavailable_device(name, parsed, error)) from None
+    return parsed
+
+
+def init_options(dtype: object, device: object) -> tuple[torch.dtype | None, torch.device | None]:
+    """A layer ``init``'s ``dtype`` and ``device`` keywords, checked (:func:`float_dtype`, :func:`torch_device`)."""
+    return float_dtype("dtype", dtype), torch_device("device", device)
+
+
+def unavailable_device(name: str, value: object, error: BaseException) -> str:
+    """The message for a device torch cannot use here (``error`` is torch's own complaint)."""
+    kind = torch.device(value).type if isinstance(value, (str, torch.device)) else str(value)
+    reason = str(error).split(". ")[0].strip() or type(error).__name__
+    if kind == "cuda" and not torch.cuda.is_available():
+        reason = "torch.cuda.is_available() is False: this torch build or machine has no CUDA"
+    return f"{name}={str(value)!r} is not usable on this machine ({reason}); use 'cpu' or an available device"
+
+
 def one_of(name: str, value: object, choices: tuple) -> object:
     """``value`` if it is one of ``choices``."""
     if value not in choices:
@@ -91,7 +152,7 @@ def tensor(
             raise FblitzValueError(f"{name} must have {expected} dimension(s), got shape {tuple(value.shape)}")
     if floating and not value.is_floating_point():
         raise FblitzTypeError(f"{name} must be a floating-point tensor, got dtype {value.dtype}")
-    if finite and value.is_floating_point() and not bool(torch.isfinite(value).all()):
+    if finite and value.is_floating_point() and not value.is_meta and not bool(torch.isfinite(value).all()):
         raise NonFiniteError(f"{name} contains NaN or infinity")
     return value
 
@@ -133,8 +194,13 @@ def eager(value: torch.Tensor) -> bool:
     Inside ``vmap``/``grad`` (functorch-wrapped tensors) or ``torch.compile``
     tracing, checks that read tensor values are skipped: they would fail under
     ``vmap``, break compiled graphs, and training has its own non-finite guard.
+    ``meta`` tensors have no values to read.
     """
-    return not torch.compiler.is_compiling() and not torch._C._functorch.is_functorch_wrapped_tensor(value)
+    return (
+        not value.is_meta
+        and not torch.compiler.is_compiling()
+        and not torch._C._functorch.is_functorch_wrapped_tensor(value)
+    )
 
 
 def float_input(name: str, value: object, *, finite: bool = True) -> torch.Tensor:
@@ -148,11 +214,14 @@ def float_input(name: str, value: object, *, finite: bool = True) -> torch.Tenso
     return value
 
 
-def finite_result(what: str, value: torch.Tensor) -> torch.Tensor:
-    """``value``, or raise :class:`NonFiniteError` when it overflowed (checked only when :func:`eager`)."""
+def finite_result(what: str, value: torch.Tensor, *, hint: str | None = None) -> torch.Tensor:
+    """``value``, or raise :class:`NonFiniteError` when it overflowed (checked only when :func:`eager`).
+
+    ``hint`` replaces the generic advice (e.g. naming the input to change).
+    """
     if eager(value) and not bool(torch.isfinite(value).all()):
-        raise NonFiniteError(
-            f"{what} is not finite for finite inputs (the values overflow {value.dtype}; use float64 "
-            "or smaller magnitudes)"
-        )
+        if hint is None:
+            wider = "" if value.dtype == torch.float64 else "float64 or "
+            hint = f"the values overflow {value.dtype}; use {wider}inputs of smaller magnitude"
+        raise NonFiniteError(f"{what} is not finite for finite inputs ({hint})")
     return value

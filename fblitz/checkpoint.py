@@ -12,7 +12,13 @@ A checkpoint holds the params, the optimizer state, the running statistics
 * **Writes are atomic**: the file is written to a temporary file in the same
   directory, flushed and fsynced, then renamed over the target with
   ``os.replace``. A failure mid-write leaves the previous checkpoint intact
-  and removes the temporary file.
+  and removes the temporary file; the temporary file of a process killed
+  mid-write (SIGKILL) is removed by the next save of the same checkpoint
+  (only that checkpoint's, only when its writer no longer runs; see
+  :mod:`fblitz._atomic`).
+* **Loading checks every field**, so a damaged or hand-made file is a
+  :class:`~fblitz.errors.CheckpointError` naming the field, never a
+  ``KeyError`` or a wrong value downstream.
 * Tensors round-trip bit for bit with their dtypes (float64, int64 counts, ...).
 
 Example:
@@ -30,16 +36,18 @@ Example:
 from __future__ import annotations
 
 import json
+import numbers
 import os
 import pickle
-import tempfile
 import warnings
 from typing import Any, NamedTuple
 
 import torch
 
 from fblitz import _checks
-from fblitz.errors import CheckpointError, FblitzTypeError
+from fblitz._atomic import write_atomically
+from fblitz.errors import CheckpointError, FblitzError, FblitzTypeError, FblitzValueError
+from fblitz.layers.params_check import check_params
 from fblitz.optim import AdamState, SgdState
 from fblitz.random import Key
 from fblitz.tree import PyTree, check_tensor_leaves
@@ -107,29 +115,26 @@ def _serialize(payload: dict, file) -> None:
     torch.save(payload, file)
 
 
-def _write_atomically(path: str, payload: dict) -> None:
+def check_checkpoint_path(name: str, path: object) -> str:
+    """``path`` as a string if a checkpoint can be written there: a file path in an existing directory.
+
+    Checked before training starts, so a typo does not end a long run at its first save.
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        raise FblitzTypeError(f"{name} must be a str or os.PathLike, got {type(path).__name__}")
+    path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
-    fd, temp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as file:
-            _serialize(payload, file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        if os.path.exists(temp):
-            os.remove(temp)
-        raise
-    try:  # make the rename itself durable (not possible on every platform)
-        dir_fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
+    if not path or os.path.isdir(path):
+        raise FblitzValueError(f"{name} must be a file path, got the directory {path!r}")
+    if not os.path.isdir(directory):
+        raise FblitzValueError(f"{name} must be a file in an existing directory, but {directory!r} does not exist")
+    return path
+
+
+def _check_tree(name: str, tree: object) -> None:
+    if not isinstance(tree, (dict, list, tuple)):
+        raise FblitzTypeError(f"{name} must be a tree (dict, list or tuple) of tensors, got {type(tree).__name__}")
+    check_tensor_leaves(name, tree)
 
 
 def _optional_int(name: str, value: object) -> int | None:
@@ -162,9 +167,9 @@ def save_checkpoint(
     Raises:
         FblitzTypeError: for non-tensor leaves, a non-JSON config or a bad key.
     """
-    check_tensor_leaves("params", params)
+    _check_tree("params", params)
     if state is not None:
-        check_tensor_leaves("state", state)
+        _check_tree("state", state)
     if config is not None:
         if not isinstance(config, dict):
             raise FblitzTypeError(f"config must be a dict, got {type(config).__name__}")
@@ -185,14 +190,18 @@ def save_checkpoint(
         "step": _optional_int("step", step),
         "config": None if config is None else config_text,
     }
-    _write_atomically(os.fspath(path), payload)
+    write_atomically(os.fspath(path), lambda file: _serialize(payload, file))
 
 
-def load_checkpoint(path: str | os.PathLike, *, map_location=None, state_types: tuple = ()) -> Checkpoint:
+def load_checkpoint(path: str | os.PathLike, *, model=None, map_location=None, state_types: tuple = ()) -> Checkpoint:
     """Read a checkpoint written by :func:`save_checkpoint`, without executing code from it.
 
     Args:
         path: the checkpoint file.
+        model: the :class:`~fblitz.layers.Layer` the params belong to; when
+            given, the stored params are checked against it
+            (:func:`fblitz.layers.check_params`), so a checkpoint of another
+            model is refused here rather than failing (or broadcasting) later.
         map_location: passed to ``torch.load`` (e.g. ``"cpu"``).
         state_types: extra NamedTuple classes allowed in the optimizer state,
             beyond :data:`STATE_TYPES` (for custom transforms).
@@ -200,7 +209,8 @@ def load_checkpoint(path: str | os.PathLike, *, map_location=None, state_types: 
     Raises:
         CheckpointError: the file is not a fblitz checkpoint, has an unknown
             format version, or asks the unpickler for anything but tensors and
-            plain containers (a possibly malicious file).
+            plain containers (a possibly malicious file); or its params do not
+            fit ``model`` (the message names the path in the params tree).
     """
     path = os.fspath(path)
     try:
@@ -223,14 +233,64 @@ def load_checkpoint(path: str | os.PathLike, *, map_location=None, state_types: 
             f"{path!r} has checkpoint format_version {version!r}; this fblitz reads version {FORMAT_VERSION}"
         )
     types = {cls.__name__: cls for cls in (*STATE_TYPES, *state_types)}
+    checkpoint = _read_fields(path, payload, types, version)
+    if model is not None:
+        try:
+            check_params(model, checkpoint.params, name="the checkpoint's params")
+        except FblitzError as error:
+            raise CheckpointError(f"{path!r} does not hold params of this model: {error}") from None
+    return checkpoint
+
+
+FIELDS = ("params", "opt_state", "state", "key", "epoch", "step", "config")
+
+
+def _read_fields(path: str, payload: dict, types: dict, version: int) -> Checkpoint:
+    """The :class:`Checkpoint` in ``payload``, each field checked; a bad one is a CheckpointError naming it."""
+    missing = [name for name in FIELDS if name not in payload]
+    if missing:
+        raise CheckpointError(
+            f"{path!r} lacks the field(s) {missing} that save_checkpoint always writes (it was made or edited by "
+            "other code); save it again with fblitz.checkpoint.save_checkpoint"
+        )
+
+    def bad(field: str, expected: str) -> CheckpointError:
+        value = payload[field]
+        return CheckpointError(f"{path!r} field {field!r} must be {expected}, got {type(value).__name__}")
+
+    params, state = payload["params"], payload["state"]
+    for field, value in (("params", params), ("state", state)):
+        if value is None and field == "state":
+            continue
+        try:
+            _check_tree(field, value)
+        except FblitzError:
+            raise bad(field, "a tree (dict, list or tuple) of tensors") from None
+    for field in ("key", "epoch", "step"):
+        value = payload[field]
+        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0):
+            raise bad(field, "None or an int >= 0")
     config = payload["config"]
+    if config is not None:
+        try:
+            config = json.loads(config) if isinstance(config, str) else None
+        except ValueError:
+            config = None
+        if not isinstance(config, dict):
+            raise bad("config", "None or the JSON text of a dict")
+    try:
+        opt_state = _decode(payload["opt_state"], types)
+    except CheckpointError:
+        raise
+    except (KeyError, TypeError, ValueError) as error:
+        raise CheckpointError(f"{path!r} field 'opt_state' is damaged: {type(error).__name__}: {error}") from None
     return Checkpoint(
-        params=payload["params"],
-        opt_state=_decode(payload["opt_state"], types),
-        state=payload["state"],
+        params=params,
+        opt_state=opt_state,
+        state=state,
         key=None if payload["key"] is None else Key(payload["key"]),
         epoch=payload["epoch"],
         step=payload["step"],
-        config=None if config is None else json.loads(config),
+        config=config,
         format_version=version,
     )

@@ -12,7 +12,8 @@ import torch
 import torch.nn.functional as F
 
 from fblitz import _checks
-from fblitz.errors import FblitzValueError
+from fblitz.errors import FblitzValueError, NonFiniteError
+from fblitz.tree import gaussian_items, path_name
 
 LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 
@@ -29,7 +30,69 @@ def log_sigma(rho: torch.Tensor) -> torch.Tensor:
     above about -87 in float32 and -708 in float64 (sigma > 1e-38), far below
     any useful posterior scale.
     """
-    return _checks.finite_result("log_sigma", torch.log(F.softplus(_checks.float_input("rho", rho))))
+    return finite_given_rho("log_sigma", torch.log(F.softplus(_checks.float_input("rho", rho))), rho)
+
+
+def rho_range(dtype: torch.dtype) -> tuple[float, float]:
+    """The open interval of rho where sigma = softplus(rho) is a normal float whose square fits ``dtype``.
+
+    About (-87.3, 1.8e19) in float32 and (-708.4, 1.3e154) in float64. Below
+    the lower end sigma underflows towards 0 and ``log sigma`` (in every KL)
+    is -inf; above the upper end ``sigma ** 2`` overflows.
+
+    Example:
+        >>> low, high = rho_range(torch.float32)
+        >>> round(low, 1), f"{high:.1e}"
+        (-87.3, '1.8e+19')
+    """
+    info = torch.finfo(dtype)
+    return math.log(info.tiny), math.sqrt(info.max)
+
+
+def rho_out_of_range(params) -> str:
+    """The Gaussian nodes of ``params`` whose rho leaves :func:`rho_range`, as one phrase ('' if none).
+
+    Used to explain a non-finite training step: ``"rho at '0.weight' reaches -1e+04 (safe: (-87.3, 1.8e+19)
+    for torch.float32)"``. Meta tensors (no values) are skipped.
+    """
+    found = []
+    for path, node in gaussian_items(params):
+        rho = node["rho"]
+        if not isinstance(rho, torch.Tensor) or not rho.is_floating_point() or not _checks.eager(rho):
+            continue
+        low, high = rho_range(rho.dtype)
+        r = rho.detach()
+        worst = float(r.min()) if bool((r <= low).any()) else float(r.max()) if bool((r >= high).any()) else None
+        if worst is not None:
+            safe = f"({low:.1f}, {high:.2g}) for {rho.dtype}"
+            found.append(f"rho at '{path_name(path)}' reaches {worst:.4g} (safe: {safe})")
+    return "; ".join(found)
+
+
+def finite_given_rho(what: str, value: torch.Tensor, rho: torch.Tensor, mu: torch.Tensor | None = None) -> torch.Tensor:
+    """``value``, or a :class:`~fblitz.errors.NonFiniteError` that names the input to blame.
+
+    Only when ``value`` is not finite (so the check costs one ``isfinite``)
+    are ``rho`` and ``mu`` inspected: the message names ``rho`` and its safe
+    range (:func:`rho_range`) when rho lies outside it, else ``mu``'s size.
+    """
+    if not _checks.eager(value) or bool(torch.isfinite(value).all()):
+        return value
+    low, high = rho_range(rho.dtype)
+    r = rho.detach()
+    wider = "" if rho.dtype == torch.float64 else f"; float64 allows ({rho_range(torch.float64)[0]:.1f}, 1.3e154)"
+    if bool((r <= low).any() | (r >= high).any()):
+        raise NonFiniteError(
+            f"{what} is not finite: rho must lie in ({low:.1f}, {high:.2g}) for {rho.dtype} (sigma = softplus(rho) "
+            f"underflows to 0 below, sigma**2 overflows above), got rho from {float(r.min()):.4g} to "
+            f"{float(r.max()):.4g}{wider}"
+        )
+    if mu is not None:
+        raise NonFiniteError(
+            f"{what} is not finite: mu and sigma = softplus(rho) overflow {rho.dtype} when squared, got |mu| up to "
+            f"{float(mu.detach().abs().max()):.4g} and rho up to {float(r.max()):.4g}"
+        )
+    return _checks.finite_result(what, value)
 
 
 def inverse_softplus(sigma_value: torch.Tensor | float) -> torch.Tensor:
@@ -119,7 +182,7 @@ def gaussian_kl(mu_q: torch.Tensor, rho_q: torch.Tensor, mu_p: float, sigma_p: f
     shift = mu_q if mu_p == 0.0 else mu_q - mu_p
     spread = torch.addcmul(s * s, shift, shift)
     kl = spread.mul(0.5 / (sigma_p * sigma_p)) - torch.log(s) + (math.log(sigma_p) - 0.5)
-    return _checks.finite_result("the Gaussian KL", kl)
+    return finite_given_rho("the Gaussian KL", kl, rho_q, mu_q)
 
 
 def _same_shapes(**tensors: torch.Tensor) -> None:

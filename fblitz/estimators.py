@@ -72,7 +72,7 @@ def local_reparameterization(op: Op, params: dict, x: torch.Tensor, seed: torch.
     var = op(x.square(), **variances)
     # var is 0 only where x and the bias vanish; clamping keeps sqrt's gradient finite there
     scale = var.clamp_min(torch.finfo(var.dtype).tiny).sqrt()
-    return mean + scale * seeded.normal(seed, mean.shape, dtype=mean.dtype)
+    return mean + scale * seeded.normal(seed, mean.shape, dtype=mean.dtype, device=mean.device)
 
 
 def flipout(
@@ -92,6 +92,6 @@ def flipout(
         mean_args["bias"] = torch.addcmul(bias["mu"], sigma(bias["rho"]), eps["bias"])
     mean = op(x, **mean_args)
     delta = sigma(weight["rho"]) * eps["weight"]
-    s_in = seeded.rademacher(seeded.stream(eps["seed"], 0), sign_shape(x), dtype=x.dtype)
-    s_out = seeded.rademacher(seeded.stream(eps["seed"], 1), sign_shape(mean), dtype=mean.dtype)
+    s_in = seeded.rademacher(seeded.stream(eps["seed"], 0), sign_shape(x), dtype=x.dtype, device=x.device)
+    s_out = seeded.rademacher(seeded.stream(eps["seed"], 1), sign_shape(mean), dtype=mean.dtype, device=mean.device)
     return mean + op(x * s_in, weight=delta) * s_out

@@ -30,7 +30,7 @@ import torch
 
 from fblitz import _checks
 from fblitz.distributions import posterior_log_prob, reparameterize
-from fblitz.errors import FblitzTypeError, FblitzValueError
+from fblitz.errors import FblitzTypeError, FblitzValueError, NonFiniteError
 from fblitz.tree import PyTree, find_path, gaussian_items, get_path, path_name, tree_leaves
 
 KL_MODES = ("auto", "closed_form", "monte_carlo")
@@ -104,7 +104,10 @@ def closed_form_kl(plan: KLPlan, params: PyTree) -> torch.Tensor:
     terms = []
     for keys, prior in plan.closed_form:
         node = get_path(params, keys)
-        terms.append(prior.kl(node["mu"], node["rho"]).sum())
+        try:
+            terms.append(prior.kl(node["mu"], node["rho"]).sum())
+        except NonFiniteError as error:  # raised eagerly only; name the tensor it came from
+            raise NonFiniteError(f"params at '{path_name(keys)}': {error}") from None
     return _sum(terms, params)
 
 
@@ -131,10 +134,13 @@ def monte_carlo_kl(plan: KLPlan, params: PyTree, eps: PyTree) -> torch.Tensor:
             )
         w = reparameterize(node["mu"], node["rho"], noise)
         log_q = getattr(prior, "posterior_log_prob", None)  # a non-Gaussian posterior's whole-tensor log q
-        if log_q is None:
-            terms.append((posterior_log_prob(noise, node["rho"]) - prior.log_prob(w)).sum())
-        else:
-            terms.append(log_q(noise, node["rho"]) - prior.log_prob(w).sum())
+        try:
+            if log_q is None:
+                terms.append((posterior_log_prob(noise, node["rho"]) - prior.log_prob(w)).sum())
+            else:
+                terms.append(log_q(noise, node["rho"]) - prior.log_prob(w).sum())
+        except NonFiniteError as error:  # raised eagerly only; name the tensor it came from
+            raise NonFiniteError(f"params at '{path_name(keys)}': {error}") from None
     return _sum(terms, params)
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -28,13 +29,39 @@ from fblitz.distributions import LOG_SQRT_2PI, student_t_log_prob
 from fblitz.errors import FblitzTypeError, FblitzValueError
 
 
+class NoiseModel(NamedTuple):
+    """The observation distribution behind a likelihood, for predictive distributions.
+
+    Attributes:
+        family: ``"gaussian"``, ``"student_t"``, ``"categorical"`` or ``"bernoulli"``.
+        parameters: network outputs (any leading axes, e.g. (S, B, ...)) -> the
+            family's parameters: ``(loc, scale)`` for a Gaussian, ``(loc, scale,
+            df)`` for a Student-t (each of the targets' shape), ``(logits,)`` for
+            the categorical (classes last) and the Bernoulli.
+    """
+
+    family: str
+    parameters: Callable[[torch.Tensor], tuple[torch.Tensor, ...]]
+
+
 class Likelihood:
-    """A named callable ``(outputs, targets) -> mean negative log-likelihood``."""
+    """A named callable ``(outputs, targets) -> mean negative log-likelihood``.
 
-    __slots__ = ("_fn", "name")
+    ``noise_model`` (a :class:`NoiseModel`, or None for a bare criterion) says
+    which observation distribution the likelihood is, so that
+    :func:`fblitz.predictive.predictive_distribution` can add the observation
+    noise to the spread of the weight draws.
+    """
 
-    def __init__(self, fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], name: str):
-        self._fn, self.name = fn, name
+    __slots__ = ("_fn", "name", "noise_model")
+
+    def __init__(
+        self,
+        fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+        name: str,
+        noise_model: NoiseModel | None = None,
+    ):
+        self._fn, self.name, self.noise_model = fn, name, noise_model
 
     def __call__(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         _checks.tensor("outputs", outputs)
@@ -74,7 +101,9 @@ def gaussian(sigma: float = 1.0) -> Likelihood:
         z = (targets - outputs) / sigma
         return _per_datum_mean(0.5 * z * z + log_norm)
 
-    return Likelihood(nll, f"gaussian(sigma={sigma})")
+    return Likelihood(
+        nll, f"gaussian(sigma={sigma})", NoiseModel("gaussian", lambda out: (out, torch.full_like(out, sigma)))
+    )
 
 
 def heteroscedastic_gaussian(min_sigma: float = 1e-6) -> Likelihood:
@@ -100,7 +129,11 @@ def heteroscedastic_gaussian(min_sigma: float = 1e-6) -> Likelihood:
         z = (targets - mean) / sigma
         return _per_datum_mean(0.5 * z * z + torch.log(sigma) + LOG_SQRT_2PI)
 
-    return Likelihood(nll, f"heteroscedastic_gaussian(min_sigma={min_sigma})")
+    def parameters(outputs):
+        mean, raw = outputs.chunk(2, dim=-1)
+        return mean, F.softplus(raw) + min_sigma
+
+    return Likelihood(nll, f"heteroscedastic_gaussian(min_sigma={min_sigma})", NoiseModel("gaussian", parameters))
 
 
 def student_t(df: float | None = None, min_sigma: float = 1e-6, min_df: float = 1.0) -> Likelihood:
@@ -141,8 +174,14 @@ def student_t(df: float | None = None, min_sigma: float = 1e-6, min_df: float = 
         dof = fixed_df if fixed_df is not None else F.softplus(raw_df[0]) + min_df
         return _per_datum_mean(-student_t_log_prob(targets, loc, scale, dof))
 
+    def parameters(outputs):
+        loc, raw_scale, *raw_df = outputs.chunk(parts, dim=-1)
+        dof = torch.full_like(loc, fixed_df) if fixed_df is not None else F.softplus(raw_df[0]) + min_df
+        return loc, F.softplus(raw_scale) + min_sigma, dof
+
     df_name = "learned" if fixed_df is None else fixed_df
-    return Likelihood(nll, f"student_t(df={df_name}, min_sigma={min_sigma}, min_df={min_df})")
+    name = f"student_t(df={df_name}, min_sigma={min_sigma}, min_df={min_df})"
+    return Likelihood(nll, name, NoiseModel("student_t", parameters))
 
 
 def categorical() -> Likelihood:
@@ -164,7 +203,7 @@ def categorical() -> Likelihood:
             raise FblitzValueError(f"targets must be class indices in [0, {classes}) for {classes} logits")
         return F.cross_entropy(outputs, targets)
 
-    return Likelihood(nll, "categorical")
+    return Likelihood(nll, "categorical", NoiseModel("categorical", lambda out: (out,)))
 
 
 def bernoulli() -> Likelihood:
@@ -174,28 +213,64 @@ def bernoulli() -> Likelihood:
         _same_shape(outputs, targets)
         return _per_datum_mean(F.binary_cross_entropy_with_logits(outputs, targets, reduction="none"))
 
-    return Likelihood(nll, "bernoulli")
+    return Likelihood(nll, "bernoulli", NoiseModel("bernoulli", lambda out: (out,)))
 
 
-def criterion(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], name: str | None = None) -> Likelihood:
+def criterion(
+    fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], name: str | None = None, *, check_shapes: bool = True
+) -> Likelihood:
     """Wrap a torch-style criterion ``fn(outputs, targets) -> scalar`` (e.g. ``F.mse_loss``).
 
     The criterion's own reduction and scale are used as they are; BLiTZ's
-    examples use ``nn.MSELoss()``.
+    examples use ``nn.MSELoss()``. Torch criteria broadcast: ``F.mse_loss`` of
+    outputs (N, 1) against targets (N,) averages an (N, N) table of every
+    output against every target. So the shapes are checked first: targets
+    must have the outputs' shape, or be integer class indices of the outputs'
+    shape without the class dimension 1 (``F.cross_entropy``'s (N, C) logits
+    and (N,) labels). ``check_shapes=False`` turns that off for criteria with
+    other conventions.
+
+    Example:
+        >>> import torch, torch.nn.functional as F
+        >>> mse = criterion(F.mse_loss, "mse")
+        >>> float(mse(torch.zeros(4, 1), torch.ones(4, 1)))
+        1.0
+        >>> mse(torch.zeros(4, 1), torch.ones(4))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+          ...
+        fblitz.errors.FblitzValueError: criterion mse: targets must have the outputs' shape (4, 1) ...
     """
     if not callable(fn):
         raise FblitzTypeError(f"criterion must be callable (outputs, targets) -> scalar, got {fn!r}")
+    name = name or getattr(fn, "__name__", type(fn).__name__)
+    check_shapes = _checks.boolean("check_shapes", check_shapes)
 
     def nll(outputs, targets):
+        if check_shapes:
+            _check_criterion_shapes(name, outputs, targets)
         value = fn(outputs, targets)
         if not isinstance(value, torch.Tensor) or value.dim() != 0:
             raise FblitzValueError(
-                f"criterion {name or fn!r} must return a 0-dim tensor (use a mean or sum reduction), got "
+                f"criterion {name!r} must return a 0-dim tensor (use a mean or sum reduction), got "
                 f"{tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__}"
             )
         return value
 
-    return Likelihood(nll, name or getattr(fn, "__name__", type(fn).__name__))
+    return Likelihood(nll, name)
+
+
+def _check_criterion_shapes(name: str, outputs: torch.Tensor, targets: torch.Tensor) -> None:
+    """Targets of the outputs' shape, or integer class indices of it without dimension 1."""
+    if outputs.shape == targets.shape:
+        return
+    indices_shape = outputs.shape[:1] + outputs.shape[2:] if outputs.dim() >= 2 else torch.Size()
+    if not targets.is_floating_point() and targets.dtype != torch.bool and targets.shape == indices_shape:
+        return
+    raise FblitzValueError(
+        f"criterion {name}: targets must have the outputs' shape {tuple(outputs.shape)} (or be integer class "
+        f"indices of shape {tuple(indices_shape)}), got targets {tuple(targets.shape)}; torch criteria "
+        "broadcast, so nothing is computed"
+    )
 
 
 def as_likelihood(value: object) -> Likelihood:

@@ -29,7 +29,8 @@ from fblitz import _checks
 from fblitz.errors import FblitzTypeError, FblitzValueError
 from fblitz.estimators import ESTIMATORS
 from fblitz.kl import KLPlan, closed_form_kl, make_plan, monte_carlo_kl
-from fblitz.layers.base import Layer, apply_with_state, sample_noise
+from fblitz.layers.base import Layer, draw_noise, forward_with_state, sample_noise
+from fblitz.layers.params_check import check_params
 from fblitz.likelihoods import Likelihood, as_likelihood
 from fblitz.random import KeyLike
 from fblitz.tree import PyTree, path_name, tree_flatten, tree_leaves, tree_map
@@ -84,7 +85,7 @@ def sample_count(model: Layer, params: PyTree, eps: PyTree) -> int:
     """
     error = None
     for estimator in (None, *ESTIMATORS):  # each layer's own estimator, or one chosen per call
-        expected, structure = tree_flatten(sample_noise(model, 0, params, 1, estimator=estimator))
+        expected, structure = tree_flatten(draw_noise(model, 0, params, 1, estimator))
         try:
             leaves = structure.flatten_up_to(eps)
             break
@@ -148,9 +149,9 @@ def elbo_terms_with_state(
     # params are captured rather than passed so vmap does not flatten them each call.
     def one_sample(e):
         if state is None:
-            outputs, new_state = model.apply(params, inputs, e), ()
+            outputs, new_state = model.forward(params, inputs, e), ()
         else:
-            outputs, new_state = apply_with_state(model, params, state, inputs, e, train=True)
+            outputs, new_state = forward_with_state(model, params, state, inputs, e, train=True)
         data = likelihood(outputs, targets)
         kl = monte_carlo_kl(plan, params, e) + closed if plan.needs_noise else closed
         return data, kl, new_state
@@ -226,6 +227,7 @@ def elbo_samples(
         kl_mode: ``"auto"``, ``"closed_form"`` or ``"monte_carlo"``.
     """
     model = _check_model(model)
+    check_params(model, params)
     likelihood = as_likelihood(likelihood)
     _checks.tensor("inputs", inputs)
     _checks.tensor("targets", targets)
@@ -315,7 +317,8 @@ def sample_elbo(
         torch.Size([])
     """
     count = resolve_sample_count(n_samples, sample_nbr)
-    eps = sample_noise(_check_model(model), key, params, count, estimator=estimator)
+    check_params(_check_model(model), params)
+    eps = sample_noise(model, key, params, count, estimator=estimator)
     return negative_elbo(
         model,
         params,

@@ -116,6 +116,7 @@ def sgd(
     momentum = _checks.non_negative("momentum", momentum)
     dampening = _checks.non_negative("dampening", dampening)
     weight_decay = _checks.non_negative("weight_decay", weight_decay)
+    nesterov = _checks.boolean("nesterov", nesterov)
     if nesterov and (momentum == 0 or dampening != 0):
         raise FblitzValueError("nesterov=True needs momentum > 0 and dampening == 0")
 
@@ -158,6 +159,7 @@ def adam(
             raise FblitzValueError(f"{name} must lie in [0, 1), got {beta}")
     eps = _checks.positive("eps", eps)
     weight_decay = _checks.non_negative("weight_decay", weight_decay)
+    decoupled_weight_decay = _checks.boolean("decoupled_weight_decay", decoupled_weight_decay)
 
     def init(params):
         return AdamState(_zero_count(params), tree_map(torch.zeros_like, params), tree_map(torch.zeros_like, params))

@@ -72,9 +72,26 @@ def sample(node: dict, noise: torch.Tensor | None) -> torch.Tensor:
     """
     if noise is None:
         return node["mu"]
-    if noise.shape != node["mu"].shape:
-        raise FblitzValueError(f"eps must match mu's shape {tuple(node['mu'].shape)}, got {tuple(noise.shape)}")
-    return reparameterize(node["mu"], node["rho"], noise)
+    return reparameterize(node["mu"], node["rho"], check_noise("eps", noise, node["mu"]))
+
+
+def check_noise(name: str, noise: object, mu: torch.Tensor) -> torch.Tensor:
+    """``noise`` if it is a tensor with ``mu``'s shape, dtype and device (nothing is promoted or moved).
+
+    A float64 draw for float32 params would otherwise promote the weights to
+    float64 and fail later, far from the cause, or silently change the
+    output's dtype.
+    """
+    if not isinstance(noise, torch.Tensor):
+        raise FblitzTypeError(f"{name} must be a tensor of mu's shape {tuple(mu.shape)}, got {noise!r}")
+    if noise.dtype != mu.dtype or noise.device != mu.device:
+        raise FblitzTypeError(
+            f"{name} must have the params' dtype {mu.dtype} on {mu.device}, got {noise.dtype} on {noise.device} "
+            "(draw it with sample_noise(model, key, params, ...), which follows the params)"
+        )
+    if noise.shape != mu.shape:
+        raise FblitzValueError(f"{name} must match mu's shape {tuple(mu.shape)}, got {tuple(noise.shape)}")
+    return noise
 
 
 def sample_weights(params: PyTree, eps: PyTree | None) -> PyTree:
@@ -88,13 +105,7 @@ def sample_weights(params: PyTree, eps: PyTree | None) -> PyTree:
         return mean_weights(params)
 
     def draw(node, noise):
-        if not isinstance(noise, torch.Tensor):
-            raise FblitzTypeError(f"eps must hold a tensor at each Gaussian node, got {noise!r}")
-        if noise.shape != node["mu"].shape:
-            raise FblitzValueError(
-                f"eps must match mu's shape {tuple(node['mu'].shape)} at each Gaussian node, got {tuple(noise.shape)}"
-            )
-        return reparameterize(node["mu"], node["rho"], noise)
+        return reparameterize(node["mu"], node["rho"], check_noise("eps at each Gaussian node", noise, node["mu"]))
 
     try:
         return map_gaussian(draw, params, eps, otherwise=lambda leaf, _: leaf)

@@ -170,8 +170,13 @@ def blitz_default(prior_sigma_1: float = 0.1, prior_sigma_2: float = 0.4, prior_
     """The prior a BLiTZ layer builds from its ``prior_*`` arguments.
 
     BLiTZ's defaults (pi=1) make it a single N(0, 0.1^2), which has a closed-form KL.
+    Errors name BLiTZ's arguments (``prior_pi``, ``prior_sigma_1``, ``prior_sigma_2``).
     """
-    return ScaleMixturePrior(prior_pi, prior_sigma_1, prior_sigma_2)
+    return ScaleMixturePrior(
+        _checks.probability("prior_pi", prior_pi),
+        _checks.positive("prior_sigma_1", prior_sigma_1),
+        _checks.positive("prior_sigma_2", prior_sigma_2),
+    )
 
 
 def check_prior(name: str, prior: object) -> Prior:

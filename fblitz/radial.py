@@ -18,6 +18,15 @@ reparameterization ``mu + sigma * eps_r``. Only the KL must know the
 posterior: the layer's priors tree holds :class:`RadialPrior` tags (the prior,
 marked radial), which :mod:`fblitz.kl` reads to use :func:`radial_log_prob`.
 
+**Flipout.** A radial layer may also use Flipout (``estimator="flipout"``;
+noise ``{"weight": eps_r, "bias": eps_r, "seed": int64}``): Flipout needs a
+perturbation whose distribution does not change when the signs of its
+entries are flipped, and flipping signs is an orthogonal map, under which the
+uniform direction ``eps / ||eps||`` (and so ``eps_r``) keeps its distribution.
+Each example's output then has exactly the distribution of plain radial
+sampling (tested). Local reparameterization does not apply: it assumes
+Gaussian pre-activations.
+
 **Density.** In R^D, with rho = ||eps_r|| and A_{D-1} = 2 pi^(D/2) / Gamma(D/2)
 the area of the unit sphere,
 
@@ -50,11 +59,17 @@ from fblitz.tree import PyTree, tree_flatten, tree_unflatten
 POSTERIORS = ("gaussian", "radial")
 
 
+RADIAL_ESTIMATORS = ("reparameterization", "flipout")
+
+
 def check_posterior(name: str, value: object, estimator: str = "reparameterization") -> str:
-    """``value`` if it is one of :data:`POSTERIORS` (radial only with plain reparameterization)."""
+    """``value`` if it is one of :data:`POSTERIORS` (radial with :data:`RADIAL_ESTIMATORS` only)."""
     value = _checks.one_of(name, value, POSTERIORS)
-    if value == "radial" and estimator != "reparameterization":
-        raise FblitzValueError(f"{name}='radial' needs estimator='reparameterization', got {estimator!r}")
+    if value == "radial" and estimator not in RADIAL_ESTIMATORS:
+        raise FblitzValueError(
+            f"{name}='radial' needs estimator='reparameterization' or 'flipout' (local reparameterization "
+            f"assumes Gaussian pre-activations), got {estimator!r}"
+        )
     return value
 
 

@@ -90,24 +90,45 @@ def fold_in(key: KeyLike, data: int) -> Key:
 
 def generator(key: KeyLike, device: torch.device | str | None = None) -> torch.Generator:
     """A fresh ``torch.Generator`` on ``device`` seeded from ``key``."""
-    gen = torch.Generator(device=torch.device("cpu") if device is None else device)
+    try:
+        gen = torch.Generator(device=torch.device("cpu") if device is None else device)
+    except (RuntimeError, TypeError) as error:  # torch's message is about linkers, not the argument
+        raise FblitzValueError(_checks.unavailable_device("device", device, error)) from None
     gen.manual_seed(as_key(key).seed)
     return gen
 
 
+def _is_meta(device) -> bool:
+    """True for the ``meta`` device: tensors with shapes and dtypes but no data, and no Generator."""
+    if device is None:
+        return False
+    try:
+        return torch.device(device).type == "meta"
+    except (RuntimeError, TypeError):
+        return False  # not a device at all: generator() reports it, naming the argument
+
+
 def normal(key: KeyLike, shape, *, dtype: torch.dtype | None = None, device=None) -> torch.Tensor:
-    """Standard normal draws of ``shape``."""
+    """Standard normal draws of ``shape`` (on ``meta``: a data-less tensor of that shape)."""
+    _checks.float_dtype("dtype", dtype)
+    if _is_meta(device):
+        return torch.empty(tuple(shape), dtype=dtype, device=device)
     return torch.randn(tuple(shape), generator=generator(key, device), dtype=dtype, device=device)
 
 
 def uniform(key: KeyLike, shape, *, dtype: torch.dtype | None = None, device=None) -> torch.Tensor:
-    """Uniform draws on [0, 1) of ``shape``."""
+    """Uniform draws on [0, 1) of ``shape`` (on ``meta``: a data-less tensor of that shape)."""
+    _checks.float_dtype("dtype", dtype)
+    if _is_meta(device):
+        return torch.empty(tuple(shape), dtype=dtype, device=device)
     return torch.rand(tuple(shape), generator=generator(key, device), dtype=dtype, device=device)
 
 
 def permutation(key: KeyLike, n: int, *, device=None) -> torch.Tensor:
-    """A random permutation of ``range(n)`` as an int64 tensor."""
+    """A random permutation of ``range(n)`` as an int64 tensor (on ``meta``: data-less)."""
     n = _checks.integer("n", n, minimum=0)
+    if _is_meta(device):
+        return torch.empty(n, dtype=torch.int64, device=device)
     return torch.randperm(n, generator=generator(key, device), device=device)
 
 

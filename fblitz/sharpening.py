@@ -159,7 +159,7 @@ def sharpen(model, params, eta, noise, inputs, targets, *, likelihood, sigma_0, 
 
     def data(weights):
         p, e = at(weights)
-        return likelihood(model.apply(p, inputs, e), targets)
+        return likelihood(model.forward(p, inputs, e), targets)
 
     phi = [_sample(get_path(params, path), get_path(noise["phi"], path)) for path in nodes]
     g = grad(data)(phi)
@@ -167,12 +167,19 @@ def sharpen(model, params, eta, noise, inputs, targets, *, likelihood, sigma_0, 
         g = [t.detach() for t in g]
     steps = [get_path(eta, path) * t for path, t in zip(nodes, g)]
     theta = [w - s + sigma_0 * get_path(noise["theta"], path) for path, w, s in zip(nodes, phi, steps)]
+    return Sharpened(*at(theta), sharpening_kl(steps, sigma_0))
+
+
+def sharpening_kl(steps: list[torch.Tensor], sigma_0: float) -> torch.Tensor:
+    """KL(N(phi - s, sigma_0^2) || N(phi, sigma_0^2)) = ``||s||^2 / (2 sigma_0^2)``, 0-dim.
+
+    ``steps`` are the moves ``s = eta * g`` of the sharpened tensors.
+    ``sigma_0 = 0`` is a point mass: 0 when every step is 0, +inf otherwise.
+    """
     squares = torch.stack([s.square().sum() for s in steps]).sum()
     if sigma_0 > 0:
-        kl = squares * (0.5 / sigma_0**2)
-    else:
-        kl = torch.where(squares > 0, torch.full_like(squares, float("inf")), torch.zeros_like(squares))
-    return Sharpened(*at(theta), kl)
+        return squares * (0.5 / sigma_0**2)
+    return torch.where(squares > 0, torch.full_like(squares, float("inf")), torch.zeros_like(squares))
 
 
 def sharpened_elbo_samples(
@@ -197,6 +204,7 @@ def sharpened_elbo_samples(
     likelihood = as_likelihood(likelihood)
     sigma_0 = _checks.non_negative("sigma_0", sigma_0)
     complexity_cost_weight = _checks.non_negative("complexity_cost_weight", complexity_cost_weight)
+    second_order = _checks.boolean("second_order", second_order)
     _checks.tensor("targets", targets)
     if sharpening_weight is None:
         sharpening_weight = 1.0 / max(targets.shape[0] if targets.dim() else 1, 1)
@@ -219,7 +227,7 @@ def sharpened_elbo_samples(
     def one_sample(n):
         sharp = sharpen(model, params, eta, n, inputs, targets, likelihood=likelihood, sigma_0=sigma_0,
                         second_order=second_order)  # fmt: skip
-        data = likelihood(model.apply(sharp.params, inputs, sharp.eps), targets)
+        data = likelihood(model.forward(sharp.params, inputs, sharp.eps), targets)
         kl = monte_carlo_kl(plan, params, n["phi"]) + closed if plan.needs_noise else closed
         return data, kl, sharp.kl
 

@@ -14,7 +14,6 @@ Example:
 from __future__ import annotations
 
 import math
-import sys
 import time
 from collections.abc import Callable
 from typing import NamedTuple
@@ -22,11 +21,15 @@ from typing import NamedTuple
 import torch
 
 from fblitz import _checks
-from fblitz.checkpoint import save_checkpoint
+from fblitz._progress import COMPILE_NOTE, TrainingProgress
+from fblitz.checkpoint import check_checkpoint_path, save_checkpoint
+from fblitz.distributions import rho_out_of_range
 from fblitz.errors import FblitzTypeError, FblitzValueError, NonFiniteError, NonFiniteStepError
 from fblitz.estimators import check_estimator
 from fblitz.kl import KL_MODES, make_plan
-from fblitz.layers.base import Layer, init_state, is_stateful, sample_noise
+from fblitz.layers._usage import describe
+from fblitz.layers.base import Layer, draw_noise, estimator_usage, init_state, is_stateful, sample_noise
+from fblitz.layers.params_check import check_params
 from fblitz.likelihoods import as_likelihood
 from fblitz.objectives import ElboTerms, _check_model, elbo_grad, resolve_sample_count
 from fblitz.optim import GradientTransformation, OptState, apply_updates
@@ -95,12 +98,18 @@ class TrainStep(NamedTuple):
     """
 
     fn: Callable
+    model: Layer | None = None
 
     def __call__(self, params, opt_state, key, inputs, targets, complexity_cost_weight=1.0):
         return self.guarded(params, opt_state, None, key, inputs, targets, complexity_cost_weight)[:3]
 
     def guarded(self, params, opt_state, state, key, inputs, targets, complexity_cost_weight=1.0) -> StepOutcome:
-        """The step with ``state`` threaded through and a finiteness flag (see :class:`StepOutcome`)."""
+        """The step with ``state`` threaded through and a finiteness flag (see :class:`StepOutcome`).
+
+        ``params`` is checked against the model first (:func:`fblitz.layers.check_params`).
+        """
+        if self.model is not None:
+            check_params(self.model, params)
         return StepOutcome(*self.fn(params, opt_state, state, key, inputs, targets, complexity_cost_weight))
 
     def with_state(self, params, opt_state, state, key, inputs, targets, complexity_cost_weight=1.0):
@@ -148,6 +157,7 @@ def make_train_step(
     _checks.one_of("kl_mode", kl_mode, KL_MODES)
     if estimator is not None:
         check_estimator("estimator", estimator)
+    compile = _checks.boolean("compile", compile)
     plans: dict = {}
     loss_grad = elbo_grad(model, likelihood)
 
@@ -167,7 +177,9 @@ def make_train_step(
         structure = tree_structure(params)
         if structure not in plans:
             plans[structure] = make_plan(params, model.priors, kl_mode)
-        eps = sample_noise(model, key, params, n_samples, estimator=estimator)
+            eps = sample_noise(model, key, params, n_samples, estimator=estimator)  # checked once per tree
+        else:
+            eps = draw_noise(model, key, params, n_samples, estimator)
         if not isinstance(weight, torch.Tensor):
             # a tensor, so a compiled step is not specialised to each weight value
             like = next(leaf for leaf in tree_leaves(params) if leaf.is_floating_point())
@@ -183,7 +195,7 @@ def make_train_step(
         )
         return params, opt_state, terms, None if state == () else state, finite
 
-    return TrainStep(step)
+    return TrainStep(step, model)
 
 
 class EpochInfo(NamedTuple):
@@ -201,36 +213,17 @@ class FitResult(NamedTuple):
     """Outcome of :func:`fit`: final params and optimizer state, per-epoch history.
 
     ``history`` maps ``"loss"``, ``"data"``, ``"kl"`` to per-epoch means over
-    the minibatch steps, and ``"seconds"`` to the total wall time. ``state``
+    the minibatch steps, ``"skipped"`` to the skipped steps per epoch,
+    ``"seconds"`` to the total wall time, and (from :func:`fit`) ``"estimators"``
+    to the estimator each Bayesian layer used (:func:`fblitz.layers.estimator_usage`). ``state``
     holds the running statistics of models with batch norm (None otherwise);
-    pass it to :func:`fblitz.predict.predict` for evaluation.
+    pass it to :func:`fblitz.prediction.predict` for evaluation.
     """
 
     params: PyTree
     opt_state: OptState
     history: dict
     state: PyTree | None = None
-
-
-class _Progress:
-    """A one-line progress display on stderr (redrawn in place on a terminal)."""
-
-    def __init__(self, enabled: bool | None, epochs: int):
-        self.enabled = sys.stderr.isatty() if enabled is None else bool(enabled)
-        self.epochs, self.start, self.last = epochs, time.perf_counter(), 0.0
-
-    def update(self, epoch: int, loss: float) -> None:
-        now = time.perf_counter()
-        if not self.enabled or (now - self.last < 0.2 and epoch + 1 < self.epochs):
-            return
-        self.last = now
-        end = "\n" if epoch + 1 == self.epochs else ""
-        print(
-            f"\repoch {epoch + 1}/{self.epochs}  loss {loss:.4f}  {now - self.start:.1f}s",
-            end=end,
-            file=sys.stderr,
-            flush=True,
-        )
 
 
 def _check_data(inputs: torch.Tensor, targets: torch.Tensor) -> int:
@@ -267,7 +260,7 @@ def fit(
     opt_state: OptState | None = None,
     state: PyTree | None = None,
     compile: bool = False,
-    progress: bool | None = None,
+    progress: bool = True,
     callback: Callable[[EpochInfo], bool | None] | None = None,
     start_epoch: int = 0,
     on_nonfinite: str = "raise",
@@ -290,14 +283,23 @@ def fit(
         kl_weighting: ``"uniform"`` or ``"blundell"`` (see :func:`kl_weights`).
         kl_mode: ``"auto"``, ``"closed_form"`` or ``"monte_carlo"``.
         estimator: override every supporting layer's gradient estimator (see
-            :mod:`fblitz.estimators`); None keeps each layer's own.
-        shuffle: reshuffle the rows every epoch.
+            :mod:`fblitz.estimators`); None keeps each layer's own. An
+            estimator no layer of ``model`` uses is an error; which layer
+            uses which is in ``history["estimators"]`` and, with
+            ``progress``, printed as one line before training.
+        shuffle: reshuffle the rows every epoch (True or False; other
+            values, even truthy ones like ``"no"``, are refused).
         opt_state: resume from this optimizer state instead of ``optimizer.init``.
         state: running statistics to start from, for models with batch norm
             (default :func:`fblitz.layers.init_state`); ignored otherwise.
         compile: compile the gradient step with ``torch.compile`` (see
             :func:`make_train_step`).
-        progress: show a progress line (default: only on a terminal).
+        progress: show progress on stderr (True or False): a tqdm bar with the
+            epoch, the last epoch's mean loss, the rate and the ETA on a
+            terminal or in a notebook; plain lines (after the first epoch, then
+            every 10 s, and at the end) when stderr is a pipe or a file. With
+            ``compile=True`` a line says so before the first step (which
+            compiles) and another how long it took.
         callback: called with an :class:`EpochInfo` after each epoch; returning
             True stops training.
         start_epoch: the number of epochs already done, to resume a run: epoch
@@ -319,15 +321,31 @@ def fit(
         NonFiniteError: every step of an epoch was skipped.
     """
     n = _check_data(inputs, targets)
-    _checks.like_params("inputs", inputs, params)
-    _checks.like_params("targets", targets, params)
+    check_params(_check_model(model), params)
+    for name, data in (("inputs", inputs), ("targets", targets)):
+        _checks.like_params(name, data, params)
+        if data.is_floating_point():  # once here: inside the step, under vmap, values are not read
+            _checks.float_input(name, data)
+    if checkpoint_path is not None:
+        check_checkpoint_path("checkpoint_path", checkpoint_path)
     start_epoch = _checks.integer("start_epoch", start_epoch, minimum=0)
     epochs = _checks.integer("epochs", epochs, minimum=start_epoch)
     _checks.one_of("on_nonfinite", on_nonfinite, ("raise", "skip"))
     checkpoint_every = _checks.integer("checkpoint_every", checkpoint_every, minimum=1)
     batch_size = _checks.integer("batch_size", batch_size, minimum=1)
+    _checks.one_of("kl_weighting", kl_weighting, KL_WEIGHTINGS)
+    shuffle = _checks.boolean("shuffle", shuffle)
+    compile = _checks.boolean("compile", compile)
+    progress = _checks.boolean("progress", progress)
+    if callback is not None and not callable(callback):
+        raise FblitzTypeError(f"callback must be None or a callable taking an EpochInfo, got {callback!r}")
     count = resolve_sample_count(n_samples, sample_nbr)
     key = as_key(key)
+    if not any(isinstance(leaf, torch.Tensor) and leaf.is_floating_point() for leaf in tree_leaves(params)):
+        raise FblitzValueError("params has no floating-point tensor to train (did model.init(key) build it?)")
+    if estimator is not None:
+        check_estimator("estimator", estimator)
+    usage = estimator_usage(_check_model(model), params, estimator)
     num_batches = math.ceil(n / batch_size)
     like = tree_leaves(params)[0]
     weights = [
@@ -350,48 +368,72 @@ def fit(
         state = init_state(model, dtype=like.dtype, device=like.device)
     elif not is_stateful(model):
         state = None
-    history = {"loss": [], "data": [], "kl": [], "skipped": []}
-    display = _Progress(progress, epochs)
+    history = {"loss": [], "data": [], "kl": [], "skipped": [], "estimators": usage}
+    display = TrainingProgress(progress, epochs=epochs, steps_per_epoch=num_batches, start_epoch=start_epoch)
     start = time.perf_counter()
-    for epoch in range(start_epoch, epochs):
-        epoch_key = key.fold_in(epoch)
-        order = permutation(epoch_key, n, device=inputs.device) if shuffle else None
-        x_epoch = inputs[order] if shuffle else inputs
-        y_epoch = targets[order] if shuffle else targets
-        epoch_terms = []
-        for index in range(num_batches):
-            rows = slice(index * batch_size, (index + 1) * batch_size)
-            out = step.guarded(
-                params, opt_state, state, epoch_key.fold_in(index + 1), x_epoch[rows], y_epoch[rows], weights[index]
-            )
-            if not bool(out.finite):
-                if on_nonfinite == "raise":
-                    raise NonFiniteStepError(
-                        f"non-finite loss ({float(out.terms.loss)}) or gradient at epoch {epoch}, step {index}; "
-                        "params and opt_state before the step are on this error (on_nonfinite='skip' skips such steps)",
-                        epoch=epoch, step=index, params=params, opt_state=opt_state, state=state,
-                    )  # fmt: skip
-                continue
-            params, opt_state, _, state, _ = out
-            epoch_terms.append(torch.stack(out.terms))
-        if not epoch_terms:
-            raise NonFiniteError(f"every one of the {num_batches} steps of epoch {epoch} was non-finite and skipped")
-        loss, data, kl = torch.stack(epoch_terms).double().mean(dim=0).tolist()
-        for name, value in zip(("loss", "data", "kl", "skipped"), (loss, data, kl, num_batches - len(epoch_terms))):
-            history[name].append(value)
-        display.update(epoch, loss)
-        stop = callback is not None and callback(EpochInfo(epoch, params, opt_state, loss, data, kl))
-        if checkpoint_path is not None and (stop or (epoch + 1) % checkpoint_every == 0 or epoch + 1 == epochs):
-            save_checkpoint(
-                checkpoint_path,
-                params=params,
-                opt_state=opt_state,
-                state=state,
-                key=key,
-                epoch=epoch + 1,
-                config=config,
-            )
-        if stop:
-            break
+    with display:
+        if estimator is not None:
+            display.note(describe(usage, estimator))
+        if compile:
+            display.note(COMPILE_NOTE)
+        for epoch in range(start_epoch, epochs):
+            epoch_key = key.fold_in(epoch)
+            order = permutation(epoch_key, n, device=inputs.device) if shuffle else None
+            x_epoch = inputs[order] if shuffle else inputs
+            y_epoch = targets[order] if shuffle else targets
+            epoch_terms = []
+            for index in range(num_batches):
+                rows = slice(index * batch_size, (index + 1) * batch_size)
+                # params were checked once above; each step returns params of the same shapes
+                out = StepOutcome(
+                    *step.fn(
+                        params,
+                        opt_state,
+                        state,
+                        epoch_key.fold_in(index + 1),
+                        x_epoch[rows],
+                        y_epoch[rows],
+                        weights[index],
+                    )
+                )
+                if not bool(out.finite):
+                    if on_nonfinite == "raise":
+                        cause = rho_out_of_range(params)
+                        raise NonFiniteStepError(
+                            f"non-finite loss ({float(out.terms.loss)}) or gradient at epoch {epoch}, step {index}"
+                            + (f" ({cause})" if cause else "") + "; params and opt_state before the step are on this "
+                            "error (on_nonfinite='skip' skips such steps)",
+                            epoch=epoch, step=index, params=params, opt_state=opt_state, state=state,
+                        )  # fmt: skip
+                    continue
+                params, opt_state, _, state, _ = out
+                epoch_terms.append(torch.stack(out.terms))
+                display.step(epoch, index)
+                if compile and epoch == start_epoch and index == 0:
+                    display.note(f"compiled and ran the first step in {time.perf_counter() - start:.1f} s")
+            if not epoch_terms:
+                raise NonFiniteError(
+                    f"every one of the {num_batches} steps of epoch {epoch} was non-finite and skipped"
+                )
+            loss, data, kl = torch.stack(epoch_terms).double().mean(dim=0).tolist()
+            for name, value in zip(("loss", "data", "kl", "skipped"), (loss, data, kl, num_batches - len(epoch_terms))):
+                history[name].append(value)
+            display.epoch_done(epoch, loss)
+            stop = False
+            if callback is not None:
+                with display.writing():  # a callback that prints does not break the bar
+                    stop = callback(EpochInfo(epoch, params, opt_state, loss, data, kl))
+            if checkpoint_path is not None and (stop or (epoch + 1) % checkpoint_every == 0 or epoch + 1 == epochs):
+                save_checkpoint(
+                    checkpoint_path,
+                    params=params,
+                    opt_state=opt_state,
+                    state=state,
+                    key=key,
+                    epoch=epoch + 1,
+                    config=config,
+                )
+            if stop:
+                break
     history["seconds"] = time.perf_counter() - start
     return FitResult(params, opt_state, history, state)

@@ -85,6 +85,8 @@ CASES = [
     Case("rnn_head", lambda: LastStep(nn.RNN(3, 4, batch_first=True, bias=False), 4), lambda: randn(11, 4, 5, 3)),
     Case("lstm_cell", lambda: nn.LSTMCell(3, 4), lambda: randn(7, 2, 3)),
     Case("gru_cell", lambda: nn.GRUCell(3, 4), lambda: randn(8, 2, 3)),
+    Case("rnn_cell", lambda: nn.RNNCell(3, 4), lambda: randn(12, 2, 3)),
+    Case("rnn_cell_relu_unbatched", lambda: nn.RNNCell(3, 4, nonlinearity="relu", bias=False), lambda: randn(13, 3)),
     Case("lstm_head", lambda: LastStep(nn.LSTM(3, 4, batch_first=True), 4), lambda: randn(9, 4, 5, 3), "rnn.*"),
 ]
 CASE_IDS = [case.name for case in CASES]

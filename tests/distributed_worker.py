@@ -19,22 +19,48 @@ from typing import NamedTuple
 
 import torch
 
-from fblitz import distributed, likelihoods, optim
+from fblitz import distributed, layers, likelihoods, optim
 from tests.helpers import mlp, randn, to_double
 
 ROOT = Path(__file__).resolve().parent.parent
 ROWS, BATCH, KL_WEIGHT = 31, 8, 0.3  # batches 8, 8, 8, 7: the last one splits unevenly over 2 ranks
 
 
-def problem():
-    """``(model, params, x, y, settings)``: a 3-8-1 float64 regression, 31 rows."""
-    model = mlp(3, 8, 1)
+def _last_step(out):
+    return out[0][:, -1]
+
+
+# models with per-example noise, trained with noise="shared" (name -> (model, estimator passed to fit))
+PER_EXAMPLE = {
+    "local_reparameterization": (lambda: mlp(3, 8, 1), "local_reparameterization"),
+    "flipout": (lambda: mlp(3, 8, 1), "flipout"),
+    "dropout": (
+        lambda: layers.serial(layers.linear(3, 8), layers.relu, layers.dropout(0.3), layers.linear(8, 1)),
+        None,
+    ),
+    "gru_flipout": (  # each row's 3 features as a sequence of 3 steps
+        lambda: layers.serial(
+            layers.stateless(lambda x: x.unsqueeze(-1), "as_sequence"),
+            layers.gru(1, 4, batch_first=True, estimator="flipout"),
+            layers.stateless(_last_step, "last_step"),
+            layers.linear(4, 1),
+        ),
+        None,
+    ),
+}
+
+
+def problem(name: str | None = None):
+    """``(model, params, x, y, settings)``: a 3-8-1 float64 regression, 31 rows (or a model of :data:`PER_EXAMPLE`)."""
+    model = mlp(3, 8, 1) if name is None else PER_EXAMPLE[name][0]()
     x = randn(11, ROWS, 3, dtype=torch.float64)
     y = x.sum(dim=1, keepdim=True).sin() + 0.1 * randn(12, ROWS, 1, dtype=torch.float64)
     settings = dict(
         likelihood=likelihoods.gaussian(0.5), optimizer=optim.adam(0.02), key=5, epochs=3, batch_size=BATCH,
         complexity_cost_weight=KL_WEIGHT, kl_mode="closed_form",
     )  # fmt: skip
+    if name is not None:
+        settings["estimator"] = PER_EXAMPLE[name][1]
     return model, to_double(model.init(0)), x, y, settings
 
 
@@ -54,11 +80,25 @@ def train(rank: int, out_dir: Path) -> dict:
     )
     mine = distributed.shard(BATCH, rank, 2)
     _, _, terms = step(params, settings["optimizer"].init(params), 9, x[mine], y[mine], KL_WEIGHT)
+    per_example = {}
+    for name in PER_EXAMPLE:
+        model, params, x, y, settings = problem(name)
+        per_example[name] = distributed.fit_distributed(model, params, x, y, **settings, n_samples=2, noise="shared")
+    # a step of its own, without row_offset: it finds its first row with an all_gather
+    model, params, x, y, settings = problem("flipout")
+    step = distributed.make_distributed_step(
+        model, settings["likelihood"], settings["optimizer"], n_samples=2, noise="shared", kl_mode="closed_form",
+        estimator="flipout",
+    )  # fmt: skip
+    uneven = distributed.shard(7, rank, 2)  # rows 0-3 and 4-6
+    one_step = step(params, settings["optimizer"].init(params), 9, x[uneven], y[uneven], KL_WEIGHT)
     return {
         "shared": shared,
         "per_rank": per_rank,
         "samples": samples,
         "one_step_terms": tuple(terms),
+        "per_example": per_example,
+        "flipout_step": one_step,
     }
 
 

@@ -316,6 +316,11 @@ EXEMPT = {
     "init_state",
     "is_stateful",
     "sample_noise",
+    "estimator_usage",  # tools that read a model, not layers; tested in tests/hostile/test_hostile_estimators.py
+    "estimator_summary",
+    "check_params",  # params-tree checks: tests/test_params_check.py and the contract test
+    "expected_params",
+    "forward_with_state",
 }
 
 
@@ -424,6 +429,7 @@ for _short, _option in [
     ("lrt", {"estimator": "local_reparameterization"}),
     ("flipout", {"estimator": "flipout"}),
     ("radial", {"posterior": "radial"}),
+    ("radial-flipout", {"posterior": "radial", "estimator": "flipout"}),
 ]:
     CASES += [
         LayerCase(
@@ -502,4 +508,5 @@ CASES += [
 CASES += [
     _rnn_case("radial", "lstm", ((4, 2, 2), (1, 2, 2)), posterior="radial"),
     _rnn_case("radial-bidirectional", "gru", ((4, 2, 4), (2, 2, 2)), posterior="radial", bidirectional=True),
+    _rnn_case("radial-flipout", "gru", ((4, 2, 2), (1, 2, 2)), posterior="radial", estimator="flipout"),
 ]

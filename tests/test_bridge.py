@@ -12,7 +12,7 @@ from fblitz import likelihoods
 from fblitz.bridge import bayesify, to_module
 from fblitz.layers import sample_noise, serial
 from fblitz.objectives import sample_elbo
-from fblitz.predict import predict_mean_weights, predict_with_eps
+from fblitz.prediction import predict_mean_weights, predict_with_eps
 from fblitz.tree import map_gaussian, tree_leaves, tree_map, tree_structure, tree_unstack
 from tests.bridge_cases import CASE_IDS, CASES, build, drawn_weights, run_module
 from tests.helpers import randn

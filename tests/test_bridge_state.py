@@ -9,7 +9,7 @@ from torch import nn
 from fblitz import likelihoods, optim
 from fblitz.bridge import bayesify, to_module
 from fblitz.layers import apply_with_state, init_state, is_stateful, sample_noise
-from fblitz.predict import predict_mean_weights
+from fblitz.prediction import predict_mean_weights
 from fblitz.train import fit
 from fblitz.tree import tree_leaves, tree_map, tree_unstack
 from tests.bridge_cases import build, drawn_weights

@@ -18,9 +18,10 @@ def params64():
     return mlp(3, 4, 1).init(0, dtype=torch.float64)
 
 
-def stepped(opt, params, steps=3):
-    state = opt.init(params)
-    for i in range(steps):
+def stepped(opt, params, steps=3, state=None, first=0):
+    """``steps`` optimizer steps from ``state`` (default: a fresh one), with the gradients of steps first, ..."""
+    state = opt.init(params) if state is None else state
+    for i in range(first, first + steps):
         grads = {
             k: {n: {p: randn(10 * i + len(k), *t.shape, dtype=t.dtype) for p, t in v.items()} for n, v in d.items()}
             for k, d in params.items()
@@ -31,16 +32,16 @@ def stepped(opt, params, steps=3):
 
 
 @pytest.mark.parametrize(
-    "opt",
+    "opt, stateful",
     [
-        optim.adam(1e-2),
-        optim.sgd(0.1, momentum=0.9),
-        optim.sgd(0.1),
-        optim.chain(optim.clip_by_global_norm(1.0), optim.adam(1e-3)),
+        (optim.adam(1e-2), True),
+        (optim.sgd(0.1, momentum=0.9), True),
+        (optim.sgd(0.1), False),  # its state is a step count that no update reads
+        (optim.chain(optim.clip_by_global_norm(1.0), optim.adam(1e-3)), True),
     ],
     ids=["adam", "sgd-momentum", "sgd", "chain"],
 )
-def test_round_trip_is_bit_exact_with_dtypes(tmp_path, opt):
+def test_round_trip_is_bit_exact_with_dtypes(tmp_path, opt, stateful):
     params, state = stepped(opt, params64())
     running = {"mean": torch.arange(3, dtype=torch.float64), "count": torch.tensor(7, dtype=torch.int64)}
     path = tmp_path / "run.ckpt"
@@ -58,8 +59,14 @@ def test_round_trip_is_bit_exact_with_dtypes(tmp_path, opt):
     counts = [s.count for s in parts if isinstance(s, (optim.SgdState, optim.AdamState))]
     assert counts and all(c.dtype == torch.int64 for c in counts)
     assert ckpt.key == Key(2**64 - 1) and ckpt.epoch == 5 and ckpt.step == 40 and ckpt.config == config
-    # the restored optimizer state keeps working exactly like the original
-    assert_trees_equal(stepped(opt, params)[0], stepped(opt, ckpt.params)[0])
+    # stepping on from the restored state (as fit resumes it) is stepping on from the original: the uninterrupted run
+    straight_params, straight_state = stepped(opt, params64(), steps=6)
+    resumed_params, resumed_state = stepped(opt, ckpt.params, steps=3, state=ckpt.resume()["opt_state"], first=3)
+    assert_trees_equal(resumed_params, straight_params)
+    assert_trees_equal(resumed_state, straight_state)
+    if stateful:  # a fresh state would have gone elsewhere: the comparison above has power
+        restarted = stepped(opt, ckpt.params, steps=3, first=3)[0]
+        assert not torch.equal(restarted["0"]["weight"]["mu"], straight_params["0"]["weight"]["mu"])
 
 
 def test_optional_fields_default_to_none(tmp_path):
@@ -119,6 +126,12 @@ def test_unknown_state_type_needs_an_allowlist(tmp_path):
     with pytest.raises(CheckpointError, match="'MyState', which is not an allowed state type"):
         load_checkpoint(tmp_path / "c")
     assert load_checkpoint(tmp_path / "c", state_types=(MyState,)).opt_state == MyState(torch.tensor(3))
+    # state types nest: inside another state's fields, and inside dicts
+    nested = (MyState({"inner": MyState(torch.tensor(4))}), {"adam": optim.adam(1e-3).init({"w": torch.ones(2)})})
+    save_checkpoint(tmp_path / "n", params={"w": torch.ones(1)}, opt_state=nested)
+    restored = load_checkpoint(tmp_path / "n", state_types=(MyState,)).opt_state
+    assert type(restored[0].count["inner"]) is MyState and type(restored[1]["adam"]) is optim.AdamState
+    assert_trees_equal(restored, nested)
 
 
 def test_bad_arguments_are_named(tmp_path):

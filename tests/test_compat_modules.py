@@ -180,7 +180,7 @@ def test_errors_name_the_argument():
         BayesianLinear(3, 2, seed=0)(randn(0, 4, 3, dtype=torch.float64))
     with pytest.raises(FblitzTypeError, match="Flipout wraps"):
         Flipout(BayesianEmbedding)
-    with pytest.raises(FblitzValueError, match="forward_with_sharpening"):
+    with pytest.raises(FblitzValueError, match="needs a layer built with sharpen=True"):
         BayesianLSTM(3, 4, seed=0)(randn(0, 2, 5, 3), None, torch.tensor(1.0))
     with pytest.raises(FblitzValueError, match="weights has no entry 'hidden.weight'"):
         Regressor().MOPED_(0.1, weights={})

@@ -94,7 +94,7 @@ BAD_ARGUMENTS = [
     (layers.conv2d, (2, 4, 3), {"padding_mode": "mirror"}, FblitzValueError, "padding_mode"),
     (layers.conv2d, (2, 4, 3), {"freeze": "yes"}, FblitzTypeError, "freeze"),
     (layers.conv2d, (2, 4, 3), {"prior": 0.1}, FblitzTypeError, "prior"),
-    (layers.conv2d, (2, 4, 3), {"prior_pi": 2.0}, FblitzValueError, "pi"),
+    (layers.conv2d, (2, 4, 3), {"prior_pi": 2.0}, FblitzValueError, "prior_pi"),
     (layers.conv2d, (2, 4, 3), {"posterior_mu_std": -1.0}, FblitzValueError, "posterior_mu_std"),
     (layers.conv_transpose2d, (2, 4, 3), {"stride": 2, "output_padding": 2}, FblitzValueError, "output_padding"),
     (layers.conv_transpose1d, (2, 4, 3), {"output_padding": 1, "dilation": 1}, FblitzValueError, "output_padding"),

@@ -1,7 +1,9 @@
 """Two-process training on gloo over loopback, against single-process references.
 
-The workers (tests/distributed_worker.py) train a 3-8-1 float64 regression;
-the references below train the same problem in this process. Float64 keeps
+The workers (tests/distributed_worker.py) train a 3-8-1 float64 regression
+(and, with shared noise, models with per-example noise: local
+reparameterization, Flipout, dropout, a Flipout GRU); the references below
+train the same problems in this process. Float64 keeps
 the only difference -- the order of floating-point sums across ranks -- far
 below the stated tolerance (rtol 1e-9, atol 1e-11) after 12 Adam steps.
 """
@@ -18,9 +20,9 @@ from fblitz.layers import sample_noise
 from fblitz.objectives import elbo_grad, negative_elbo
 from fblitz.optim import apply_updates
 from fblitz.random import Key, permutation
-from fblitz.train import fit
+from fblitz.train import fit, make_train_step
 from fblitz.tree import tree_allclose, tree_leaves, tree_map
-from tests.distributed_worker import BATCH, KL_WEIGHT, Launch, problem
+from tests.distributed_worker import BATCH, KL_WEIGHT, PER_EXAMPLE, Launch, problem
 from tests.helpers import assert_trees_equal
 
 TOLERANCE = dict(rtol=1e-9, atol=1e-11)
@@ -75,6 +77,35 @@ def test_data_parallel_with_shared_noise_matches_single_process_fit(trained):
     single = fit(model, params, x, y, **settings, n_samples=2, progress=False)
     assert_close_trees(rank0["shared"].params, single.params)
     assert rank0["shared"].history["loss"] == pytest.approx(single.history["loss"], rel=1e-12)
+
+
+@pytest.mark.parametrize("name", list(PER_EXAMPLE))
+def test_shared_noise_with_per_example_noise_matches_single_process_fit(trained, name):
+    # local reparameterization, Flipout (linear and GRU) and dropout draw noise per row: with shared noise
+    # each rank's rows must get the noise of their places in the whole minibatch (the last one, 7 rows,
+    # splits 4 + 3), not of their places in the rank's shard
+    _, _, (rank0, rank1) = trained
+    model, params, x, y, settings = problem(name)
+    single = fit(model, params, x, y, **settings, n_samples=2, progress=False)
+    for result in (rank0, rank1):
+        assert_close_trees(result["per_example"][name].params, single.params)
+        assert result["per_example"][name].history["loss"] == pytest.approx(single.history["loss"], rel=1e-12)
+
+
+def test_a_shared_noise_step_finds_its_rows_without_row_offset(trained):
+    _, _, (rank0, rank1) = trained
+    model, params, x, y, settings = problem("flipout")
+    optimizer = settings["optimizer"]
+    step = make_train_step(
+        model, settings["likelihood"], optimizer, n_samples=2, kl_mode="closed_form", estimator="flipout"
+    )
+    expected = step(params, optimizer.init(params), 9, x[:7], y[:7], KL_WEIGHT)
+    for result in (rank0, rank1):
+        # one Adam step from zero moments is about lr * sign(g): looser than the 12-step runs' tolerance
+        assert tree_allclose(result["flipout_step"][0], expected[0], rtol=1e-9, atol=1e-9)
+        assert torch.stack(result["flipout_step"][2]).tolist() == pytest.approx(
+            torch.stack(expected[2]).tolist(), rel=1e-12
+        )
 
 
 def per_rank_reference(model, params, x, y, settings, *, world_size=2, n_samples=2):

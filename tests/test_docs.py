@@ -65,3 +65,44 @@ def test_api_reference_lists_every_public_module():
     assert not missing, f"add these modules to docs/api-modules.txt (one line each): {sorted(missing)}"
     for module in listed:
         importlib.import_module(module)
+
+
+def test_api_reference_is_grouped_by_the_architecture():
+    hook = api_pages_hook()
+    sections = dict(hook.api_sections())
+    for group in ("Layers", "Objectives and training", "Prediction and metrics", "Bridge and compat", "Distributed"):
+        assert sections.get(group), f"docs/api-modules.txt has no [{group}] group"
+    assert "fblitz.layers" in sections["Layers"] and "fblitz.train" in sections["Objectives and training"]
+    assert (
+        "fblitz.predictive" in sections["Prediction and metrics"] and "fblitz.compat" in sections["Bridge and compat"]
+    )
+    # the API index lists every page once, by group, in the navigation's order
+    listing = hook.sections_markdown()
+    assert [line.split("**")[1] for line in listing.splitlines()] == list(sections)
+    assert all(listing.count(f"({module}.md)") == 1 for module in hook.api_modules())
+    assert hook.MARKER in (DOCS / "api" / "index.md").read_text()
+
+
+def test_the_home_page_shows_how_to_install_and_a_figure():
+    text = (DOCS / "index.md").read_text()
+    assert "## Install" in text and 'pip install "torch==2.13.0"' in text
+    figures = re.findall(r"!\[[^\]]+\]\((img/[^)]+\.png)\)", text)
+    assert figures and all((DOCS / figure).is_file() for figure in figures)
+    assert "Building these docs" not in text  # contributor material lives in contributing.md
+    assert "## Building these docs" in (DOCS / "contributing.md").read_text()
+
+
+def test_the_top_level_api_is_functions_and_noun_namespaces():
+    # `from fblitz import predict; predict(...)` works: the verbs of __all__ are functions, not modules
+    for name in ("fit", "predict", "predictive_distribution", "make_predictor", "bayesify", "sample_elbo"):
+        assert name in fblitz.__all__ and callable(getattr(fblitz, name)), name
+        assert not inspect.ismodule(getattr(fblitz, name)), name
+    modules = sorted(name for name in fblitz.__all__ if inspect.ismodule(getattr(fblitz, name)))
+    assert modules == [
+        "checkpoint", "datasets", "distributed", "layers", "likelihoods", "metrics", "models", "optim",
+        "predictive", "priors",
+    ]  # fmt: skip
+    assert len(fblitz.__all__) == len(set(fblitz.__all__)) and all(hasattr(fblitz, name) for name in fblitz.__all__)
+    from fblitz import predict
+
+    assert predict is fblitz.prediction.predict

@@ -101,7 +101,7 @@ BAD_ARGUMENTS = [
     ((6, 4), {"scale_grad_by_freq": 1}, FblitzTypeError, "scale_grad_by_freq"),
     ((6, 4), {"sparse": True}, FblitzValueError, "sparse"),
     ((6, 4), {"freeze": None}, FblitzTypeError, "freeze"),
-    ((6, 4), {"prior_sigma_1": 0.0}, FblitzValueError, "sigma1"),
+    ((6, 4), {"prior_sigma_1": 0.0}, FblitzValueError, "prior_sigma_1"),
 ]
 
 

@@ -16,7 +16,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fblitz import kl, layers, likelihoods, metrics, optim, predict, priors, train
+from fblitz import kl, layers, likelihoods, metrics, optim, prediction, priors, train
 from fblitz.distributions import gaussian_kl, gaussian_log_prob, log_sigma, reparameterize, sigma
 from fblitz.errors import FblitzError
 from fblitz.objectives import negative_elbo, sample_elbo
@@ -144,11 +144,11 @@ def test_elbo(x, y, n, weight):
 @EXAMPLES
 @given(near, st.one_of(st.integers(-1, 3), junk), st.one_of(st.none(), st.integers(-1, 2), junk))
 def test_predict(x, n, batch_size):
-    check(predict.predict, MODEL, PARAMS, x, key=0, n_samples=n, batch_size=batch_size)
-    check(predict.predict_mean_weights, MODEL, PARAMS, x)
-    check(predict.predictive_mean_std, x)
-    check(predict.quantile_interval, x)
-    check(predict.mean_std_interval, x, x)
+    check(prediction.predict, MODEL, PARAMS, x, key=0, n_samples=n, batch_size=batch_size)
+    check(prediction.predict_mean_weights, MODEL, PARAMS, x)
+    check(prediction.predictive_mean_std, x)
+    check(prediction.quantile_interval, x)
+    check(prediction.mean_std_interval, x, x)
 
 
 @EXAMPLES

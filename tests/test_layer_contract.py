@@ -1,4 +1,4 @@
-"""One contract, every layer: shapes, purity, vmap == loop, zero noise == torch, gradients.
+"""One contract, every layer: shapes, purity, vmap == loop, zero noise == torch, gradients, devices.
 
 The cases live in tests/layer_registry.py; a new layer is added there.
 """
@@ -8,7 +8,8 @@ import torch
 from torch.func import grad, vmap
 
 from fblitz import layers
-from fblitz.layers import sample_noise
+from fblitz.estimators import ESTIMATORS
+from fblitz.layers import estimator_usage, sample_noise
 from fblitz.posterior import mean_weights
 from fblitz.tree import tree_flatten, tree_leaves, tree_map, tree_structure, tree_unflatten
 from tests.helpers import assert_trees_equal, clone_tree
@@ -16,6 +17,7 @@ from tests.layer_registry import CASES, EXEMPT, Inputs
 
 DTYPES = [torch.float32, torch.float64]
 IDS = [case.name for case in CASES]
+META = torch.device("meta")
 
 
 def _with_dtype(x, dtype):
@@ -142,3 +144,46 @@ def test_gradcheck_float64(case):
     with torch.random.fork_rng():
         torch.manual_seed(0)
         assert torch.autograd.gradcheck(fn, inputs, eps=1e-6, atol=1e-6, fast_mode=fast)
+
+
+def _to_device(x, device):
+    if isinstance(x, Inputs):
+        return Inputs(x.x.to(device), tuple(tree_map(lambda t: t.to(device), e) for e in x.extra))
+    return x.to(device)
+
+
+def _layout(tree):
+    """Shape, dtype and structure of a tree, without its device or values."""
+    return tree_map(lambda t: (tuple(t.shape), t.dtype), tree)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_meta_device_every_tensor_follows_the_params(case, dtype):
+    # meta tensors have shapes but no data, and mixing in a CPU tensor (other than a 0-dim one)
+    # raises: a noise tensor or constant created without the params' device would fail here, as
+    # it would on a GPU
+    layer = case.make()
+    params = layer.init(0, dtype=dtype, device=META)
+    assert all(leaf.device == META for leaf in tree_leaves(params))
+    cpu_params = layer.init(0, dtype=dtype)
+    assert _layout(params) == _layout(cpu_params)
+    x = _to_device(case.inputs(dtype), META)
+    n = 2
+    # every per-call estimator the layer follows (one it does not follow is an error in sample_noise)
+    followed = [e for e in ESTIMATORS if e in estimator_usage(layer, cpu_params, e).values()]
+    for estimator in (None, *followed):
+        eps = sample_noise(layer, 1, params, n, estimator=estimator)
+        if tree_leaves(params):  # a parameter-free layer (dropout) has no device to follow: its seeds stay on the CPU
+            assert all(leaf.device == META for leaf in tree_leaves(eps)), estimator
+        assert _layout(eps) == _layout(sample_noise(layer, 1, cpu_params, n, estimator=estimator)), estimator
+        if tree_leaves(eps):
+            outputs = tree_leaves(vmap(lambda e: _apply(layer, params, x, e))(eps))
+            expected = tuple((n, *shape) for shape in case.output_shape)
+        else:  # deterministic layer: nothing to map over
+            outputs, expected = tree_leaves(_apply(layer, params, x, eps)), case.output_shape
+        assert tuple(tuple(leaf.shape) for leaf in outputs) == expected, estimator
+        assert all(leaf.device == META for leaf in outputs), estimator
+        assert all(leaf.dtype == dtype for leaf in outputs if leaf.is_floating_point()), estimator
+    frozen = tree_leaves(_apply(layer, params, x, None))
+    assert all(leaf.device == META for leaf in frozen)

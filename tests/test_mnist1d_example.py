@@ -44,6 +44,8 @@ def test_short_run_learns_and_reports(model, capsys):
     assert json.loads(capsys.readouterr().out) == pytest.approx(scores)
     assert scores["final_loss"] < scores["first_loss"]
     assert scores["accuracy"] > 0.2  # chance is 0.1
-    assert 0 <= scores["ece"] <= 1
+    # the probabilities beat the uniform predictor (NLL log(10) = 2.30, Brier 0.9) and are calibrated:
+    # measured NLL 1.81 / 1.71, Brier 0.80 / 0.77, ECE 0.050 / 0.050 (cnn / mlp)
+    assert scores["nll"] < 2.0 and scores["brier"] < 0.85 and scores["ece"] < 0.12
     for name in ("entropy_test", "entropy_ood", "mutual_information_test", "mutual_information_ood"):
         assert 0 <= scores[name] <= torch.log(torch.tensor(10.0)).item() + 1e-6

@@ -7,7 +7,7 @@ from fblitz import likelihoods, models, optim
 from fblitz.errors import FblitzValueError
 from fblitz.layers import init_state, is_stateful, sample_noise
 from fblitz.posterior import mean_weights
-from fblitz.predict import predict
+from fblitz.prediction import predict
 from fblitz.train import fit
 from fblitz.tree import tree_map
 from tests.helpers import randn

@@ -13,6 +13,7 @@ pytest.importorskip("matplotlib")
 from matplotlib.image import imread  # noqa: E402
 
 from fblitz import plots  # noqa: E402
+from fblitz.random import Key  # noqa: E402
 
 
 def assert_real_png(path, min_bytes=8_000):
@@ -48,6 +49,10 @@ def test_reliability_and_coverage_plots(tmp_path):
     torch.testing.assert_close(dots, torch.stack([bins.confidence[filled], bins.accuracy[filled]], 1).double())
     heights = [bar.get_height() for bar in figure.axes[0].patches]
     assert heights == pytest.approx(bins.accuracy[filled].tolist())
+    # each bar carries its row count, and the lower panel shows the counts as a histogram
+    assert [int(text.get_text()) for text in figure.axes[0].texts] == bins.count[filled].tolist()
+    assert [bar.get_height() for bar in figure.axes[1].patches] == bins.count[filled].tolist()
+    assert sum(bins.count.tolist()) == 200
     y = torch.linspace(-2, 2, 50)
     curve = calibration_curve(y, mean=torch.zeros(50), std=torch.ones(50))
     wide = calibration_curve(y, mean=torch.zeros(50), std=torch.full((50,), 3.0))
@@ -56,6 +61,27 @@ def test_reliability_and_coverage_plots(tmp_path):
     for line, c in zip(figure.axes[0].lines, (curve, wide)):
         torch.testing.assert_close(torch.from_numpy(line.get_xydata()), torch.stack([c.nominal, c.observed], 1))
     assert_real_png(tmp_path / "cov.png")
+
+
+def test_forecast_band_draws_bands_observed_values_and_the_past(tmp_path):
+    t = torch.arange(100.0, 140.0)
+    mean, std = torch.sin(t / 5), torch.linspace(0.1, 0.5, 40)
+    figure = plots.forecast_band(
+        t, mean, std, actual=mean + 0.05, history_time=torch.arange(60.0, 100.0),
+        history=torch.sin(torch.arange(60.0, 100.0) / 5), title="forecast", path=tmp_path / "forecast.png",
+    )  # fmt: skip
+    axes = figure.axes[0]
+    assert len(axes.collections) == 2
+    widest = axes.collections[0].get_paths()[0].vertices
+    assert widest[:, 1].max() == pytest.approx(float((mean + 2 * std).max()), rel=1e-6)
+    mean_line, observed, past = axes.lines
+    torch.testing.assert_close(torch.from_numpy(observed.get_xydata()[:, 1]), (mean + 0.05).double())
+    assert past.get_xydata()[:, 0].max() < t.min()
+    assert_real_png(tmp_path / "forecast.png")
+    with pytest.raises(FblitzValueError, match="history_time and history must be given together"):
+        plots.forecast_band(t, mean, std, history=mean)
+    with pytest.raises(FblitzValueError, match="actual must hold 40 values"):
+        plots.forecast_band(t, mean, std, actual=mean[:5])
 
 
 def test_plot_inputs_are_checked():
@@ -121,4 +147,30 @@ def test_uci_coverage_plot(tmp_path):
     assert len(curve["nominal"]) == len(curve["observed"]) == 19
     assert all(0 <= v <= 1 for v in curve["observed"])
     assert curve["observed"] == sorted(curve["observed"])  # wider central intervals cover more
+    assert_real_png(path)
+
+
+def test_timeseries_forecast_plot_lines_up_with_the_held_out_series(tmp_path, monkeypatch, capsys):
+    from fblitz.examples import timeseries
+
+    drawn = {}
+    original = plots.forecast_band
+
+    def spy(time, mean, std, **kwargs):
+        drawn.update(time=time, mean=mean, std=std, **kwargs)
+        return original(time, mean, std, **kwargs)
+
+    monkeypatch.setattr(plots, "forecast_band", spy)
+    path = tmp_path / "forecast.png"
+    argv = ["--length", "300", "--window", "8", "--hidden", "4", "--epochs", "2", "--eval-samples", "10"]
+    timeseries.main([*argv, "--report-every", "0", "--quiet", "--plot", str(path)])
+    assert "plot saved to" in capsys.readouterr().out
+    series = timeseries.make_series(Key(0).split(4)[0], 300)  # the example's data key for --seed 0
+    split = 240  # 80% of 300
+    assert drawn["time"][0] == split and len(drawn["time"]) == 60  # the held-out targets, in order
+    torch.testing.assert_close(drawn["actual"], series[split:])
+    torch.testing.assert_close(drawn["history"], series[split - 80 : split])
+    assert (drawn["std"] > 0).all()
+    # the forecasts are levels: within a few series steps of what came
+    assert float((drawn["mean"].squeeze(1) - series[split:]).abs().mean()) < 1.0
     assert_real_png(path)

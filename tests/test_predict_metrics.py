@@ -6,7 +6,7 @@ import torch
 from fblitz import metrics
 from fblitz.errors import FblitzValueError
 from fblitz.layers import dropout, linear, relu, sample_noise, serial
-from fblitz.predict import (
+from fblitz.prediction import (
     gaussian_mixture_mean_std,
     mean_std_interval,
     mfvi_forward,

@@ -5,7 +5,7 @@ import torch
 
 from fblitz import layers
 from fblitz.errors import FblitzTypeError, FblitzValueError
-from fblitz.predict import predict
+from fblitz.prediction import predict
 from fblitz.predictor import make_predictor
 from tests.helpers import randn
 

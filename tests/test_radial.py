@@ -70,13 +70,66 @@ def test_weight_marginals_have_mean_mu_and_variance_sigma2_over_d():
         assert float(((centred.square().mean(0) - var) / ((fourth - var.square()) / N).sqrt()).abs().max()) < 5
 
 
-def test_noise_is_reproducible_and_ignores_per_call_estimators():
+def test_noise_is_reproducible_and_follows_per_call_flipout_only():
     layer = layers.conv2d(2, 3, 2, posterior="radial")
     params = layer.init(0)
     a = sample_noise(layer, 7, params, 3)
-    b = sample_noise(layer, 7, params, 3, estimator="flipout")
-    assert set(a) == {"weight", "bias"} and all(torch.equal(a[k], b[k]) for k in a)
+    assert set(a) == {"weight", "bias"}
     assert not torch.equal(a["weight"], sample_noise(layer, 8, params, 3)["weight"])
+    # local reparameterization is not for radial layers: ignored when another layer follows it ...
+    model = layers.serial(layer, layers.flatten(), layers.linear(12, 1))
+    both = model.init(0)
+    plain = sample_noise(model, 7, both, 3)["0"]
+    local = sample_noise(model, 7, both, 3, estimator="local_reparameterization")["0"]
+    assert set(local) == {"weight", "bias"} and all(torch.equal(plain[k], local[k]) for k in plain)
+    # ... and an error when no layer would
+    with pytest.raises(FblitzValueError, match="estimator='local_reparameterization' is used by no layer"):
+        sample_noise(layer, 7, params, 3, estimator="local_reparameterization")
+    flipout = sample_noise(layer, 7, params, 3, estimator="flipout")
+    assert set(flipout) == {"weight", "bias", "seed"} and flipout["seed"].shape == (3,)
+    # the weight noise is still radial: one norm |r| per tensor and draw
+    assert flipout["weight"].flatten(1).norm(dim=1).lt(10).all()
+
+
+@pytest.mark.parametrize(
+    "make, x",
+    [
+        (lambda estimator: layers.linear(3, 2, posterior="radial", posterior_rho_init=0.0, estimator=estimator),
+         randn(20, 2, 3, dtype=torch.float64)),
+        (lambda estimator: layers.gru(2, 2, batch_first=True, posterior="radial", posterior_rho_init=0.0,
+                                      estimator=estimator),
+         randn(21, 2, 3, 2, dtype=torch.float64)),
+    ],
+    ids=["linear", "gru"],
+)  # fmt: skip
+def test_radial_flipout_gives_each_example_the_radial_output_distribution(make, x):
+    # Flipout's sign flips are orthogonal maps, under which the radial direction keeps its law: each
+    # example's output must have plain radial sampling's distribution. Compared on N draws per estimator
+    # by mean and variance (5 standard errors) and a two-sample KS distance per output (1.63 sqrt(2/N) is
+    # the 1% critical value; x1.25 keeps the family of up to 12 outputs well below a 1e-4 false alarm)
+    plain, flipout = make("reparameterization"), make("flipout")
+    params = plain.init(0, dtype=torch.float64)
+    outputs = {}
+    for name, layer in (("plain", plain), ("flipout", flipout)):
+        eps = sample_noise(layer, 3, params, N)
+        out = vmap(lambda e, layer=layer: layer.apply(params, x, e))(eps)
+        outputs[name] = (out[0] if isinstance(out, tuple) else out).reshape(N, -1)
+    a, b = outputs["plain"], outputs["flipout"]
+    se = ((a.var(0) + b.var(0)) / N).sqrt()
+    assert float(((a.mean(0) - b.mean(0)) / se).abs().max()) < 5
+    fourth = (a - a.mean(0)).pow(4).mean(0)
+    assert float(((a.var(0) - b.var(0)) / (2 * (fourth - a.var(0).square()) / N).sqrt()).abs().max()) < 5
+    for column in range(a.shape[1]):
+        both = torch.cat([a[:, column], b[:, column]]).sort().values
+        cdf_a = torch.searchsorted(a[:, column].sort().values, both, right=True) / N
+        cdf_b = torch.searchsorted(b[:, column].sort().values, both, right=True) / N
+        assert float((cdf_a - cdf_b).abs().max()) < 1.63 * math.sqrt(2 / N) * 1.25
+    # two examples with the same input: one weight draw gives them equal outputs, Flipout different ones
+    twins = x[:1].expand(2, *x.shape[1:])
+    for layer, equal in ((plain, True), (flipout, False)):
+        out = layer.apply(params, twins, sample_noise(layer, 4, params))
+        out = out[0] if isinstance(out, tuple) else out
+        assert torch.equal(out[0], out[1]) == equal
 
 
 def test_log_density_is_the_gaussian_in_one_dimension():
@@ -163,9 +216,9 @@ def test_closed_form_is_an_error_and_auto_uses_monte_carlo():
     "build",
     [
         lambda: layers.linear(3, 2, posterior="spherical"),
-        lambda: layers.conv1d(2, 2, 3, posterior="radial", estimator="flipout"),
+        lambda: layers.conv1d(2, 2, 3, posterior="radial", estimator="local_reparameterization"),
         lambda: layers.gru(3, 2, posterior=1),
-        lambda: layers.lstm(3, 2, posterior="radial", estimator="flipout"),
+        lambda: layers.linear(3, 2, posterior="radial", estimator="local_reparameterization"),
     ],
 )
 def test_bad_posterior_arguments_are_rejected(build):

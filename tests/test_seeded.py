@@ -1,11 +1,13 @@
 import math
 
+import hypothesis
+import hypothesis.strategies as st
 import pytest
 import torch
 from torch.func import vmap
 
 from fblitz import seeded
-from fblitz.errors import FblitzTypeError
+from fblitz.errors import FblitzTypeError, FblitzValueError
 
 
 def test_seeds_are_reproducible_and_distinct():
@@ -62,6 +64,58 @@ def test_rademacher_signs_balanced():
 
 def test_bad_seed_is_rejected():
     with pytest.raises(FblitzTypeError, match="seed must be a 0-dim int64 tensor"):
-        seeded.normal(torch.tensor([1, 2]), (3,))
+        seeded.normal(torch.tensor([1, 2, 3]), (3,))
     with pytest.raises(FblitzTypeError, match="seed"):
         seeded.uniform(3, (3,))
+    with pytest.raises(FblitzTypeError, match="seed must be a 0-dim int64 tensor .* offset seed of shape"):
+        seeded.rademacher(torch.tensor([1, 2]), (3,))  # (S,) seeds need vmap
+    with pytest.raises(FblitzTypeError, match="seed must have shape"):
+        seeded.offset_rows(torch.zeros(2, 3, dtype=torch.int64), 1)
+    with pytest.raises(FblitzTypeError, match="seed must be an int64 tensor"):
+        seeded.offset_rows(torch.tensor(1.0), 2)
+    with pytest.raises(FblitzValueError, match="rows must be >= 0"):
+        seeded.offset_rows(seeded.seeds(0), -1)
+
+
+DRAWS = [seeded.uniform, seeded.normal, seeded.rademacher]
+
+
+@hypothesis.given(
+    rows=st.integers(0, 9), n=st.integers(0, 6), rest=st.lists(st.integers(1, 3), max_size=2), seed=st.integers(0, 99)
+)
+def test_offset_rows_draws_the_rows_of_the_larger_batch(rows, n, rest, seed):
+    s = seeded.seeds(seed)
+    for draw in DRAWS:
+        whole = draw(s, (rows + n, *rest), dtype=torch.float64)
+        assert torch.equal(draw(seeded.offset_rows(s, rows), (n, *rest), dtype=torch.float64), whole[rows:])
+    # offsets add up, and streams keep them
+    twice = seeded.offset_rows(seeded.offset_rows(s, 1), rows)
+    assert torch.equal(seeded.normal(twice, (n, 2)), seeded.normal(s, (rows + 1 + n, 2))[rows + 1 :])
+    assert torch.equal(
+        seeded.normal(seeded.stream(seeded.offset_rows(s, rows), 3), (n, 2)),
+        seeded.normal(seeded.stream(s, 3), (rows + n, 2))[rows:],
+    )
+
+
+def test_offset_zero_changes_nothing_and_vmap_maps_offset_seeds():
+    s = seeded.seeds(3, 4)
+    offset = seeded.offset_rows(s, 0)
+    assert offset.shape == (4, 1, 2) and torch.equal(offset[:, 0, 0], s)
+    # two plain seeds are not one offset seed: (S,) = (2,) gets its own offsets
+    assert seeded.offset_rows(s[:2], 5).shape == (2, 1, 2)
+    batched = vmap(lambda t: seeded.normal(t, (3, 2)))(seeded.offset_rows(s, 5))
+    for i in range(4):
+        assert torch.equal(batched[i], seeded.normal(s[i], (8, 2))[5:])
+    # a tensor offset (as a traced step would pass it) works like an int
+    assert torch.equal(seeded.offset_rows(s, torch.tensor(5)), seeded.offset_rows(s, 5))
+
+
+def test_numbers_are_made_on_the_requested_device():
+    # meta has no data and refuses CPU tensors mixed in: the words and the moved seed must both be on meta
+    s = seeded.seeds(1, 3)
+    assert s.device.type == "cpu" and seeded.seeds(1, 3, device="meta").device.type == "meta"
+    for draw in DRAWS:
+        for seed in (s[0], seeded.offset_rows(s, 2)[1]):  # a plain and an offset seed
+            out = draw(seed, (4, 3), dtype=torch.float64, device="meta")
+            assert out.device.type == "meta" and out.shape == (4, 3) and out.dtype == torch.float64
+            assert draw(seed, (2,)).device.type == "cpu"  # default: the seed's device

@@ -67,9 +67,16 @@ def test_same_seed_gives_identical_parameters():
 
 def test_loss_decreases_and_history_is_recorded():
     result = run_fit(epochs=40)
-    loss = result.history["loss"]
-    assert len(loss) == 40 and len(result.history["kl"]) == 40
+    loss, data, kl = (result.history[name] for name in ("loss", "data", "kl"))
+    assert len(loss) == 40 and len(kl) == 40
     assert sum(loss[-5:]) / 5 < 0.5 * sum(loss[:5]) / 5
+    # each epoch's loss is its data term plus the KL at the default weight 1 / N (N = 64)
+    assert loss == pytest.approx([d + k / 64 for d, k in zip(data, kl)], rel=1e-5)
+    # and the fit is a fit: the mean-weight predictions explain the linear target (variance 6.25)
+    x, y = regression_data()
+    model = mlp(2, 16, 1, posterior_rho_init=-5.0)
+    residual = model.apply(result.params, x, None) - y
+    assert float(residual.square().mean()) < 0.15  # measured 0.047; noise variance 0.01
 
 
 def test_fit_does_not_mutate_and_can_resume_its_optimizer_state():

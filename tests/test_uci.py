@@ -75,11 +75,15 @@ def test_read_splits_rejects_bad_directories(tmp_path, files, message):
         read_splits(tmp_path, n_rows=5)
 
 
-def test_a_missing_splits_directory_is_reported_by_the_cli(tmp_path):
-    with pytest.raises(FblitzValueError, match="--splits must be a directory"):
-        uci.main(["--splits", str(tmp_path / "absent"), "--json"])
-    with pytest.raises(FblitzValueError, match="--n-splits must be >= 1, got 0"):
-        uci.main(["--n-splits", "0", "--json"])
+def test_a_missing_splits_directory_is_reported_by_the_cli(tmp_path, capsys):
+    # usage errors (exit status 2, one line naming the option); more in tests/hostile/test_hostile_cli.py
+    for argv, message in (
+        (["--splits", str(tmp_path / "absent"), "--json"], "argument --splits: must be an existing directory"),
+        (["--n-splits", "0", "--json"], "argument --n-splits: must be an integer >= 1, got '0'"),
+    ):
+        with pytest.raises(SystemExit) as exit_info:
+            uci.main(argv)
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
 
 
 def test_standardisation_uses_the_training_rows_only():
@@ -121,7 +125,7 @@ def test_smoke_run_prints_one_json_summary(capsys, tmp_path):
     assert 0.0 <= printed["coverage_90"]["mean"] <= 1.0 and printed["rmse"]["mean"] > 0
     # the same protocol on diabetes, from split files
     write_split(tmp_path, 0, list(range(0, 400)), list(range(400, 442)))
-    summary = uci.main(["--dataset", "diabetes", "--splits", str(tmp_path), *argv])
+    summary = uci.main(["--dataset", "diabetes", "--splits", str(tmp_path), *argv, "--n-splits", "1"])
     assert summary["n_splits"] == 1 and summary["split_source"] == str(tmp_path)
     assert summary["rmse"]["stderr"] == 0.0
 
@@ -143,8 +147,9 @@ def test_first_split_runs_the_same_split_as_a_full_run(tmp_path, capsys):
     for name in ("rmse", "log_likelihood", "coverage_90"):
         assert second["per_split"][0][name] == both["per_split"][1][name]
     write_split(tmp_path, 0, range(400), range(400, 506))
-    with pytest.raises(FblitzValueError, match="--first-split 3 leaves no split"):
+    with pytest.raises(SystemExit):  # a usage error: 3 + 20 splits asked, 1 on disk
         uci.main(["--splits", str(tmp_path), "--first-split", "3", *quick])
+    assert "needs 23 splits, but" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("df", [None, "4"])
@@ -235,8 +240,8 @@ def test_kl_weight_candidates_are_chosen_per_split_on_held_out_training_rows(tmp
     tried, trained_on, predicted_on = [], [], []
     real_try, real_train, real_predictive = uci_split.try_candidates, uci_split.train, uci_split.predictive_on
 
-    def spy_try(*args):
-        tried.append(real_try(*args))
+    def spy_try(*args, **kwargs):
+        tried.append(real_try(*args, **kwargs))
         return tried[-1]
 
     def spy_train(features, target, rows, *args, **kwargs):

@@ -1,7 +1,7 @@
 """Prototype: how row chunking changes the speed of vmapped prediction (13-512-1, S=100, 10k rows).
 
 ``python -m benchmarks.prototypes.predict_chunks``; prints ms per mfvi-style call for each
-``batch_size`` of :func:`fblitz.predict.predict`, next to the Python loop over samples.
+``batch_size`` of :func:`fblitz.prediction.predict`, next to the Python loop over samples.
 """
 
 import time
@@ -10,7 +10,7 @@ import torch
 
 from benchmarks.cases import NETS, data
 from fblitz.layers import sample_noise
-from fblitz.predict import predict
+from fblitz.prediction import predict
 from fblitz.random import Key
 from fblitz.tree import tree_map
 

@@ -1,8 +1,10 @@
-"""MkDocs hook: one API reference page per module listed in docs/api-modules.txt.
+"""MkDocs hook: one API reference page per module listed in docs/api-modules.txt, grouped.
 
 Each page is generated at build time (nothing is written to docs/) and holds a
-single mkdocstrings directive, ``::: module``; the pages are listed under the
-"API reference" entry of the navigation, in the order of the list.
+single mkdocstrings directive, ``::: module``. The list's ``[Title]`` lines
+group the modules; the groups become sub-sections of the "API reference"
+entry of the navigation, in the order of the list, and replace the
+``<!-- api-sections -->`` marker of ``api/index.md`` with the same grouped links.
 """
 
 from __future__ import annotations
@@ -11,12 +13,28 @@ import pathlib
 
 LIST_FILE = pathlib.Path(__file__).resolve().parent.parent / "api-modules.txt"
 SECTION = "API reference"
+MARKER = "<!-- api-sections -->"
+
+
+def api_sections() -> list[tuple[str, list[str]]]:
+    """``[(title, [module, ...]), ...]`` from docs/api-modules.txt, in order."""
+    sections: list[tuple[str, list[str]]] = []
+    for raw in LIST_FILE.read_text().splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            sections.append((line[1:-1].strip(), []))
+        elif not sections:
+            raise ValueError(f"{LIST_FILE}: module {line!r} before the first [Title] line")
+        else:
+            sections[-1][1].append(line)
+    return sections
 
 
 def api_modules() -> list[str]:
-    """The module names in docs/api-modules.txt, in order."""
-    lines = (line.split("#", 1)[0].strip() for line in LIST_FILE.read_text().splitlines())
-    return [line for line in lines if line]
+    """Every module of docs/api-modules.txt, in order."""
+    return [module for _, modules in api_sections() for module in modules]
 
 
 def page_path(module: str) -> str:
@@ -24,13 +42,13 @@ def page_path(module: str) -> str:
 
 
 def on_config(config):
-    pages = [{module: page_path(module)} for module in api_modules()]
+    groups = [{title: [{module: page_path(module)} for module in modules]} for title, modules in api_sections()]
     nav = config["nav"]
     for index, entry in enumerate(nav):
         if isinstance(entry, dict) and SECTION in entry:
-            nav[index] = {SECTION: [entry[SECTION], *pages] if entry[SECTION] else pages}
+            nav[index] = {SECTION: [entry[SECTION], *groups] if entry[SECTION] else groups}
             return config
-    nav.append({SECTION: pages})
+    nav.append({SECTION: groups})
     return config
 
 
@@ -41,3 +59,18 @@ def on_files(files, config):
         content = f"# `{module}`\n\n::: {module}\n"
         files.append(File.generated(config, page_path(module), content=content))
     return files
+
+
+def sections_markdown() -> str:
+    """The grouped list of API pages, as Markdown links relative to api/index.md."""
+    lines = []
+    for title, modules in api_sections():
+        links = ", ".join(f"[`{module}`]({module}.md)" for module in modules)
+        lines.append(f"- **{title}**: {links}")
+    return "\n".join(lines)
+
+
+def on_page_markdown(markdown, page, config, files):
+    if page.file.src_uri == "api/index.md":
+        return markdown.replace(MARKER, sections_markdown())
+    return markdown

@@ -17,7 +17,7 @@ import sys
 import torch
 
 from fblitz import layers, likelihoods, optim
-from fblitz.predict import predict, predictive_mean_std
+from fblitz.prediction import predict, predictive_mean_std
 from fblitz.random import Key, normal
 from fblitz.train import fit
 

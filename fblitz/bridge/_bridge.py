@@ -8,6 +8,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from fblitz import _checks
 from fblitz._checks import _describe
 from fblitz.bridge import _shims
 from fblitz.bridge._select import lookup, nest
@@ -44,6 +45,7 @@ class Bridge:
 
     def init(self, key, *, dtype=None, device=None) -> dict:
         """Fresh params: module weights (or BLiTZ-like draws) for the means; dtype/device default to the module's."""
+        dtype, device = _checks.init_options(dtype, device)
         keys = as_key(key).split(len(self.params))
         flat = {}
         for param, k in zip(self.params, keys):
@@ -65,6 +67,7 @@ class Bridge:
 
     def state_init(self, *, dtype=None, device=None) -> dict:
         """The module's running statistics (copies), floating ones cast to ``dtype``."""
+        dtype, device = _checks.init_options(dtype, device)
         flat = {}
         for path in self.stats:
             module = self.template.get_submodule(path)

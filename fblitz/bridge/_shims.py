@@ -8,8 +8,11 @@
   update of an unbatched buffer with per-sample values fails under ``vmap``);
 * ``nn.LSTM``/``nn.GRU``/``nn.RNN`` for :class:`RecurrentShim`, which runs
   fblitz's recurrent layers (:mod:`fblitz.layers.recurrent`; ``aten::lstm``,
-  ``gru`` and ``rnn_tanh``/``rnn_relu`` have no batching rule), and ``nn.LSTMCell``/``nn.GRUCell`` for :class:`CellShim`
-  (the step functions of :mod:`fblitz.layers.cells`).
+  ``gru`` and ``rnn_tanh``/``rnn_relu`` have no batching rule), and
+  ``nn.LSTMCell``/``nn.GRUCell``/``nn.RNNCell`` for :class:`CellShim` (the step
+  functions of :mod:`fblitz.layers.cells`; ``aten::lstm_cell`` fails under
+  ``vmap``, and ``gru_cell``/``rnn_tanh_cell``/``rnn_relu_cell`` fall back to a
+  slow per-sample loop with a warning).
 
 Each stand-in registers the *same* parameter and buffer names as the module it
 replaces, so ``torch.func.functional_call`` substitutes tensors by the
@@ -30,7 +33,7 @@ from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from fblitz.errors import FblitzTypeError, FblitzValueError
-from fblitz.layers.cells import CellWeights, gru_step, lstm_step
+from fblitz.layers.cells import CellWeights, gru_step, lstm_step, rnn_relu_step, rnn_tanh_step
 from fblitz.layers.normalization import batch_norm1d, batch_norm2d, batch_norm3d
 from fblitz.layers.recurrent import gru, lstm, rnn
 
@@ -92,7 +95,7 @@ class BatchNormShim(nn.Module):
         params = {"weight": self.weight, "bias": self.bias} if self.affine else {}
         mode = _MODE.get()
         if mode is None or mode.train is None or not self.tracks:
-            return self.layer.apply(params, x)
+            return self.layer.forward(params, x)
         state = {name: getattr(self, name) for name in STATE_NAMES}
         y, new_state = self.layer.state.apply(params, state, x, None, mode.train)
         if mode.train:
@@ -123,15 +126,24 @@ class RecurrentShim(nn.Module):
         if isinstance(input, nn.utils.rnn.PackedSequence):
             raise FblitzTypeError("x: PackedSequence inputs are not supported by the bridge; pad the sequences")
         # eps=None makes fblitz's layer use each node's "mu": here, exactly the given tensors
-        return self.layer.apply({name: {"mu": getattr(self, name)} for name in self.names}, input, None, hx)
+        return self.layer.forward({name: {"mu": getattr(self, name)} for name in self.names}, input, None, hx)
+
+
+def _cell_step(original: nn.Module):
+    if isinstance(original, nn.LSTMCell):
+        return lstm_step
+    if isinstance(original, nn.GRUCell):
+        return gru_step
+    return rnn_relu_step if original.nonlinearity == "relu" else rnn_tanh_step
 
 
 class CellShim(nn.Module):
-    """``nn.LSTMCell``/``nn.GRUCell`` by the step functions of :mod:`fblitz.layers.cells`."""
+    """``nn.LSTMCell``/``nn.GRUCell``/``nn.RNNCell`` by the step functions of :mod:`fblitz.layers.cells`."""
 
     def __init__(self, original: nn.Module):
         super().__init__()
         self.is_lstm, self.hidden_size = isinstance(original, nn.LSTMCell), original.hidden_size
+        self.step = _cell_step(original)
         self.names = tuple(name for name, _ in original.named_parameters(recurse=False))
         for name in self.names:
             self.register_parameter(name, getattr(original, name))
@@ -142,9 +154,7 @@ class CellShim(nn.Module):
         if hx is None:
             zeros = input.new_zeros(*input.shape[:-1], self.hidden_size)
             hx = (zeros, zeros) if self.is_lstm else zeros
-        if self.is_lstm:
-            return lstm_step(gx, tuple(hx), weights)[1]
-        return gru_step(gx, hx, weights)[1]
+        return self.step(gx, tuple(hx) if self.is_lstm else hx, weights)[1]
 
 
 def _swap(module: nn.Module, path: str) -> nn.Module:
@@ -157,7 +167,7 @@ def _swap(module: nn.Module, path: str) -> nn.Module:
         )
     if type(module) in _RECURRENT:
         return RecurrentShim(module)
-    if type(module) in (nn.LSTMCell, nn.GRUCell):
+    if type(module) in (nn.LSTMCell, nn.GRUCell, nn.RNNCell):
         return CellShim(module)
     for name, child in list(module.named_children()):
         replacement = _swap(child, f"{path}.{name}" if path else name)

@@ -3,7 +3,7 @@
 :func:`bayesify` reads a module's parameters once and returns a layer whose
 ``apply`` runs the module through ``torch.func.functional_call`` with the
 tensors of one weight draw, so :func:`fblitz.objectives.sample_elbo`,
-:func:`fblitz.train.fit`, :func:`fblitz.predict.predict`,
+:func:`fblitz.train.fit`, :func:`fblitz.prediction.predict`,
 :func:`fblitz.kl.kl_divergence` and :func:`fblitz.moped.moped` work on it as on
 fblitz's own layers. :func:`to_module` turns trained params back into an
 ordinary module for deployment.
@@ -62,7 +62,7 @@ def bayesify(
 
     Args:
         module: the network; it is deep-copied and never changed. ``nn.LSTM``,
-            ``nn.GRU``, ``nn.RNN``, ``nn.LSTMCell`` and ``nn.GRUCell`` run on
+            ``nn.GRU``, ``nn.RNN``, ``nn.LSTMCell``, ``nn.GRUCell`` and ``nn.RNNCell`` run on
             fblitz's own recurrent code (torch's fused kernels have no ``vmap``
             rule); ``proj_size > 0`` and batch norms other than
             ``BatchNorm1d/2d/3d`` are refused.

@@ -7,8 +7,11 @@ ordinary Parameters (each once) that call :mod:`fblitz.layers`;
 ``sample_elbo`` evaluates its samples with ``torch.func.vmap``. See
 :mod:`fblitz.compat._module` for how randomness works (one key per layer,
 seeded by ``seed=`` or once from the global RNG at construction).
+State dicts move both ways: compat layers load BLiTZ's, and
+:func:`blitz_state_dict` gives BLiTZ's layout for BLiTZ to load.
 """
 
 from fblitz.compat import losses, modules, utils
+from fblitz.compat.state_dict import blitz_state_dict
 
-__all__ = ["losses", "modules", "utils"]
+__all__ = ["blitz_state_dict", "losses", "modules", "utils"]

@@ -72,7 +72,8 @@ def sampling(draws: dict):
         _ACTIVE.context = previous
 
 
-def _active_draw(module: nn.Module) -> tuple[SamplingContext | None, Draw | None]:
+def active_draw(module: nn.Module) -> tuple[SamplingContext | None, Draw | None]:
+    """The active sampling context and ``module``'s draw in it ((None, None) outside :func:`sampling`)."""
     context = getattr(_ACTIVE, "context", None)
     if context is None:
         return None, None
@@ -114,6 +115,16 @@ class BayesianModule(nn.Module):
     log_variational_posterior = 0
     freeze = False
 
+    def __getstate__(self):
+        # A forward pass leaves log_prior/log_variational_posterior as non-leaf tensors of its
+        # autograd graph, which copy.deepcopy refuses ("graph leaves" error). A copy or a pickle
+        # keeps their values, detached from that graph, so both work at any time.
+        state = super().__getstate__().copy()
+        for name, value in state.items():
+            if isinstance(value, torch.Tensor) and value.grad_fn is not None:
+                state[name] = value.detach()
+        return state
+
 
 class GaussianModule(BayesianModule):
     """A :class:`BayesianModule` whose Gaussian tensors are ``<name>_mu`` / ``<name>_rho`` Parameters.
@@ -154,10 +165,17 @@ class GaussianModule(BayesianModule):
         self._layer_recipe = functools.partial(constructor, *args, **kwargs)
         self._layer = self._layer_recipe()
 
+    # what copies and pickles drop, back to the class default: the last draw's log terms are tensors inside
+    # an autograd graph, which deepcopy refuses (subclasses list more in their own ``_transient``)
+    _transient: tuple[str, ...] = ("log_prior", "log_variational_posterior")
+
     def __getstate__(self):
         # an fblitz layer holds closures, which pickle cannot store; it is rebuilt on loading
-        state = self.__dict__.copy()
+        state = super().__getstate__()
         state.pop("_layer", None)
+        for cls in type(self).__mro__:
+            for name in vars(cls).get("_transient", ()):
+                state.pop(name, None)
         return state
 
     def __setstate__(self, state):
@@ -187,7 +205,7 @@ class GaussianModule(BayesianModule):
         return sample_noise(self._layer, self.next_key(), self.variational_params(), n_samples)
 
     def _run(self, params: dict, x, eps, *args, **kwargs):
-        return self._layer.apply(params, x, eps)
+        return self._layer.forward(params, x, eps)
 
     def log_terms(self, params: dict, eps: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """``(log q(w), log p(w))`` summed over the layer's tensors at ``w = mu + sigma * eps``."""
@@ -204,10 +222,16 @@ class GaussianModule(BayesianModule):
         return torch.stack(log_q).sum(), torch.stack(log_p).sum()
 
     def forward(self, x, *args, **kwargs):
-        context, draw = _active_draw(self)
-        params = self.variational_params() if draw is None or draw.params is None else draw.params
         if self.freeze:
+            _, draw = active_draw(self)
+            params = self.variational_params() if draw is None or draw.params is None else draw.params
             return self._run(params, x, None, *args, **kwargs)
+        return self._sampling_forward(x, *args, **kwargs)
+
+    def _sampling_forward(self, x, *args, **kwargs):
+        """A forward pass at a weight draw (whatever ``freeze`` says); records ``(log q, log p)``."""
+        context, draw = active_draw(self)
+        params = self.variational_params() if draw is None or draw.params is None else draw.params
         eps = self.draw_noise() if draw is None else draw.eps
         out = self._run(params, x, eps, *args, **kwargs)
         log_q, log_p = self.log_terms(params, eps)
@@ -222,6 +246,13 @@ class GaussianModule(BayesianModule):
         return self._run(self.variational_params(), x, None, *args, **kwargs)
 
     # -- BLiTZ state dicts ----------------------------------------------------------------
+    def _blitz_placeholders(self, like: torch.Tensor) -> dict:
+        """Tensors BLiTZ's layer saves and this one has not (an unused bias); ``like`` gives dtype and device.
+
+        Used by :func:`fblitz.compat.blitz_state_dict`.
+        """
+        return {}
+
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # BLiTZ stores every tensor twice (``weight_mu`` and ``weight_sampler.mu``). After
         # ``.to()``/``.double()`` the two copies part and only the sampler's is trained, so

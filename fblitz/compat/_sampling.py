@@ -68,9 +68,9 @@ def run_samples(model: nn.Module, inputs, sample_nbr: int, criterion=None, label
         terms = [context.log_terms.get(layer) for layer in layers]
         called[:] = [term is not None for term in terms]
         zero = _zero_like(outputs)
-        log_q = torch.stack([zero if t is None else t[0] for t in terms]) if terms else zero.reshape(0)
-        log_p = torch.stack([zero if t is None else t[1] for t in terms]) if terms else zero.reshape(0)
-        data = zero if criterion is None else criterion(outputs, labels)
+        log_q = torch.stack([zero if t is None else t[0] for t in terms]) if terms else zero.new_zeros(0)
+        log_p = torch.stack([zero if t is None else t[1] for t in terms]) if terms else zero.new_zeros(0)
+        data = zero if criterion is None else _criterion_value(criterion(outputs, labels))
         return outputs, data, log_q, log_p
 
     result = None
@@ -90,6 +90,16 @@ def run_samples(model: nn.Module, inputs, sample_nbr: int, criterion=None, label
         if was_called:
             layer.log_variational_posterior, layer.log_prior = log_q[-1, index], log_p[-1, index]
     return Samples(outputs, data, (log_q - log_p).sum(dim=-1))
+
+
+def _criterion_value(value: object) -> torch.Tensor:
+    """The criterion's result if it is a tensor (a Python number carries no gradient: nothing would train)."""
+    if not isinstance(value, torch.Tensor):
+        raise FblitzTypeError(
+            f"criterion must return a tensor (e.g. nn.MSELoss()(outputs, labels)), got {type(value).__name__} "
+            f"{value!r}: a Python number carries no gradient, so the data term would not be trained"
+        )
+    return value
 
 
 def _zero_like(outputs) -> torch.Tensor:

@@ -81,3 +81,17 @@ def broadcast_tree(tree: PyTree, *, src: int = 0, group=None) -> PyTree:
     for buffer in buffers:
         dist.broadcast(buffer, src=global_rank(src, group), group=group)
     return tree_unflatten(structure, unpack(buffers, layout))
+
+
+def first_row(count: int, group=None, like: PyTree | None = None) -> int:
+    """This rank's first row in a batch split over the ranks in rank order: the sum of the lower ranks' ``count``.
+
+    One ``all_gather`` of the counts (a tensor on the device of ``like``'s
+    first leaf, where NCCL needs it).
+    """
+    leaves = [] if like is None else tree_flatten(like)[0]
+    device = leaves[0].device if leaves else None
+    mine = torch.tensor([count], dtype=torch.int64, device=device)
+    counts = [torch.zeros_like(mine) for _ in range(dist.get_world_size(group))]
+    dist.all_gather(counts, mine, group=group)
+    return int(sum(c.item() for c in counts[: dist.get_rank(group)]))

@@ -19,6 +19,7 @@ import torch
 import torch.distributed as dist
 
 from fblitz import _checks
+from fblitz._progress import COMPILE_NOTE, TrainingProgress
 from fblitz.checkpoint import save_checkpoint
 from fblitz.distributed.collectives import broadcast_tree, global_rank
 from fblitz.distributed.sharding import shard
@@ -28,7 +29,7 @@ from fblitz.layers.base import Layer
 from fblitz.objectives import resolve_sample_count
 from fblitz.optim import GradientTransformation, OptState
 from fblitz.random import KeyLike, as_key, permutation
-from fblitz.train import EpochInfo, FitResult, _check_data, _Progress, kl_weights
+from fblitz.train import EpochInfo, FitResult, _check_data, kl_weights
 from fblitz.tree import PyTree, tree_leaves
 
 
@@ -55,7 +56,7 @@ def fit_distributed(
     opt_state: OptState | None = None,
     state: PyTree | None = None,
     compile: bool = False,
-    progress: bool | None = None,
+    progress: bool = True,
     callback: Callable[[EpochInfo], bool | None] | None = None,
     start_epoch: int = 0,
     checkpoint_path: str | None = None,
@@ -71,8 +72,10 @@ def fit_distributed(
             ``"sample"`` (split its S weight samples).
         noise: data mode: ``"per_rank"`` (independent noise per rank, from
             :func:`~fblitz.distributed.sharding.rank_key`) or ``"shared"``
-            (every rank draws the single-process noise; then training equals
-            ``fit`` up to floating-point summation order).
+            (every rank draws the single-process noise, per-example noise
+            indexed by the rows' places in the minibatch; then training equals
+            ``fit`` up to floating-point summation order, for every estimator
+            and with dropout).
         group: the process group (default: the default group).
 
     ``state`` exists so that ``**checkpoint.resume()`` can be passed; it must
@@ -99,6 +102,7 @@ def fit_distributed(
     checkpoint_every = _checks.integer("checkpoint_every", checkpoint_every, minimum=1)
     batch_size = _checks.integer("batch_size", batch_size, minimum=1)
     count = resolve_sample_count(n_samples, sample_nbr)
+    progress = _checks.boolean("progress", progress)
     key = as_key(key)
     rank, world_size = dist.get_rank(group), dist.get_world_size(group)
     main = rank == 0
@@ -119,44 +123,56 @@ def fit_distributed(
     params = broadcast_tree(params, src=0, group=group)
     opt_state = optimizer.init(params) if opt_state is None else opt_state
     history = {"loss": [], "data": [], "kl": [], "skipped": []}
-    display = _Progress(progress if main else False, epochs)
+    display = TrainingProgress(
+        progress and main, epochs=epochs, steps_per_epoch=num_batches, start_epoch=start_epoch
+    )  # rank 0 alone shows progress
     start = time.perf_counter()
-    for epoch in range(start_epoch, epochs):
-        epoch_key = key.fold_in(epoch)
-        order = permutation(epoch_key, n, device=inputs.device) if shuffle else None
-        x_epoch = inputs[order] if shuffle else inputs
-        y_epoch = targets[order] if shuffle else targets
-        epoch_terms = []
-        for index in range(num_batches):
-            rows = slice(index * batch_size, min((index + 1) * batch_size, n))
-            if mode == "data":
-                mine = shard(rows.stop - rows.start, rank, world_size)
-                rows = slice(rows.start + mine.start, rows.start + mine.stop)
-            try:
-                params, opt_state, terms = step(
-                    params, opt_state, epoch_key.fold_in(index + 1), x_epoch[rows], y_epoch[rows], weights[index]
+    with display:
+        if compile:
+            display.note(COMPILE_NOTE)
+        for epoch in range(start_epoch, epochs):
+            epoch_key = key.fold_in(epoch)
+            order = permutation(epoch_key, n, device=inputs.device) if shuffle else None
+            x_epoch = inputs[order] if shuffle else inputs
+            y_epoch = targets[order] if shuffle else targets
+            epoch_terms = []
+            for index in range(num_batches):
+                rows, first = slice(index * batch_size, min((index + 1) * batch_size, n)), 0
+                if mode == "data":
+                    mine = shard(rows.stop - rows.start, rank, world_size)
+                    rows, first = slice(rows.start + mine.start, rows.start + mine.stop), mine.start
+                try:
+                    params, opt_state, terms = step(
+                        params, opt_state, epoch_key.fold_in(index + 1), x_epoch[rows], y_epoch[rows], weights[index],
+                        row_offset=first,
+                    )  # fmt: skip
+                except NonFiniteStepError as error:  # the same on every rank: all leave together
+                    raise NonFiniteStepError(
+                        f"{error} at epoch {epoch}, step {index}",
+                        epoch=epoch, step=index, params=params, opt_state=opt_state,
+                    ) from None  # fmt: skip
+                epoch_terms.append(torch.stack(tuple(terms)))
+                display.step(epoch, index)
+                if compile and epoch == start_epoch and index == 0:
+                    display.note(f"compiled and ran the first step in {time.perf_counter() - start:.1f} s")
+            loss, data, kl = torch.stack(epoch_terms).double().mean(dim=0).tolist()
+            for name, value in zip(("loss", "data", "kl", "skipped"), (loss, data, kl, 0)):
+                history[name].append(value)
+            display.epoch_done(epoch, loss)
+            stop = False
+            if main and callback is not None:
+                with display.writing():  # a callback that prints does not break the bar
+                    stop = bool(callback(EpochInfo(epoch, params, opt_state, loss, data, kl)))
+            if callback is not None:  # rank 0's decision, so that all ranks leave the loop together
+                flag = torch.tensor([stop], dtype=torch.uint8, device=like.device)
+                dist.broadcast(flag, src=global_rank(0, group), group=group)
+                stop = bool(flag.item())
+            due = stop or (epoch + 1) % checkpoint_every == 0 or epoch + 1 == epochs
+            if main and checkpoint_path is not None and due:
+                save_checkpoint(
+                    checkpoint_path, params=params, opt_state=opt_state, key=key, epoch=epoch + 1, config=config
                 )
-            except NonFiniteStepError as error:  # the same on every rank: all leave together
-                raise NonFiniteStepError(
-                    f"{error} at epoch {epoch}, step {index}",
-                    epoch=epoch, step=index, params=params, opt_state=opt_state,
-                ) from None  # fmt: skip
-            epoch_terms.append(torch.stack(tuple(terms)))
-        loss, data, kl = torch.stack(epoch_terms).double().mean(dim=0).tolist()
-        for name, value in zip(("loss", "data", "kl", "skipped"), (loss, data, kl, 0)):
-            history[name].append(value)
-        display.update(epoch, loss)
-        stop = bool(main and callback is not None and callback(EpochInfo(epoch, params, opt_state, loss, data, kl)))
-        if callback is not None:  # rank 0's decision, so that all ranks leave the loop together
-            flag = torch.tensor([stop], dtype=torch.uint8, device=like.device)
-            dist.broadcast(flag, src=global_rank(0, group), group=group)
-            stop = bool(flag.item())
-        due = stop or (epoch + 1) % checkpoint_every == 0 or epoch + 1 == epochs
-        if main and checkpoint_path is not None and due:
-            save_checkpoint(
-                checkpoint_path, params=params, opt_state=opt_state, key=key, epoch=epoch + 1, config=config
-            )
-        if stop:
-            break
+            if stop:
+                break
     history["seconds"] = time.perf_counter() - start
     return FitResult(params, opt_state, history, None)

@@ -10,7 +10,11 @@ ranks combine them in one bucketed ``all_reduce``:
   count, so the data term is the mean over the whole batch (the likelihood
   must average over rows, the fblitz convention). Noise is drawn from
   ``rank_key(key, r)`` (independent per rank) or, with ``noise="shared"``,
-  from ``key`` on every rank, which reproduces single-process training.
+  from ``key`` on every rank, which reproduces single-process training:
+  per-example noise (dropout, local reparameterization, Flipout) is indexed
+  by each row's position in the whole minibatch, not in the rank's shard
+  (:func:`fblitz.seeded.offset_noise`), so every row gets the noise it gets
+  in one process.
 * ``mode="sample"``: every rank passes the same batch; all ranks draw the
   single-process noise ``sample_noise(model, key, params, S)`` and rank r
   keeps samples ``shard(S, r, W)``; c_r is its sample count. The result is
@@ -41,16 +45,18 @@ import torch
 import torch.distributed as dist
 
 from fblitz import _checks
-from fblitz.distributed.collectives import all_reduce_tree
+from fblitz.distributed.collectives import all_reduce_tree, first_row
 from fblitz.distributed.sharding import NOISE_MODES, rank_key, shard
 from fblitz.errors import FblitzValueError, NonFiniteStepError
 from fblitz.estimators import check_estimator
 from fblitz.kl import KL_MODES, make_plan
 from fblitz.layers.base import Layer, is_stateful, sample_noise
+from fblitz.layers.params_check import check_params
 from fblitz.likelihoods import as_likelihood
 from fblitz.objectives import ElboTerms, _check_model, elbo_grad
 from fblitz.optim import GradientTransformation, apply_updates
 from fblitz.random import as_key
+from fblitz.seeded import has_seeds, offset_noise
 from fblitz.train import _check_optimizer
 from fblitz.tree import tree_leaves, tree_map, tree_structure
 
@@ -65,12 +71,19 @@ class DistributedStep(NamedTuple):
     terms are those of the whole step (all rows, all samples). Raises
     :class:`~fblitz.errors.NonFiniteStepError` on every rank when the reduced
     loss or gradient is NaN or infinite.
+
+
+    Data mode with shared noise also needs each rank's place in the minibatch:
+    ``row_offset`` is the index of this rank's first row in it. None computes
+    it with one small ``all_gather`` of the row counts, assuming the ranks
+    hold consecutive shards in rank order (as :func:`~fblitz.distributed.shard`
+    gives); :func:`~fblitz.distributed.fit_distributed` passes it.
     """
 
     fn: Callable
 
-    def __call__(self, params, opt_state, key, inputs, targets, complexity_cost_weight=1.0):
-        return self.fn(params, opt_state, key, inputs, targets, complexity_cost_weight)
+    def __call__(self, params, opt_state, key, inputs, targets, complexity_cost_weight=1.0, *, row_offset=None):
+        return self.fn(params, opt_state, key, inputs, targets, complexity_cost_weight, row_offset)
 
 
 def make_distributed_step(
@@ -121,19 +134,26 @@ def make_distributed_step(
         grad_fn = torch.compile(grad_fn)
     plans: dict = {}
 
-    def local_part(params, key, inputs, rank, world_size):
+    def local_part(params, key, inputs, rank, world_size, row_offset):
         """This rank's noise and its count c_r (rows or samples); None noise when c_r is 0."""
         if mode == "data":
             count = inputs.shape[0]
-            noise_key = rank_key(key, rank) if noise == "per_rank" else key
-            return (sample_noise(model, noise_key, params, n_samples, estimator=estimator) if count else None), count
+            if noise == "per_rank":
+                eps = sample_noise(model, rank_key(key, rank), params, n_samples, estimator=estimator)
+                return (eps if count else None), count
+            eps = sample_noise(model, key, params, n_samples, estimator=estimator)
+            if has_seeds(eps):  # per-example noise: index it by the rows' places in the whole minibatch
+                first = first_row(count, group, params) if row_offset is None else row_offset
+                eps = offset_noise(eps, _checks.integer("row_offset", first, minimum=0))
+            return (eps if count else None), count
         part = shard(n_samples, rank, world_size)
         count = part.stop - part.start
         if not count:
             return None, 0
         return tree_map(lambda t: t[part], sample_noise(model, key, params, n_samples, estimator=estimator)), count
 
-    def step(params, opt_state, key, inputs, targets, weight):
+    def step(params, opt_state, key, inputs, targets, weight, row_offset):
+        check_params(model, params)
         key = as_key(key)
         structure = tree_structure(params)
         if structure not in plans:
@@ -143,7 +163,7 @@ def make_distributed_step(
             weight = torch.tensor(
                 _checks.non_negative("complexity_cost_weight", weight), dtype=like.dtype, device=like.device
             )
-        eps, count = local_part(params, key, inputs, dist.get_rank(group), dist.get_world_size(group))
+        eps, count = local_part(params, key, inputs, dist.get_rank(group), dist.get_world_size(group), row_offset)
         if count:
             grads, terms, _ = grad_fn(params, None, eps, inputs, targets, weight, plans[structure])
             scaled = tree_map(lambda g: g * count, grads)

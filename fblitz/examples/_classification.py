@@ -14,7 +14,7 @@ import time
 import torch
 
 from fblitz import layers, likelihoods, metrics, optim
-from fblitz.predict import predict
+from fblitz.prediction import predict
 from fblitz.random import Key, uniform
 from fblitz.train import fit
 
@@ -79,7 +79,7 @@ def train_and_report(
         model, model.init(k_init), x_train, y_train, likelihood=likelihoods.categorical(),
         optimizer=optim.adam(args.lr), key=k_fit, epochs=args.epochs, batch_size=args.batch_size,
         n_samples=args.samples, complexity_cost_weight=1.0 / len(x_train), compile=args.compile,
-        progress=None if not args.json else False,
+        progress=not args.quiet,
     )  # fmt: skip
     seconds = time.perf_counter() - start
     scores = evaluate(

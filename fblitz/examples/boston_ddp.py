@@ -24,6 +24,7 @@ import time
 import torch
 
 from fblitz import distributed
+from fblitz._argtypes import integer, output_file, real
 from fblitz.examples import boston
 from fblitz.random import Key
 from fblitz.tree import tree_map
@@ -36,9 +37,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--noise", choices=("per_rank", "shared"), default="per_rank", help="data mode: noise drawn per rank or shared"
     )
     parser.add_argument("--backend", choices=distributed.group.BACKENDS, default=None, help="default: nccl on GPU")
-    parser.add_argument("--timeout", type=float, default=300.0, help="seconds a rank waits for the others")
-    parser.add_argument("--checkpoint", default=None, help="checkpoint file written by rank 0 (default: none)")
-    parser.add_argument("--checkpoint-every", type=int, default=100, help="epochs between checkpoints")
+    parser.add_argument(
+        "--timeout", type=real(0.0, open_minimum=True), default=300.0, help="seconds a rank waits for the others"
+    )
+    parser.add_argument(
+        "--checkpoint", type=output_file, default=None, help="checkpoint file written by rank 0 (default: none)"
+    )
+    parser.add_argument("--checkpoint-every", type=integer(1), default=100, help="epochs between checkpoints")
     parser.set_defaults(compile=False)
     return parser.parse_args(argv)
 
@@ -70,7 +75,7 @@ def main(argv=None) -> dict | None:
         x_train, y_train, x_test, y_test, target_std = (
             t.to(world.device) if isinstance(t, torch.Tensor) else t for t in boston.load_data()
         )
-        model = boston.build_model()
+        model = boston.build_model(args.activation, args.likelihood)
         k_init, k_fit, k_eval = Key(args.seed).split(3)
         params = tree_map(lambda t: t.to(world.device), model.init(k_init))
         report = boston.make_reporter(args, model, x_test, y_test, key=k_eval, target_std=target_std)

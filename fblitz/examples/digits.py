@@ -27,8 +27,9 @@ import sys
 import torch
 
 from fblitz import models
+from fblitz._argtypes import integer
 from fblitz.examples._classification import train_and_report
-from fblitz.examples._cli import example_parser
+from fblitz.examples._cli import announce, example_parser
 from fblitz.random import Key
 
 # Blundell et al. 2015 (sec. 3.3 and 5.1): a two-scale mixture; BLiTZ's default: N(0, 0.1^2)
@@ -56,7 +57,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = example_parser(
         __doc__, epochs=30, samples=1, eval_samples=50, batch_size=32, lr=0.003, plot="the reliability diagram"
     )
-    parser.add_argument("--train-rows", type=int, default=None, help="use only this many training rows (quick runs)")
+    parser.add_argument(
+        "--train-rows", type=integer(1), default=None, help="use only this many training rows (quick runs)"
+    )
     parser.add_argument("--prior", choices=sorted(PRIORS), default="mixture", help="prior on every weight")
     return parser.parse_args(argv)
 
@@ -64,6 +67,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> dict:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
+    announce(args, f"Digits: loading scikit-learn's 8x8 digits, then training {args.epochs} epochs")
     x_train, y_train, x_test, y_test = load_data()
     if args.train_rows is not None:
         x_train, y_train = x_train[: args.train_rows], y_train[: args.train_rows]

@@ -24,9 +24,10 @@ import sys
 import torch
 
 from fblitz import layers
+from fblitz._argtypes import integer, real
 from fblitz.datasets import load_mnist1d
 from fblitz.examples._classification import train_and_report
-from fblitz.examples._cli import example_parser
+from fblitz.examples._cli import announce, example_parser
 from fblitz.examples.digits import PRIORS
 from fblitz.random import Key, as_key, permutation
 
@@ -75,18 +76,26 @@ def parse_args(argv=None) -> argparse.Namespace:
         plot="the reliability diagram",
     )  # fmt: skip
     parser.add_argument(
-        "--num-samples", type=int, default=None, help="generate this many sequences (80/20 split; default 5000)"
+        "--num-samples",
+        type=integer(10, why="both parts of the 80/20 split need rows"),
+        default=None,
+        help="generate this many sequences (80/20 split; default 5000)",
     )
     parser.add_argument("--prior", choices=sorted(PRIORS), default="mixture", help="prior on every weight")
     parser.add_argument("--model", choices=MODELS, default="cnn", help="1-D CNN or MLP")
-    parser.add_argument("--width", type=int, default=None, help="channels (cnn, default 25) or hidden units (mlp, 100)")
-    parser.add_argument("--rho-init", type=float, default=-5.0, help="initial posterior rho")
+    parser.add_argument(
+        "--width", type=integer(1), default=None, help="channels (cnn, default 25) or hidden units (mlp, 100)"
+    )
+    parser.add_argument("--rho-init", type=real(), default=-5.0, help="initial posterior rho")
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
+    announce(
+        args, f"MNIST-1D: generating the data with its package (a few seconds), then training {args.epochs} epochs"
+    )
     x_train, y_train, x_test, y_test = load_data(args.num_samples)
     key = Key(args.seed)
     model = build_model(args.model, args.prior, x_train.shape[-1], args.width, args.rho_init)

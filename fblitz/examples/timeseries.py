@@ -29,8 +29,9 @@ import time
 import torch
 
 from fblitz import layers, likelihoods, metrics, optim
-from fblitz.examples._cli import example_parser
-from fblitz.predict import gaussian_mixture_mean_std, mean_std_interval, predict
+from fblitz._argtypes import integer, real
+from fblitz.examples._cli import announce, example_parser
+from fblitz.prediction import gaussian_mixture_mean_std, mean_std_interval, predict
 from fblitz.random import Key, normal
 from fblitz.train import fit
 
@@ -68,10 +69,17 @@ def build_model(hidden: int) -> layers.Layer:
     )
 
 
+def forecast(model, params, x, *, key, n_samples: int, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Predictive mean and std (N, 1) of the next value relative to each window's last, in the series' units."""
+    with torch.no_grad():
+        mean, std = gaussian_mixture_mean_std(predict(model, params, x, key=key, n_samples=n_samples))
+    return mean * scale, std * scale
+
+
 def evaluate(model, params, x, y, *, key, n_samples: int, std_multiplier: float, scale: float) -> dict:
     """RMSE, Gaussian NLL, interval coverage and width, in the series' units."""
-    mean, std = gaussian_mixture_mean_std(predict(model, params, x, key=key, n_samples=n_samples))
-    mean, std, y = mean * scale, std * scale, y * scale
+    mean, std = forecast(model, params, x, key=key, n_samples=n_samples, scale=scale)
+    y = y * scale
     lower, upper = mean_std_interval(mean, std, k=std_multiplier)
     return {
         "rmse": metrics.rmse(mean, y),
@@ -86,15 +94,30 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = example_parser(
         __doc__, epochs=40, samples=2, eval_samples=100, batch_size=64, lr=0.01,
         eval_samples_help="predictions drawn per test point",
+        plot="the held-out forecast: predictive mean, +/-1 and 2 std bands, the observed values and the recent past",
     )  # fmt: skip
-    parser.add_argument("--length", type=int, default=3000, help="points in the generated series")
-    parser.add_argument("--noise", type=float, default=0.1, help="standard deviation of the series' noise")
-    parser.add_argument("--window", type=int, default=16, help="past values per input window")
-    parser.add_argument("--test-fraction", type=float, default=0.2, help="held-out tail of the series")
-    parser.add_argument("--hidden", type=int, default=16, help="LSTM hidden size")
-    parser.add_argument("--std-multiplier", type=float, default=2.0, help="interval = mean +/- k * std")
-    parser.add_argument("--report-every", type=int, default=10, help="epochs between progress reports (0: none)")
-    return parser.parse_args(argv)
+    parser.add_argument("--length", type=integer(3), default=3000, help="points in the generated series")
+    parser.add_argument("--noise", type=real(0.0), default=0.1, help="standard deviation of the series' noise")
+    parser.add_argument("--window", type=integer(1), default=16, help="past values per input window")
+    parser.add_argument(
+        "--test-fraction",
+        type=real(0.0, 1.0, open_minimum=True, open_maximum=True),
+        default=0.2,
+        help="held-out tail of the series",
+    )
+    parser.add_argument("--hidden", type=integer(1), default=16, help="LSTM hidden size")
+    parser.add_argument(
+        "--std-multiplier", type=real(0.0, open_minimum=True), default=2.0, help="interval = mean +/- k * std"
+    )
+    parser.add_argument("--report-every", type=integer(0), default=10, help="epochs between progress reports (0: none)")
+    args = parser.parse_args(argv)
+    split = int(round(args.length * (1 - args.test_fraction)))
+    if split - args.window < 1 or args.length - split < 1:
+        parser.error(
+            f"argument --window: {args.window} past values leave no training or no held-out window in a series of "
+            f"--length {args.length} with --test-fraction {args.test_fraction:g}"
+        )
+    return args
 
 
 def main(argv=None) -> dict:
@@ -104,10 +127,11 @@ def main(argv=None) -> dict:
     series = make_series(k_data, args.length, args.noise)
     split = int(round(args.length * (1 - args.test_fraction)))
     scale = float(series[:split].diff().std())
-    x, y, _ = make_windows(series, args.window, scale)
+    x, y, last = make_windows(series, args.window, scale)
     n_train = split - args.window  # windows whose target lies before the held-out tail
     x_train, y_train, x_test, y_test = x[:n_train], y[:n_train], x[n_train:], y[n_train:]
     model = build_model(args.hidden)
+    announce(args, f"Bayesian LSTM forecaster: {len(x_train)} training windows, training {args.epochs} epochs")
     params = model.init(k_init)
 
     def score(p, key):
@@ -129,8 +153,8 @@ def main(argv=None) -> dict:
     result = fit(
         model, params, x_train, y_train, likelihood=likelihoods.heteroscedastic_gaussian(),
         optimizer=optim.adam(args.lr), key=k_fit, epochs=args.epochs, batch_size=args.batch_size,
-        n_samples=args.samples, complexity_cost_weight=1.0 / len(x_train), compile=args.compile, progress=False,
-        callback=report,
+        n_samples=args.samples, complexity_cost_weight=1.0 / len(x_train), compile=args.compile,
+        progress=not args.quiet, callback=report,
     )  # fmt: skip
     seconds = time.perf_counter() - start
     scores = score(result.params, k_eval)
@@ -143,6 +167,8 @@ def main(argv=None) -> dict:
         first_loss=losses[0] if losses else None,
         final_loss=losses[-1] if losses else None,
     )
+    if args.plot:
+        plot_forecast(model, result.params, series, x_test, last[n_train:], args, start=split, key=k_eval, scale=scale)
     if args.json:
         print(json.dumps(scores))
     else:
@@ -153,7 +179,29 @@ def main(argv=None) -> dict:
         print(f"  coverage ({k})  {scores['coverage']:.3f}")
         print(f"  mean interval width {scores['mean_interval_width']:.3f}")
         print(f"  training time       {seconds:.1f} s")
+        if args.plot:
+            print(f"  plot saved to       {args.plot}")
     return scores
+
+
+def plot_forecast(
+    model, params, series, x_test, last, args, *, start: int, key, scale: float, past: int = 80, shown: int = 200
+) -> None:
+    """Save the first ``shown`` one-step-ahead forecasts of the held-out tail with their bands (``--plot``).
+
+    ``start`` is the time of the first held-out target; ``last`` (N, 1) the level of each test window.
+    """
+    from fblitz.plots import forecast_band
+
+    x_test, last = x_test[:shown], last[:shown]
+    mean, std = forecast(model, params, x_test, key=key, n_samples=args.eval_samples, scale=scale)
+    time = torch.arange(start, start + len(x_test), dtype=series.dtype)
+    history = torch.arange(max(0, start - past), start)
+    forecast_band(
+        time, mean + last, std, actual=series[start : start + len(x_test)], history_time=history.to(series.dtype),
+        history=series[history], path=args.plot,
+        title=f"Bayesian LSTM: one-step-ahead forecasts, first {len(x_test)} held-out points",
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -27,8 +27,9 @@ import time
 import torch
 
 from fblitz import layers, likelihoods, metrics, optim, priors
-from fblitz.examples._cli import example_parser
-from fblitz.predict import gaussian_mixture_mean_std, predict
+from fblitz._argtypes import integer, real
+from fblitz.examples._cli import announce, example_parser
+from fblitz.predictive import GaussianMixture, predictive_distribution
 from fblitz.random import Key, as_key, normal, uniform
 from fblitz.train import fit
 
@@ -62,10 +63,12 @@ def build_model(hidden: int, prior_sigma: float, rho_init: float) -> layers.Laye
     )  # fmt: skip
 
 
-def predictive(model, params, x: torch.Tensor, *, key, n_samples: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Predictive mean and std (N, 1): the weight draws' spread plus the learned noise."""
+def predictive(model, params, x: torch.Tensor, *, key, n_samples: int) -> GaussianMixture:
+    """The predictive distribution at ``x`` (N, 1): the weight draws' spread plus the learned noise."""
     with torch.no_grad():
-        return gaussian_mixture_mean_std(predict(model, params, x, key=key, n_samples=n_samples))
+        return predictive_distribution(
+            model, params, x, likelihood=likelihoods.heteroscedastic_gaussian(), key=key, n_samples=n_samples
+        )
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -73,10 +76,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         __doc__, epochs=1000, samples=4, eval_samples=200, batch_size=32, lr=0.01, compile_default=True,
         plot="the data, the predictive mean and its +/-1 and 2 std bands",
     )  # fmt: skip
-    parser.add_argument("--points", type=int, default=128, help="training points")
-    parser.add_argument("--hidden", type=int, default=64, help="units per hidden layer")
-    parser.add_argument("--prior-sigma", type=float, default=1.0, help="N(0, s^2) prior on every weight")
-    parser.add_argument("--rho-init", type=float, default=-5.0, help="initial posterior rho")
+    parser.add_argument("--points", type=integer(2), default=128, help="training points")
+    parser.add_argument("--hidden", type=integer(1), default=64, help="units per hidden layer")
+    parser.add_argument(
+        "--prior-sigma", type=real(0.0, open_minimum=True), default=1.0, help="N(0, s^2) prior on every weight"
+    )
+    parser.add_argument("--rho-init", type=real(), default=-5.0, help="initial posterior rho")
     return parser.parse_args(argv)
 
 
@@ -86,25 +91,29 @@ def main(argv=None) -> dict:
     k_data, k_test, k_init, k_fit, k_eval = Key(args.seed).split(5)
     x_train, y_train = make_data(k_data, args.points)
     model = build_model(args.hidden, args.prior_sigma, args.rho_init)
+    announce(args, f"1-D toy regression: {len(x_train)} points, training {args.epochs} epochs")
     start = time.perf_counter()
     result = fit(
         model, model.init(k_init), x_train, y_train, likelihood=likelihoods.heteroscedastic_gaussian(),
         optimizer=optim.adam(args.lr), key=k_fit, epochs=args.epochs, batch_size=args.batch_size,
-        n_samples=args.samples, complexity_cost_weight=1.0 / len(x_train), compile=args.compile, progress=False,
+        n_samples=args.samples, complexity_cost_weight=1.0 / len(x_train), compile=args.compile,
+        progress=not args.quiet,
     )  # fmt: skip
     seconds = time.perf_counter() - start
     grid = torch.linspace(*GRID_RANGE, 281).unsqueeze(1)
-    mean, std = predictive(model, result.params, grid, key=k_eval, n_samples=args.eval_samples)
+    band = predictive(model, result.params, grid, key=k_eval, n_samples=args.eval_samples)
+    mean, std = band.mean, band.std
     inside = (grid >= DATA_RANGE[0]) & (grid <= DATA_RANGE[1])
     x_test, y_test = make_data(k_test, 200)
-    test_mean, test_std = predictive(model, result.params, x_test, key=k_eval.fold_in(1), n_samples=args.eval_samples)
+    test = predictive(model, result.params, x_test, key=k_eval.fold_in(1), n_samples=args.eval_samples)
     losses = result.history["loss"]
     scores = {
         "std_inside": float(std[inside].mean()),
         "std_outside": float(std[~inside].mean()),
         "std_at_1.2": float(std[-1]),
-        "test_rmse": metrics.rmse(test_mean, y_test),
-        "test_coverage_90": metrics.interval_coverage(y_test, mean=test_mean, std=test_std, level=0.9),
+        "test_rmse": metrics.rmse(test.mean, y_test),
+        "test_coverage_90": test.coverage(y_test, 0.9),
+        "test_nll": test.nll(y_test),
         "noise_sigma": float(torch.nn.functional.softplus(result.params["5"]["noise_rho"])),
         "train_seconds": seconds,
         "epochs": args.epochs,

@@ -59,13 +59,15 @@ def _read_indices(path: pathlib.Path, n_rows: int) -> torch.Tensor:
         raise FblitzValueError(f"{path} must hold one row index per line: {error}") from None
     if values.size == 0:
         raise FblitzValueError(f"{path} holds no row index")
-    if values.ndim != 1 or not np.all(values == np.round(values)):
+    if values.ndim != 1 or not np.all(np.isfinite(values)) or not np.all(values == np.round(values)):
         raise FblitzValueError(f"{path} must hold whole-number row indices, one per line")
-    indices = values.astype(np.int64)
-    if indices.min() < 0 or indices.max() >= n_rows:
+    # the range is checked on the values as read: converting 1e20 to int64 first would wrap it around
+    if values.min() < 0 or values.max() >= n_rows:
         raise FblitzValueError(
-            f"{path} must hold 0-based row indices in [0, {n_rows}), got values from {indices.min()} to {indices.max()}"
+            f"{path} must hold 0-based row indices in [0, {n_rows}), got values from {values.min():.15g} to "
+            f"{values.max():.15g}"
         )
+    indices = values.astype(np.int64)
     if len(np.unique(indices)) != len(indices):
         raise FblitzValueError(f"{path} lists a row index more than once")
     return torch.from_numpy(indices)
@@ -80,6 +82,23 @@ def read_splits(directory: str | pathlib.Path, n_rows: int) -> list[Split]:
             of range or repeated, or a row is both in the training and the test part.
     """
     n_rows = _checks.integer("n_rows", n_rows, minimum=1)
+    directory = pathlib.Path(directory)
+    splits = []
+    for k in range(count_splits(directory)):
+        train = _read_indices(directory / f"index_train_{k}.txt", n_rows)
+        test = _read_indices(directory / f"index_test_{k}.txt", n_rows)
+        if np.intersect1d(train.numpy(), test.numpy()).size:
+            raise FblitzValueError(f"split {k} in {directory} puts a row in both the training and the test part")
+        splits.append(Split(train, test))
+    return splits
+
+
+def count_splits(directory: str | pathlib.Path) -> int:
+    """The number of complete splits in ``directory`` (files are named, not read).
+
+    Raises:
+        FblitzValueError: as :func:`read_splits` for the directory and the file names.
+    """
     directory = pathlib.Path(directory)
     if not directory.is_dir():
         raise FblitzValueError(f"--splits must be a directory of index_train_K.txt/index_test_K.txt, got {directory}")
@@ -99,11 +118,4 @@ def read_splits(directory: str | pathlib.Path, n_rows: int) -> list[Split]:
     numbers = sorted(found["train"])
     if numbers != list(range(len(numbers))):
         raise FblitzValueError(f"split files in {directory} must be numbered 0..n-1 without gaps, got {numbers}")
-    splits = []
-    for k in numbers:
-        train = _read_indices(directory / f"index_train_{k}.txt", n_rows)
-        test = _read_indices(directory / f"index_test_{k}.txt", n_rows)
-        if np.intersect1d(train.numpy(), test.numpy()).size:
-            raise FblitzValueError(f"split {k} in {directory} puts a row in both the training and the test part")
-        splits.append(Split(train, test))
-    return splits
+    return len(numbers)

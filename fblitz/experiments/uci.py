@@ -29,10 +29,11 @@ import time
 import torch
 
 from fblitz import _checks, metrics
+from fblitz._argtypes import existing_directory, integer, output_file, real, seed
 from fblitz.datasets import load_boston, load_diabetes
 from fblitz.errors import FblitzValueError
 from fblitz.estimators import ESTIMATORS
-from fblitz.experiments.splits import random_splits, read_splits
+from fblitz.experiments.splits import count_splits, random_splits, read_splits
 from fblitz.experiments.tables import load_table
 from fblitz.experiments.uci_model import (
     LIKELIHOODS,
@@ -43,7 +44,7 @@ from fblitz.experiments.uci_model import (
     prepare_split,
     validation_split,
 )
-from fblitz.experiments.uci_predictive import REPORTED_LEVELS
+from fblitz.experiments.uci_predictive import MIN_DF, REPORTED_LEVELS
 from fblitz.experiments.uci_split import run_split
 from fblitz.random import Key
 
@@ -103,10 +104,12 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--feature-columns", help="--data table: comma-separated feature columns (default: all but the target)"
     )
-    parser.add_argument("--splits", help="directory of index_train_K.txt/index_test_K.txt (0-based rows)")
-    parser.add_argument("--n-splits", type=int, default=20, help="random splits (or the first n of --splits)")
     parser.add_argument(
-        "--first-split", type=int, default=0, help="start at this split (to share a run between processes)"
+        "--splits", type=existing_directory, help="directory of index_train_K.txt/index_test_K.txt (0-based rows)"
+    )
+    parser.add_argument("--n-splits", type=integer(1), default=20, help="random splits (or the first n of --splits)")
+    parser.add_argument(
+        "--first-split", type=integer(0), default=0, help="start at this split (to share a run between processes)"
     )
     parser.add_argument(
         "--validation",
@@ -117,15 +120,17 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _add_model_arguments(parser: argparse.ArgumentParser, defaults: Config) -> None:
     add = parser.add_argument
-    add("--epochs", type=int, default=defaults.epochs, help="passes over each training part")
-    add("--samples", type=int, default=defaults.n_samples, help="weight samples per training step")
-    add("--eval-samples", type=int, default=defaults.eval_samples, help="weight draws at test time")
-    add("--batch-size", type=int, default=defaults.batch_size, help="rows per training step")
-    add("--lr", type=float, default=defaults.lr, help="Adam learning rate")
-    add("--hidden", type=int, default=defaults.hidden, help="hidden ReLU units")
-    add("--prior-sigma", type=float, default=defaults.prior_sigma, help="N(0, s^2) weight prior")
-    add("--rho-init", type=float, default=defaults.rho_init, help="initial posterior rho")
-    add("--noise-init", type=float, default=defaults.noise_init, help="initial noise scale (standardised units)")
+    positive = real(0.0, open_minimum=True)
+    add("--epochs", type=integer(1), default=defaults.epochs, help="passes over each training part")
+    add("--samples", type=integer(1), default=defaults.n_samples, help="weight samples per training step")
+    spread = integer(2, why="a spread over weight draws needs two")
+    add("--eval-samples", type=spread, default=defaults.eval_samples, help="weight draws at test time")
+    add("--batch-size", type=integer(1), default=defaults.batch_size, help="rows per training step")
+    add("--lr", type=positive, default=defaults.lr, help="Adam learning rate")
+    add("--hidden", type=integer(1), default=defaults.hidden, help="hidden ReLU units")
+    add("--prior-sigma", type=positive, default=defaults.prior_sigma, help="N(0, s^2) weight prior")
+    add("--rho-init", type=real(), default=defaults.rho_init, help="initial posterior rho")
+    add("--noise-init", type=positive, default=defaults.noise_init, help="initial noise scale (standardised units)")
     add(
         "--kl-weight",
         default=",".join(str(w) for w in defaults.kl_weights),
@@ -134,12 +139,13 @@ def _add_model_arguments(parser: argparse.ArgumentParser, defaults: Config) -> N
     add("--estimator", choices=ESTIMATORS, default=defaults.estimator, help="gradient estimator of the weight noise")
     add("--likelihood", choices=LIKELIHOODS, default=defaults.likelihood, help="observation noise family")
     add("--noise", choices=NOISES, default=defaults.noise, help="one learned noise scale, or one per input")
-    add("--df", type=float, default=None, help="fixed Student-t degrees of freedom (default: learned, > 1)")
-    add("--df-init", type=float, default=defaults.df_init, help="initial learned degrees of freedom")
+    add("--df", type=positive, default=None, help="fixed Student-t degrees of freedom (default: learned, > 1)")
+    more_than_one = real(MIN_DF, open_minimum=True)
+    add("--df-init", type=more_than_one, default=defaults.df_init, help="initial learned degrees of freedom")
     switch = lambda name, default, text: add(name, action=argparse.BooleanOptionalAction, default=default, help=text)  # noqa: E731
     switch("--recalibrate", defaults.recalibrate, "fit a noise-scale factor on 10%% held out of each training part")
     switch("--refit", defaults.refit, "retrain the chosen setting on the whole training part (else use its 90%% model)")
-    add("--coverage-draws", type=int, default=defaults.coverage_draws, help="Student-t: draws per weight sample")
+    add("--coverage-draws", type=integer(1), default=defaults.coverage_draws, help="Student-t: draws per weight sample")
     switch("--compile", defaults.compile, "compile the training step with torch.compile")
 
 
@@ -149,13 +155,35 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     _add_data_arguments(parser)
     _add_model_arguments(parser, Config())
-    parser.add_argument("--seed", type=int, default=0, help="seed of the split list and of every key")
-    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    parser.add_argument("--seed", type=seed, default=0, help="seed of the split list and of every key")
+    parser.add_argument("--threads", type=integer(1), default=1, help="torch intra-op threads")
     parser.add_argument("--json", action="store_true", help="print one JSON summary object")
+    parser.add_argument("--quiet", action="store_true", help="no training progress display on stderr")
     parser.add_argument(
-        "--plot", metavar="PATH", help="save a PNG of observed vs nominal coverage, averaged over splits (matplotlib)"
+        "--plot",
+        metavar="PATH",
+        type=output_file,
+        help="save a PNG of observed vs nominal coverage, averaged over splits (matplotlib)",
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    check_split_range(parser, args)
+    return args
+
+
+def check_split_range(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """A usage error when --splits holds fewer splits than --first-split + --n-splits asks for."""
+    if args.splits is None:
+        return
+    try:
+        available = count_splits(args.splits)
+    except FblitzValueError as error:
+        parser.error(f"argument --splits: {error}")
+    wanted = args.first_split + args.n_splits
+    if wanted > available:
+        parser.error(
+            f"argument --n-splits: --first-split {args.first_split} + --n-splits {args.n_splits} needs {wanted} "
+            f"splits, but {args.splits} holds {available} (index_train_0.txt .. index_train_{available - 1}.txt)"
+        )
 
 
 def _load(args: argparse.Namespace) -> tuple[str, torch.Tensor, torch.Tensor]:
@@ -219,6 +247,10 @@ def main(argv=None) -> dict:
     torch.set_num_threads(args.threads)
     n_splits = _checks.integer("--n-splits", args.n_splits, minimum=1)
     config = config_from_args(args)
+    if not args.quiet:
+        source = args.data or args.dataset or "boston"
+        print(f"{source}: loading the data, then {args.n_splits} splits of {args.epochs} epochs",
+              file=sys.stderr, flush=True)  # fmt: skip
     name, features, target = _load(args)
     first = _checks.integer("--first-split", args.first_split, minimum=0)
     if args.splits is None:
@@ -233,7 +265,9 @@ def main(argv=None) -> dict:
     for k, split in enumerate(splits, start=first):
         if args.validation:
             split = validation_split(split, key.fold_in(10_000 + k))
-        results.append(run_split(features, target, split, config, key.fold_in(k)))
+        if not args.quiet:
+            print(f"split {k} ({len(results) + 1} of {len(splits)}): training", file=sys.stderr, flush=True)
+        results.append(run_split(features, target, split, config, key.fold_in(k), progress=not args.quiet))
         if not args.json:
             _print_split(k, results[-1])
     summary = {

@@ -21,7 +21,7 @@ from fblitz.distributions import inverse_softplus
 from fblitz.experiments.splits import Split
 from fblitz.experiments.standardize import Standardizer
 from fblitz.experiments.uci_predictive import MIN_DF, MIN_SIGMA, MixturePredictive, from_outputs
-from fblitz.predict import predict
+from fblitz.prediction import predict
 from fblitz.random import KeyLike, as_key, permutation
 from fblitz.train import fit
 
@@ -120,11 +120,19 @@ class Trained(NamedTuple):
 
 
 def train(
-    features: torch.Tensor, target: torch.Tensor, rows: torch.Tensor, config: Config, key: KeyLike, *, kl_weight: float
+    features: torch.Tensor,
+    target: torch.Tensor,
+    rows: torch.Tensor,
+    config: Config,
+    key: KeyLike,
+    *,
+    kl_weight: float,
+    progress: bool = False,
 ) -> Trained:
     """Standardise on ``rows`` and train the model of ``config`` on them, KL weighted ``kl_weight / len(rows)``.
 
     ``kl_weight`` 1 is the ELBO; below 1 a tempered posterior (weights fit the data more closely).
+    ``progress`` shows :func:`fblitz.train.fit`'s progress display on stderr.
     """
     k_init, k_fit = as_key(key).split(2)
     x_scaler, y_scaler = Standardizer.fit(features[rows]), Standardizer.fit(target[rows])
@@ -145,7 +153,7 @@ def train(
         complexity_cost_weight=kl_weight / len(x_train),
         estimator=config.estimator,
         compile=config.compile,
-        progress=False,
+        progress=progress,
     )
     return Trained(model, result.params, x_scaler, y_scaler, result.history["seconds"])
 

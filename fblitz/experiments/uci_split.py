@@ -35,7 +35,7 @@ class Candidate(NamedTuple):
 
 
 def try_candidates(
-    features: torch.Tensor, target: torch.Tensor, split: Split, config: Config, keys: tuple
+    features: torch.Tensor, target: torch.Tensor, split: Split, config: Config, keys: tuple, *, progress: bool = False
 ) -> list[Candidate]:
     """Train one model per KL weight on 90% of ``split.train``; score each on the other 10%."""
     k_held, k_train, k_pred = keys
@@ -43,7 +43,7 @@ def try_candidates(
     held_targets = target[inner.test]
     candidates = []
     for weight in config.kl_weights:
-        trained = train(features, target, inner.train, config, k_train, kl_weight=weight)
+        trained = train(features, target, inner.train, config, k_train, kl_weight=weight, progress=progress)
         held = predictive_on(trained, features, inner.test, config, k_pred)
         factor = fit_noise_factor(held, held_targets) if config.recalibrate else 1.0
         value = log_likelihood(with_noise_factor(held, factor), held_targets)
@@ -51,8 +51,12 @@ def try_candidates(
     return candidates
 
 
-def run_split(features: torch.Tensor, target: torch.Tensor, split: Split, config: Config, key: KeyLike) -> dict:
+def run_split(
+    features: torch.Tensor, target: torch.Tensor, split: Split, config: Config, key: KeyLike, *, progress: bool = False
+) -> dict:
     """Train on ``split.train`` (choosing and calibrating on held-out training rows), score ``split.test``.
+
+    ``progress`` shows the progress display of each model's training on stderr.
 
     Returns:
         The scores of :func:`fblitz.experiments.uci_predictive.score` (original
@@ -61,15 +65,17 @@ def run_split(features: torch.Tensor, target: torch.Tensor, split: Split, config
     """
     k_held, k_train, k_pred, k_score = as_key(key).split(4)
     if len(config.kl_weights) == 1 and not config.recalibrate:
-        trained = train(features, target, split.train, config, k_train, kl_weight=config.kl_weights[0])
+        trained = train(
+            features, target, split.train, config, k_train, kl_weight=config.kl_weights[0], progress=progress
+        )
         weight, factor, seconds = config.kl_weights[0], 1.0, trained.train_seconds
     else:
-        candidates = try_candidates(features, target, split, config, (k_held, k_train, k_pred))
+        candidates = try_candidates(features, target, split, config, (k_held, k_train, k_pred), progress=progress)
         best = max(candidates, key=lambda c: c.held_out_log_likelihood)
         weight, factor, trained = best.kl_weight, best.noise_factor, best.trained
         seconds = sum(c.trained.train_seconds for c in candidates)
         if config.refit:
-            trained = train(features, target, split.train, config, k_train, kl_weight=weight)
+            trained = train(features, target, split.train, config, k_train, kl_weight=weight, progress=progress)
             seconds += trained.train_seconds
     predictive = with_noise_factor(predictive_on(trained, features, split.test, config, k_pred), factor)
     result = score(predictive, target[split.test], key=k_score, draws=config.coverage_draws)

@@ -4,6 +4,9 @@ from fblitz.layers.base import (
     Layer,
     StateSpec,
     apply_with_state,
+    estimator_summary,
+    estimator_usage,
+    forward_with_state,
     init_state,
     is_stateful,
     sample_noise,
@@ -29,6 +32,7 @@ from fblitz.layers.embedding import embedding
 from fblitz.layers.linear import linear
 from fblitz.layers.noise import learned_df, learned_noise
 from fblitz.layers.normalization import batch_norm1d, batch_norm2d, batch_norm3d, layer_norm
+from fblitz.layers.params_check import check_params, expected_params
 from fblitz.layers.pooling import adaptive_avg_pool, avg_pool, max_pool
 from fblitz.layers.recurrent import gru, lstm, rnn
 
@@ -41,6 +45,7 @@ __all__ = [
     "batch_norm1d",
     "batch_norm2d",
     "batch_norm3d",
+    "check_params",
     "dropout",
     "conv1d",
     "conv2d",
@@ -49,8 +54,12 @@ __all__ = [
     "conv_transpose2d",
     "conv_transpose3d",
     "elu",
+    "estimator_summary",
+    "estimator_usage",
     "embedding",
+    "expected_params",
     "flatten",
+    "forward_with_state",
     "freeze",
     "gelu",
     "gru",

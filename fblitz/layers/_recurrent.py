@@ -33,7 +33,7 @@ from fblitz.layers.cells import (
     rnn_tanh_step,
     scan,
 )
-from fblitz.posterior import gaussian_init, sample
+from fblitz.posterior import check_noise, gaussian_init, sample
 from fblitz.priors import blitz_default, check_prior
 from fblitz.radial import check_posterior, radial_noise, radial_prior
 from fblitz.random import as_key, sample_eps
@@ -63,8 +63,10 @@ def build_recurrent(kind: str, input_size, hidden_size, options: dict) -> Layer:
     input_size = _checks.integer("input_size", input_size, minimum=1)
     hidden_size = _checks.integer("hidden_size", hidden_size, minimum=1)
     num_layers = _checks.integer("num_layers", options["num_layers"], minimum=1)
-    has_bias, batch_first, freeze = bool(options["bias"]), bool(options["batch_first"]), bool(options["freeze"])
-    directions = 2 if options["bidirectional"] else 1
+    has_bias, batch_first, freeze, bidirectional = (
+        _checks.boolean(name, options[name]) for name in ("bias", "batch_first", "freeze", "bidirectional")
+    )
+    directions = 2 if bidirectional else 1
     prior = options["prior"]
     if prior is None:
         prior = blitz_default(options["prior_sigma_1"], options["prior_sigma_2"], options["prior_pi"])
@@ -93,6 +95,7 @@ def build_recurrent(kind: str, input_size, hidden_size, options: dict) -> Layer:
             cells.append((layer, direction, names))
 
     def init(key, *, dtype=None, device=None):
+        dtype, device = _checks.init_options(dtype, device)
         keys = as_key(key).split(len(shapes))
         return {
             name: posterior.node(k, shape, dtype=dtype, device=device) for k, (name, shape) in zip(keys, shapes.items())
@@ -123,7 +126,11 @@ def build_recurrent(kind: str, input_size, hidden_size, options: dict) -> Layer:
             raise FblitzValueError(f"eps of {family} must be a dict with keys {sorted(shapes)}, got {got}")
         if "seed" in eps:  # Flipout: mean + signed shared perturbation for the matrices
             return {
-                name: FlipoutWeight(params[name]["mu"], sigma(params[name]["rho"]) * eps[name], stream(eps["seed"], i))
+                name: FlipoutWeight(
+                    params[name]["mu"],
+                    sigma(params[name]["rho"]) * check_noise(f"eps['{name}']", eps[name], params[name]["mu"]),
+                    stream(eps["seed"], i),
+                )
                 if name.startswith("weight")
                 else sample(params[name], eps[name])
                 for i, name in enumerate(shapes)
@@ -131,13 +138,13 @@ def build_recurrent(kind: str, input_size, hidden_size, options: dict) -> Layer:
         return {name: sample(params[name], eps[name]) for name in shapes}
 
     def noise(key, params, n_samples=None, estimator=None):
-        if radial:
-            return radial_noise(key, params, n_samples)
+        draw = radial_noise if radial else sample_eps
         chosen = estimator if estimator in ("reparameterization", "flipout") else default_estimator
         if chosen == "reparameterization":
-            return None
+            return draw(key, params, n_samples) if radial else None
         weight_key, seed_key = as_key(key).split(2)
-        return {**sample_eps(weight_key, params, n_samples), "seed": seeded.seeds(seed_key, n_samples)}
+        device = next(iter(params.values()))["mu"].device
+        return {**draw(weight_key, params, n_samples), "seed": seeded.seeds(seed_key, n_samples, device=device)}
 
     def apply(params, x, eps=None, state=None):
         _checks.tensor("x", x, ndim=(2, 3), floating=True)

@@ -29,9 +29,9 @@ from fblitz import _checks, seeded
 from fblitz.errors import FblitzTypeError, FblitzValueError
 from fblitz.estimators import check_estimator, flipout, kind_of, local_reparameterization
 from fblitz.layers.base import Layer
-from fblitz.posterior import GaussianInit, gaussian_init, sample
+from fblitz.posterior import GaussianInit, check_noise, gaussian_init, sample
 from fblitz.priors import Prior, blitz_default, check_prior
-from fblitz.radial import check_posterior, radial_noise, radial_prior
+from fblitz.radial import RADIAL_ESTIMATORS, check_posterior, radial_noise, radial_prior
 from fblitz.random import as_key, sample_eps
 
 
@@ -56,9 +56,9 @@ def bayes_from(arguments: dict) -> BayesArgs:
     ``posterior_rho_std``, ``freeze``, ``prior`` (which wins over ``prior_*``)
     and, where the layer offers a choice, ``estimator`` and ``posterior``.
     """
-    freeze, prior = arguments["freeze"], arguments["prior"]
-    if not isinstance(freeze, bool):
-        raise FblitzTypeError(f"freeze must be a bool, got {freeze!r}")
+    freeze, prior = _checks.boolean("freeze", arguments["freeze"]), arguments["prior"]
+    if "bias" in arguments:
+        _checks.boolean("bias", arguments["bias"])
     if prior is None:
         prior = blitz_default(arguments["prior_sigma_1"], arguments["prior_sigma_2"], arguments["prior_pi"])
     posterior = gaussian_init(
@@ -114,14 +114,16 @@ def gaussian_layer(
     Returns:
         A :class:`Layer` with ``init(key, dtype=, device=)`` drawing each node from
         ``args.posterior`` and the same prior on every node. A radial layer
-        (``args.family``) always draws radial noise, ignoring a per-call
-        estimator, and tags its priors for the KL (:mod:`fblitz.radial`).
+        (``args.family``) draws radial weight noise, follows a per-call
+        estimator among plain reparameterization and Flipout only, and tags
+        its priors for the KL (:mod:`fblitz.radial`).
     """
     names = tuple(shapes)
     if args.estimator not in estimators:
         raise FblitzValueError(f"estimator must be one of {list(estimators)} for {name}, got {args.estimator!r}")
 
     def init(key, *, dtype=None, device=None):
+        dtype, device = _checks.init_options(dtype, device)
         keys = as_key(key).split(len(names))
         return {n: args.posterior.node(k, shapes[n], dtype=dtype, device=device) for n, k in zip(names, keys)}
 
@@ -143,24 +145,26 @@ def gaussian_layer(
         if kind == "local_reparameterization":
             return local_reparameterization(op, {n: params[n] for n in names}, x, eps["seed"])
         if kind == "flipout":
+            for n in names:
+                check_noise(f"eps['{n}']", eps.get(n), params[n]["mu"])
             return flipout(op, {n: params[n] for n in names}, x, eps, sign_shape)
         return op(x, **{n: sample(params[n], eps[n]) for n in names})
 
     noise, prior = None, args.prior
-    if args.family == "radial":
+    radial = args.family == "radial"
+    if radial:
         prior = radial_prior(args.prior)
-
-        def noise(key, params, n_samples=None, estimator=None):
-            return radial_noise(key, params, n_samples)
-
-    elif len(estimators) > 1:
+        estimators = tuple(e for e in estimators if e in RADIAL_ESTIMATORS)
+    if radial or len(estimators) > 1:
 
         def noise(key, params, n_samples=None, estimator=None):
             chosen = estimator if estimator in estimators else args.estimator
-            if chosen == "reparameterization":
-                return None  # plain weight noise, drawn together with the rest of the model
+            if chosen == "reparameterization":  # plain weight noise (radial, or drawn with the rest of the model)
+                return radial_noise(key, params, n_samples) if radial else None
             weight_key, seed_key = as_key(key).split(2)
-            eps = {} if chosen == "local_reparameterization" else sample_eps(weight_key, params, n_samples)
-            return {**eps, "seed": seeded.seeds(seed_key, n_samples)}
+            draw = radial_noise if radial else sample_eps
+            eps = {} if chosen == "local_reparameterization" else draw(weight_key, params, n_samples)
+            device = params[names[0]]["mu"].device
+            return {**eps, "seed": seeded.seeds(seed_key, n_samples, device=device)}
 
     return Layer(init, apply, {n: prior for n in names}, name, noise)

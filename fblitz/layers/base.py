@@ -3,7 +3,9 @@
 A layer is an immutable value holding pure functions (stax-style):
 
 * ``init(key, *, dtype=None, device=None) -> params`` -- a fresh params tree;
-* ``apply(params, x, eps=None) -> y`` -- the forward pass for ONE weight draw;
+* ``apply(params, x, eps=None) -> y`` -- the forward pass for ONE weight draw
+  (the ``forward`` function the layer was built with, after
+  :func:`~fblitz.layers.check_params` has checked ``params`` against the layer);
   ``eps`` is the layer's noise tree and ``None`` means "use the posterior
   means" (BLiTZ's frozen mode; dropout is then off). Sample axes come from
   ``torch.func.vmap`` over ``eps``;
@@ -34,9 +36,13 @@ from typing import NamedTuple
 
 import torch
 
+from fblitz import _checks
+from fblitz.errors import FblitzTypeError
 from fblitz.estimators import check_estimator
+from fblitz.layers._usage import check_used, describe, usage_of
+from fblitz.layers.params_check import check_params
 from fblitz.random import KeyLike, as_key, sample_eps
-from fblitz.tree import PyTree, flatten_gaussian, is_gaussian, map_gaussian
+from fblitz.tree import PyTree, flatten_gaussian, is_gaussian, map_gaussian, tree_leaves, tree_map
 
 
 class StateSpec(NamedTuple):
@@ -55,21 +61,40 @@ class StateSpec(NamedTuple):
 
 
 class Layer(NamedTuple):
-    """A functional (Bayesian) layer or model: ``init``, ``apply``, ``priors``."""
+    """A functional (Bayesian) layer or model: ``init``, ``apply``, ``priors``.
+
+    Built as ``Layer(init, forward, priors, name, noise, state)``: ``forward``
+    is the layer's own forward pass, trusting its arguments. Call the layer
+    through :meth:`apply`, which first checks the params tree against the
+    model (:func:`fblitz.layers.check_params`). Containers and training steps
+    that have checked the whole tree once call ``forward`` on the parts.
+    """
 
     init: Callable[..., PyTree]
-    apply: Callable[[PyTree, torch.Tensor, PyTree | None], torch.Tensor]
+    forward: Callable[..., object]
     priors: PyTree
     name: str = "layer"
     noise: Callable[..., PyTree | None] | None = None
     state: StateSpec | None = None
+
+    def apply(self, params: PyTree, x, eps: PyTree | None = None, *args, **kwargs):
+        """``forward(params, x, eps, ...)`` after checking ``params`` against this layer.
+
+        Raises:
+            FblitzValueError, FblitzTypeError: ``params`` is not a tree this
+                layer's ``init`` builds (structure, a leaf's shape, dtype or
+                device); the message names the path.
+        """
+        check_params(self, params)
+        return self.forward(params, x, eps, *args, **kwargs)
 
     def __repr__(self) -> str:
         return f"Layer({self.name})"
 
 
 def no_params(key=None, *, dtype=None, device=None) -> dict:
-    """``init`` of a parameter-free layer: the empty tree."""
+    """``init`` of a parameter-free layer: the empty tree (``dtype`` and ``device`` are still checked)."""
+    _checks.init_options(dtype, device)
     return {}
 
 
@@ -90,10 +115,14 @@ def sample_noise(
         n_samples: S for a leading sample axis on every noise leaf (for
             ``vmap``), or None for one draw without that axis.
         estimator: overrides the estimator of every layer that supports it
-            (see :mod:`fblitz.estimators`); None keeps each layer's own.
+            (see :mod:`fblitz.estimators`); None keeps each layer's own. An
+            estimator that no layer of ``model`` uses is an error (see
+            :func:`estimator_usage` for which layer uses which).
 
     For models without custom-noise layers this is exactly
-    ``sample_eps(key, params, n_samples)``.
+    ``sample_eps(key, params, n_samples)``. Seeds (the int64 leaves) are put
+    on the params' device when all params share one, so parameter-free
+    layers such as dropout follow the model too.
 
     Example:
         >>> from fblitz.layers import linear, dropout, serial
@@ -102,10 +131,79 @@ def sample_noise(
         >>> eps["0"]["weight"].shape, eps["1"]["seed"].shape
         (torch.Size([8, 4, 3]), torch.Size([8]))
     """
+    check_params_given("params", params)
     if estimator is not None:
         check_estimator("estimator", estimator)
+    eps = draw_noise(model, key, params, n_samples, estimator)
+    if estimator is not None:
+        check_used(estimator, usage_of(params, eps))
+    return eps
+
+
+def draw_noise(model: Layer, key: KeyLike, params: PyTree, n_samples: int | None, estimator: str | None) -> PyTree:
+    """:func:`sample_noise` without its argument checks (for callers that checked once already)."""
     eps = None if model.noise is None else model.noise(as_key(key), params, n_samples, estimator)
-    return weight_noise(key, params, n_samples) if eps is None else eps
+    if eps is None:
+        return weight_noise(key, params, n_samples)
+    device = params_device(params)
+    if device is None:
+        return eps
+    return tree_map(lambda leaf: leaf.to(device) if _is_seed(leaf) and leaf.device != device else leaf, eps)
+
+
+def params_device(params: PyTree) -> torch.device | None:
+    """The one device all tensors of ``params`` live on; None when there are none or several."""
+    devices = {leaf.device for leaf in tree_leaves(params) if isinstance(leaf, torch.Tensor)}
+    return devices.pop() if len(devices) == 1 else None
+
+
+def _is_seed(leaf: object) -> bool:
+    return isinstance(leaf, torch.Tensor) and leaf.dtype == torch.int64
+
+
+def estimator_usage(model: Layer, params: PyTree, estimator: str | None = None) -> dict[str, str]:
+    """Which estimator each Bayesian weight layer of ``model`` uses, ``{layer path: estimator}``.
+
+    With ``estimator`` (a per-call choice, as ``fit``, ``sample_elbo`` and
+    ``predict`` take it), layers that support it use it and the others keep
+    their own. The path is the layer's position in the params tree (``"0"``,
+    ``"2"`` in a ``serial``; ``""`` for a single layer; dotted module names for
+    a bridged ``nn.Module``).
+
+    Example:
+        >>> from fblitz.layers import linear, lstm, serial
+        >>> model = serial(lstm(3, 4), lambda out: out[0], linear(4, 1))
+        >>> estimator_usage(model, model.init(0), "local_reparameterization")
+        {'0': 'reparameterization', '2': 'local_reparameterization'}
+    """
+    check_params_given("params", params)
+    if estimator is not None:
+        check_estimator("estimator", estimator)
+    return usage_of(params, draw_noise(model, 0, params, None, estimator))
+
+
+def estimator_summary(model: Layer, params: PyTree, estimator: str | None = None) -> str:
+    """:func:`estimator_usage` as one line, marking the layers that do not follow ``estimator``.
+
+    Example:
+        >>> from fblitz.layers import linear, lstm, serial
+        >>> model = serial(lstm(3, 4), lambda out: out[0], linear(4, 1))
+        >>> estimator_summary(model, model.init(0), "local_reparameterization")
+        'estimators by layer: 0 reparameterization (no local_reparameterization), 2 local_reparameterization'
+    """
+    return describe(estimator_usage(model, params, estimator), estimator)
+
+
+def check_params_given(name: str, params: object) -> None:
+    """Raise :class:`~fblitz.errors.FblitzTypeError` unless ``params`` is a params tree (a container).
+
+    Only the kind of value is checked here (None, a tensor or a module instead
+    of ``model.init(key)``'s dict); matching the tree to its model is separate.
+    """
+    if not isinstance(params, (dict, list, tuple)):
+        raise FblitzTypeError(
+            f"{name} must be the params tree (a dict) that model.init(key) returns, got {_checks._describe(params)}"
+        )
 
 
 def weight_noise(key: KeyLike, params: PyTree, n_samples: int | None = None) -> PyTree:
@@ -117,6 +215,7 @@ def weight_noise(key: KeyLike, params: PyTree, n_samples: int | None = None) -> 
 
 def init_state(model: Layer, *, dtype=None, device=None) -> PyTree:
     """The initial state tree of ``model`` (``{}`` for stateless layers)."""
+    dtype, device = _checks.init_options(dtype, device)
     return {} if model.state is None else model.state.init(dtype=dtype, device=device)
 
 
@@ -126,9 +225,18 @@ def apply_with_state(
     """``(y, new_state)``: the forward pass threading ``model``'s state.
 
     Stateless layers return ``state`` unchanged; see :class:`StateSpec`.
+    ``params`` is checked against ``model`` (:func:`check_params`).
     """
+    check_params(model, params)
+    return forward_with_state(model, params, state, x, eps, train=train)
+
+
+def forward_with_state(
+    model: Layer, params: PyTree, state: PyTree, x, eps: PyTree | None = None, *, train: bool
+) -> tuple[object, PyTree]:
+    """:func:`apply_with_state` without the params check, for callers that checked the whole tree."""
     if model.state is None:
-        return model.apply(params, x, eps), state
+        return model.forward(params, x, eps), state
     return model.state.apply(params, state, x, eps, bool(train))
 
 

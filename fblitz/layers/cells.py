@@ -146,9 +146,9 @@ def flipout_linear(x: torch.Tensor, weight, bias: torch.Tensor | None) -> torch.
     """
     if not isinstance(weight, FlipoutWeight):
         return F.linear(x, weight, bias)
-    s_in = seeded.rademacher(seeded.stream(weight.seed, 0), x.shape[-2:], dtype=x.dtype)
+    s_in = seeded.rademacher(seeded.stream(weight.seed, 0), x.shape[-2:], dtype=x.dtype, device=x.device)
     out = F.linear(x, weight.mean, bias)
-    s_out = seeded.rademacher(seeded.stream(weight.seed, 1), out.shape[-2:], dtype=out.dtype)
+    s_out = seeded.rademacher(seeded.stream(weight.seed, 1), out.shape[-2:], dtype=out.dtype, device=out.device)
     return out + F.linear(x * s_in, weight.delta) * s_out
 
 

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from fblitz import _checks
 from fblitz.errors import FblitzError, FblitzTypeError, FblitzValueError
-from fblitz.layers.base import Layer, StateSpec, apply_with_state, init_state, no_params, weight_noise
+from fblitz.layers.base import Layer, StateSpec, forward_with_state, init_state, no_params, weight_noise
 from fblitz.random import as_key
 
 
@@ -72,23 +72,18 @@ def serial(*layers: Layer | Callable) -> Layer:
     names = tuple(str(i) for i in range(len(layers)))
 
     def init(key, *, dtype=None, device=None):
+        dtype, device = _checks.init_options(dtype, device)
         keys = as_key(key).split(len(layers))
         return {name: layer.init(k, dtype=dtype, device=device) for name, layer, k in zip(names, layers, keys)}
 
-    def check(params):
-        if not isinstance(params, dict) or params.keys() != set(names):
-            got = sorted(params) if isinstance(params, dict) else type(params).__name__
-            raise FblitzValueError(f"params of serial must be a dict with keys {list(names)}, got {got}")
-
-    def apply(params, x, eps=None):
-        check(params)
+    def forward(params, x, eps=None):  # params are checked by Layer.apply or the caller's entry point
         if eps is not None and not isinstance(eps, dict):
             raise FblitzTypeError(f"eps of serial must be None or a dict keyed like params, got {type(eps).__name__}")
         if isinstance(x, torch.Tensor) and x.is_floating_point():
             _checks.float_input("x", x)
         for name, layer in zip(names, layers):
             try:
-                x = layer.apply(params[name], x, None if eps is None else eps[name])
+                x = layer.forward(params[name], x, None if eps is None else eps[name])
             except FblitzError:
                 raise
             except (TypeError, IndexError, KeyError, AttributeError, RuntimeError) as error:
@@ -107,16 +102,15 @@ def serial(*layers: Layer | Callable) -> Layer:
             return {name: init_state(layer, dtype=dtype, device=device) for name, layer in zip(names, layers)}
 
         def state_apply(params, state, x, eps, train):
-            check(params)
             new_state = {}
             for name, layer in zip(names, layers):
                 part = None if eps is None else eps[name]
-                x, new_state[name] = apply_with_state(layer, params[name], state[name], x, part, train=train)
+                x, new_state[name] = forward_with_state(layer, params[name], state[name], x, part, train=train)
             return x, new_state
 
         state = StateSpec(state_init, state_apply)
     name = "serial(" + ", ".join(layer.name for layer in layers) + ")"
-    return Layer(init, apply, priors, name, noise, state)
+    return Layer(init, forward, priors, name, noise, state)
 
 
 def _serial_noise(names: tuple[str, ...], layers: tuple[Layer, ...]):
@@ -148,12 +142,12 @@ def freeze(layer: Layer) -> Layer:
     """``layer`` with its noise ignored: it always predicts with the posterior means."""
     layer = _as_layer(0, layer)
 
-    def apply(params, x, eps=None):
-        return layer.apply(params, x, None)
+    def forward(params, x, eps=None):
+        return layer.forward(params, x, None)
 
     state = None
     if layer.state is not None:
         state = StateSpec(
             layer.state.init, lambda params, st, x, eps, train: layer.state.apply(params, st, x, None, train)
         )
-    return Layer(layer.init, apply, layer.priors, f"freeze({layer.name})", layer.noise, state)
+    return Layer(layer.init, forward, layer.priors, f"freeze({layer.name})", layer.noise, state)

@@ -37,7 +37,7 @@ def dropout(p: float = 0.5) -> Layer:
         _checks.tensor("x", x, floating=True)
         if eps is None or p == 0.0:
             return x
-        keep = seeded.uniform(eps["seed"], x.shape, dtype=x.dtype) >= p
+        keep = seeded.uniform(eps["seed"], x.shape, dtype=x.dtype, device=x.device) >= p
         return x * keep / (1.0 - p)
 
     def noise(key, params, n_samples=None, estimator=None):

@@ -48,9 +48,9 @@ class EmbeddingSpec(NamedTuple):
         if not isinstance(x, torch.Tensor) or x.dtype not in _INDEX_DTYPES:
             got = f"dtype {x.dtype}" if isinstance(x, torch.Tensor) else repr(x)
             raise FblitzTypeError(f"x must be an int64 or int32 tensor of indices, got {got}")
-        # Values can be read unless x is batched by vmap or traced by torch.compile.
+        # Values can be read unless x is batched by vmap, traced by torch.compile or on meta (no data).
         is_batched = getattr(torch._C._functorch, "is_batchedtensor", lambda t: True)
-        if x.numel() == 0 or torch.compiler.is_compiling() or is_batched(x):
+        if x.numel() == 0 or x.is_meta or torch.compiler.is_compiling() or is_batched(x):
             return
         low, high = int(x.min()), int(x.max())
         if low < 0 or high >= self.num_embeddings:

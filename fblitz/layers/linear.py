@@ -38,7 +38,7 @@ def linear(
     ``estimator``: ``"reparameterization"`` (BLiTZ's), ``"local_reparameterization"``
     or ``"flipout"`` (see :mod:`fblitz.estimators`). ``posterior="radial"``
     samples each tensor from the radial posterior instead of the Gaussian
-    (see :mod:`fblitz.radial`; plain reparameterization only, Monte Carlo KL).
+    (see :mod:`fblitz.radial`; plain reparameterization or Flipout, Monte Carlo KL).
 
     Params tree::
 

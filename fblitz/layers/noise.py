@@ -29,6 +29,7 @@ def learned_noise(features: int, init_sigma: float = 1.0) -> Layer:
     init_sigma = _checks.positive("init_sigma", init_sigma)
 
     def init(key=None, *, dtype=None, device=None):
+        dtype, device = _checks.init_options(dtype, device)
         dtype = torch.get_default_dtype() if dtype is None else dtype
         sigma = torch.full((features,), init_sigma, dtype=dtype, device=device)
         return {"noise_rho": inverse_softplus(sigma)}
@@ -62,6 +63,7 @@ def learned_df(features: int, init_df: float = 10.0, min_df: float = 1.0) -> Lay
         raise FblitzValueError(f"init_df must be > min_df ({min_df}), got {init_df}")
 
     def init(key=None, *, dtype=None, device=None):
+        dtype, device = _checks.init_options(dtype, device)
         dtype = torch.get_default_dtype() if dtype is None else dtype
         return {"df_rho": inverse_softplus(torch.full((features,), init_df - min_df, dtype=dtype, device=device))}
 

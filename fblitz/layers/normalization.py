@@ -25,6 +25,7 @@ def _affine(shape: tuple[int, ...], enabled: bool, bias: bool = True):
     names = ("weight", "bias") if bias else ("weight",)
 
     def init(key=None, *, dtype=None, device=None):
+        dtype, device = _checks.init_options(dtype, device)
         fill = {"weight": torch.ones, "bias": torch.zeros}
         return {name: fill[name](shape, dtype=dtype, device=device) for name in names}
 
@@ -36,6 +37,7 @@ def _batch_norm(dims: int, num_features, eps, momentum, affine, track_running_st
     eps = _checks.positive("eps", eps)
     if momentum is not None:
         momentum = _checks.probability("momentum", momentum)
+    track_running_stats = _checks.boolean("track_running_stats", track_running_stats)
     # (N, C) or (N, C, L) for 1-d; (N, C, H, W) for 2-d; (N, C, D, H, W) for 3-d
     ranks = (2, 3) if dims == 1 else (dims + 2,)
 
@@ -55,6 +57,7 @@ def _batch_norm(dims: int, num_features, eps, momentum, affine, track_running_st
         return normalise(params, check(x))
 
     def state_init(*, dtype=None, device=None):
+        dtype, device = _checks.init_options(dtype, device)
         if not track_running_stats:
             return {}
         return {
@@ -81,7 +84,7 @@ def _batch_norm(dims: int, num_features, eps, momentum, affine, track_running_st
         }
         return normalise(params, x), new_state
 
-    init, priors = _affine((features,), bool(affine))
+    init, priors = _affine((features,), _checks.boolean("affine", affine))
     return Layer(init, apply, priors, f"batch_norm{dims}d({features})", None, StateSpec(state_init, state_apply))
 
 
@@ -144,5 +147,7 @@ def layer_norm(normalized_shape, eps: float = 1e-5, elementwise_affine: bool = T
             raise FblitzValueError(f"x must end with the dimensions {shape}, got shape {tuple(x.shape)}")
         return F.layer_norm(x, shape, params.get("weight"), params.get("bias"), eps)
 
-    init, priors = _affine(shape, bool(elementwise_affine), bool(bias))
+    init, priors = _affine(
+        shape, _checks.boolean("elementwise_affine", elementwise_affine), _checks.boolean("bias", bias)
+    )
     return Layer(init, apply, priors, f"layer_norm({shape})")

@@ -55,7 +55,7 @@ def max_pool(dims: int, kernel_size, stride=None, padding=0, dilation=1, ceil_mo
         stride=stride,
         padding=padding,
         dilation=dilation,
-        ceil_mode=bool(ceil_mode),
+        ceil_mode=_checks.boolean("ceil_mode", ceil_mode),
     )
 
 
@@ -70,7 +70,13 @@ def avg_pool(dims: int, kernel_size, stride=None, padding=0, ceil_mode: bool = F
     dims = _checks.one_of("dims", dims, (1, 2, 3))
     kernel, stride, padding = _window(dims, kernel_size, stride, padding)
     return _pool_layer(
-        dims, "avg_pool", _AVG[dims], kernel_size=kernel, stride=stride, padding=padding, ceil_mode=bool(ceil_mode)
+        dims,
+        "avg_pool",
+        _AVG[dims],
+        kernel_size=kernel,
+        stride=stride,
+        padding=padding,
+        ceil_mode=_checks.boolean("ceil_mode", ceil_mode),
     )
 
 

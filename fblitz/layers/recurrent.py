@@ -39,8 +39,8 @@ _DOC_ARGS = """
             Local reparameterization does not apply: the same weights act at
             every time step.
         posterior: ``"gaussian"`` or ``"radial"`` (each weight tensor drawn
-            from the radial posterior, :mod:`fblitz.radial`; reparameterization
-            only, Monte Carlo KL).
+            from the radial posterior, :mod:`fblitz.radial`; with either
+            estimator, Monte Carlo KL).
 
     ``apply(params, x, eps=None, state=None)`` takes ``x`` of shape (L, N, H_in),
     (N, L, H_in) with ``batch_first``, or unbatched (L, H_in). The weights are
@@ -79,7 +79,9 @@ def lstm(
     :func:`fblitz.layers.cells.peephole_step`), which has no torch counterpart.
     """
     options = dict(locals())
-    return build_recurrent("peephole" if peephole else "lstm", input_size, hidden_size, options)
+    return build_recurrent(
+        "peephole" if _checks.boolean("peephole", peephole) else "lstm", input_size, hidden_size, options
+    )
 
 
 def gru(

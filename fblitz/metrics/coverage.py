@@ -22,7 +22,7 @@ import torch
 
 from fblitz import _checks
 from fblitz.errors import FblitzValueError
-from fblitz.predict import quantile_interval
+from fblitz.prediction import quantile_interval
 
 DEFAULT_LEVELS = tuple(round(0.05 * i, 2) for i in range(1, 20))
 

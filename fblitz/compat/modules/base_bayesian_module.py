@@ -22,25 +22,29 @@ import math
 import torch
 from torch import nn
 
-from fblitz import layers, seeded
-from fblitz.compat._module import BayesianModule, GaussianModule
+from fblitz import _checks, layers, seeded
+from fblitz.compat._module import BayesianModule, GaussianModule, active_draw
 from fblitz.compat.modules._setup import blitz_arguments
-from fblitz.errors import FblitzValueError
+from fblitz.compat.modules._stateful_sharpening import NAMES, StatefulSharpening
+from fblitz.distributions import reparameterize
 from fblitz.posterior import gaussian_init
 from fblitz.radial import radial_noise
 from fblitz.random import sample_eps, uniform
 
 __all__ = ["BayesianModule", "BayesianRNN"]
 
-_NAMES = ("weight_ih", "weight_hh", "bias")
+_NAMES = NAMES
 
 
-class BayesianRNN(GaussianModule):
+class BayesianRNN(StatefulSharpening, GaussianModule):
     """The shared body of :class:`BayesianLSTM` and :class:`BayesianGRU` (BLiTZ's ``BayesianRNN``).
 
     ``sharpen=True`` adds BLiTZ's learned sharpening steps ``weight_ih_eta``,
     ``weight_hh_eta``, ``bias_eta`` (uniform in +-1/sqrt(H), as BLiTZ), used by
-    ``forward_with_sharpening`` of a :func:`~fblitz.compat.utils.variational_estimator` model.
+    ``forward_with_sharpening`` of a :func:`~fblitz.compat.utils.variational_estimator` model
+    and by BLiTZ's stateful hooks (``sharpen_posterior``, ``forward(x, sharpen_loss=loss)``,
+    ``set_loss_to_sharpen``, ``sample_weights``; see
+    :mod:`fblitz.compat.modules._stateful_sharpening`).
     """
 
     kind = ""
@@ -54,7 +58,15 @@ class BayesianRNN(GaussianModule):
         self.in_features, self.out_features, self.use_bias = in_features, out_features, bias
         kwargs = blitz_arguments(self, _NAMES, *prior_args)
         constructor = layers.gru if self.kind == "gru" else layers.lstm
-        self._set_layer(constructor, in_features, out_features, batch_first=True, bias=bool(bias), **options, **kwargs)
+        self._set_layer(
+            constructor,
+            in_features,
+            out_features,
+            batch_first=True,
+            bias=_checks.boolean("bias", bias),
+            **options,
+            **kwargs,
+        )
         hidden = 4 * out_features
         shapes = {"weight_ih": (in_features, hidden), "weight_hh": (out_features, hidden), "bias": (hidden,)}
         init = gaussian_init(kwargs["posterior_mu_init"], 0.1, kwargs["posterior_rho_init"], 0.1)
@@ -85,12 +97,12 @@ class BayesianRNN(GaussianModule):
 
     def draw_noise(self, n_samples=None):
         tree, key = self.variational_params(), self.next_key()
-        if self._posterior == "radial":
+        if self._posterior == "radial" and self._estimator != "flipout":
             return radial_noise(key, tree, n_samples)
         weight_key, sign_key = key.split(2)
-        eps = sample_eps(weight_key, tree, n_samples)
+        eps = (radial_noise if self._posterior == "radial" else sample_eps)(weight_key, tree, n_samples)
         if self._estimator == "flipout":
-            eps["seed"] = seeded.seeds(sign_key, n_samples)
+            eps["seed"] = seeded.seeds(sign_key, n_samples, device=tree["weight_ih"]["mu"].device)
         return eps
 
     def to_torch_layout(self, tensors: dict) -> dict:
@@ -109,24 +121,40 @@ class BayesianRNN(GaussianModule):
                 out["bias_ih_l0"], out["bias_hh_l0"] = b, torch.zeros_like(b)
         return out
 
-    def _run(self, params, x, eps, hidden_states=None, sharpen_loss=None):
-        if sharpen_loss is not None or self.loss_to_sharpen is not None:
-            raise FblitzValueError(
-                "sharpen_loss / loss_to_sharpen are not supported in a layer's forward; use "
-                "forward_with_sharpening(x, labels, criterion) of a variational_estimator model"
+    def forward(self, x, hidden_states=None, sharpen_loss=None):
+        loss = self.loss_to_sharpen if self.loss_to_sharpen is not None else sharpen_loss
+        if loss is None or self.freeze:  # a frozen layer ignores the loss, as BLiTZ's
+            return super().forward(x, hidden_states)
+        return self._sharpened_forward(x, hidden_states, loss)
+
+    def _run(self, params, x, eps, hidden_states=None):
+        if eps is None:
+            return self._run_at({name: node["mu"] for name, node in params.items()}, x, hidden_states)
+        if "seed" in eps:  # Flipout perturbs activations: the fblitz layer needs mu, rho and the noise
+            mus = self.to_torch_layout({name: node["mu"] for name, node in params.items()})
+            rhos = self.to_torch_layout({name: node["rho"] for name, node in params.items()})
+            torch_eps = self.to_torch_layout({name: eps[name] for name in params}) | {"seed": eps["seed"]}
+            return self._apply_torch_layout(
+                {name: {"mu": mus[name], "rho": rhos[name]} for name in mus}, x, torch_eps, hidden_states
             )
-        mus = self.to_torch_layout({name: node["mu"] for name, node in params.items()})
-        rhos = self.to_torch_layout({name: node["rho"] for name, node in params.items()})
-        torch_params = {name: {"mu": mus[name], "rho": rhos[name]} for name in mus}
-        torch_eps = None
-        if eps is not None:
-            torch_eps = self.to_torch_layout({name: eps[name] for name in params})
-            if "seed" in eps:
-                torch_eps["seed"] = eps["seed"]
+        weights = {name: reparameterize(node["mu"], node["rho"], eps[name]) for name, node in params.items()}
+        if self.sharpen and active_draw(self)[0] is None:
+            self._record_draw(weights, eps)  # what sharpen_posterior sharpens
+        return self._run_at(weights, x, hidden_states)
+
+    def _run_at(self, weights: dict, x, hidden_states):
+        """The layer at fixed weights ``{name: tensor}`` in BLiTZ's layout (None entries are absent tensors)."""
+        tensors = self.to_torch_layout({name: w for name, w in weights.items() if w is not None})
+        # with eps=None the fblitz layer runs at the "means" it is given: here, these weights (rho unused)
+        return self._apply_torch_layout(
+            {name: {"mu": t, "rho": t} for name, t in tensors.items()}, x, None, hidden_states
+        )
+
+    def _apply_torch_layout(self, torch_params, x, torch_eps, hidden_states):
         if self.kind == "gru":
             state = None if hidden_states is None else hidden_states.unsqueeze(0)
-            out, h_n = self._layer.apply(torch_params, x, torch_eps, state)
+            out, h_n = self._layer.forward(torch_params, x, torch_eps, state)
             return out, h_n[0]
         state = None if hidden_states is None else tuple(s.unsqueeze(0) for s in hidden_states)
-        out, (h_n, c_n) = self._layer.apply(torch_params, x, torch_eps, state)
+        out, (h_n, c_n) = self._layer.forward(torch_params, x, torch_eps, state)
         return out, (h_n[0], c_n[0])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from fblitz import layers
+from fblitz import _checks, layers
 from fblitz.compat._module import GaussianModule
 from fblitz.compat.modules._setup import blitz_arguments
 
@@ -25,9 +25,12 @@ class _BayesianConv(GaussianModule):
         self._set_layer(
             _CONSTRUCTORS[self.dims],
             in_channels, out_channels, kernel_size, stride=stride, padding=padding, dilation=dilation,
-            groups=groups, bias=bool(bias), **kwargs,
+            groups=groups, bias=_checks.boolean("bias", bias), **kwargs,
         )  # fmt: skip
         self._register(self._layer.init(self.next_key(), dtype=torch.get_default_dtype()))
+
+    def _blitz_placeholders(self, like):
+        return {} if self.bias else {"bias_zero": like.new_zeros(self.out_channels)}  # BLiTZ's zero-bias buffer
 
     def extra_repr(self) -> str:
         return (

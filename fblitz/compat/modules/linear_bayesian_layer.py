@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from fblitz import layers
+from fblitz import _checks, layers
 from fblitz.compat._module import GaussianModule
 from fblitz.compat.modules._setup import UNUSED_BIAS_KEYS, blitz_arguments
 
@@ -48,8 +48,17 @@ class BayesianLinear(GaussianModule):
         self._ignored_keys = () if bias else UNUSED_BIAS_KEYS
         kwargs = blitz_arguments(self, names, prior_sigma_1, prior_sigma_2, prior_pi, posterior_mu_init,
                                  posterior_rho_init, prior_dist)  # fmt: skip
-        self._set_layer(layers.linear, in_features, out_features, bool(bias), **kwargs)
+        self._set_layer(layers.linear, in_features, out_features, _checks.boolean("bias", bias), **kwargs)
         self._register(self._layer.init(self.next_key(), dtype=torch.get_default_dtype()))
+
+    def _blitz_placeholders(self, like):
+        if self.bias:
+            return {}
+        # BLiTZ's bias=False layer still holds an (unused) bias node: mean 0, rho at its initial value
+        zeros = like.new_zeros(self.out_features)
+        rho = torch.full_like(zeros, float(self.posterior_rho_init))
+        return {"bias_mu": zeros, "bias_rho": rho, "bias_sampler.mu": zeros, "bias_sampler.rho": rho,
+                "bias_sampler.eps_w": zeros.clone()}  # fmt: skip
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias}"

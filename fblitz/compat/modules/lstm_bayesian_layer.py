@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fblitz import _checks
 from fblitz.compat.modules.base_bayesian_module import BayesianRNN
 
 
@@ -43,7 +44,7 @@ class BayesianLSTM(BayesianRNN):
         super().__init__(freeze=freeze, **kwargs)
         self.peephole = peephole
         prior_args = (prior_sigma_1, prior_sigma_2, prior_pi, posterior_mu_init, posterior_rho_init, prior_dist)
-        self._build(in_features, out_features, bias, prior_args, peephole=bool(peephole))
+        self._build(in_features, out_features, bias, prior_args, peephole=_checks.boolean("peephole", peephole))
 
     def forward(self, x, hidden_states=None, sharpen_loss=None):
         return super().forward(x, hidden_states, sharpen_loss)

@@ -49,7 +49,7 @@ def forward_with_sharpening(self, x, labels, criterion, *, sigma_0=0.02):
         with sampling(draws):
             return self(inputs)
 
-    model = Layer(init=None, apply=apply, priors=None, name="compat model")
+    model = Layer(init=None, forward=apply, priors=None, name="compat model")
     noise = {"phi": phi, "theta": theta}
     sharp = sharpen(model, params, eta, noise, x, labels, likelihood=as_likelihood(criterion), sigma_0=sigma_0)
     outputs = apply(sharp.params, x, sharp.eps)

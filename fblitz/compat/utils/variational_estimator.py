@@ -31,28 +31,56 @@ def sample_elbo(self, inputs, labels, criterion, sample_nbr, complexity_cost_wei
 
     Args:
         inputs, labels: one batch.
-        criterion: a loss ``(outputs, labels) -> 0-dim tensor``, e.g. ``nn.MSELoss()``.
+        criterion: a loss ``(outputs, labels) -> tensor``, e.g. ``nn.MSELoss()``.
         sample_nbr: the number of weight draws S (evaluated in one ``vmap``).
-        complexity_cost_weight: w, e.g. ``1 / len(train set)``.
+        complexity_cost_weight: w >= 0, e.g. ``1 / len(train set)``.
 
     Returns:
-        A 0-dim tensor to ``.backward()``.
+        A tensor of the criterion's output shape: 0-dim for a reducing
+        criterion, to ``.backward()``. As in BLiTZ, an unreduced criterion
+        (``reduction="none"``) gives the per-element mean over the draws,
+        with ``w * KL`` added to every element.
     """
+    weight = _check_elbo_arguments(criterion, complexity_cost_weight)
     samples = run_samples(self, inputs, sample_nbr, criterion, labels)
-    return (samples.data + complexity_cost_weight * samples.kl).mean()
+    return (samples.data + _per_sample(weight * samples.kl, samples.data)).mean(dim=0)
+
+
+def _check_elbo_arguments(criterion, complexity_cost_weight):
+    """The checked complexity cost weight, after checking that ``criterion`` can be called."""
+    if not callable(criterion):
+        raise FblitzTypeError(
+            f"criterion must be a callable (outputs, labels) -> tensor such as nn.MSELoss(), got {criterion!r}"
+        )
+    if isinstance(complexity_cost_weight, torch.Tensor):
+        if complexity_cost_weight.dim() != 0 or not complexity_cost_weight.is_floating_point():
+            raise FblitzTypeError(
+                f"complexity_cost_weight must be a number or a 0-dim floating tensor, got {complexity_cost_weight!r}"
+            )
+        _checks.non_negative("complexity_cost_weight", float(complexity_cost_weight.detach()))
+        return complexity_cost_weight
+    return _checks.non_negative("complexity_cost_weight", complexity_cost_weight)
+
+
+def _per_sample(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``values`` (S,) viewed to broadcast against ``like`` (S, ...), one value per draw."""
+    return values.reshape(values.shape[0], *([1] * (like.dim() - 1)))
 
 
 def sample_elbo_detailed_loss(self, inputs, labels, criterion, sample_nbr, complexity_cost_weight=1):
     """``(predictions, loss, likelihood cost, complexity cost)`` as BLiTZ.
 
     ``predictions`` is a numpy array (S, *output shape) of the detached
-    outputs; the three costs are means over the S draws (``loss`` is their sum).
+    outputs; the three costs are means over the S draws (``loss`` is their
+    sum; with an unreduced criterion the likelihood cost and the loss have the
+    criterion's output shape, as in BLiTZ).
     """
+    weight = _check_elbo_arguments(criterion, complexity_cost_weight)
     samples = run_samples(self, inputs, sample_nbr, criterion, labels)
     if not isinstance(samples.outputs, torch.Tensor):
         raise FblitzTypeError("sample_elbo_detailed_loss needs a model whose output is one tensor")
-    likelihood_cost = samples.data.mean()
-    complexity_cost = (complexity_cost_weight * samples.kl).mean()
+    likelihood_cost = samples.data.mean(dim=0)
+    complexity_cost = (weight * samples.kl).mean()
     predictions = np.array(samples.outputs.detach().cpu().numpy())
     return predictions, likelihood_cost + complexity_cost, likelihood_cost, complexity_cost
 

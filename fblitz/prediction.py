@@ -17,7 +17,8 @@ import torch
 
 from fblitz import _checks
 from fblitz.errors import FblitzValueError
-from fblitz.layers.base import Layer, apply_with_state, sample_noise
+from fblitz.layers.base import Layer, forward_with_state, sample_noise
+from fblitz.layers.params_check import check_params
 from fblitz.objectives import _check_model, over_samples, resolve_sample_count
 from fblitz.random import KeyLike
 from fblitz.tree import PyTree, tree_leaves, tree_map
@@ -34,8 +35,8 @@ def evaluation_forward(model: Layer, state: PyTree | None = None):
     """
     model = _check_model(model)
     if state is None:
-        return model.apply
-    return lambda params, x, eps: apply_with_state(model, params, state, x, eps, train=False)[0]
+        return model.forward
+    return lambda params, x, eps: forward_with_state(model, params, state, x, eps, train=False)[0]
 
 
 def predict_with_eps(
@@ -68,6 +69,7 @@ def predict_with_eps(
     for a noise tree without tensors: a model that draws no noise).
     """
     forward = evaluation_forward(model, state)
+    check_params(model, params)
 
     def mapped(params, rows, eps):
         return over_samples(lambda e: forward(params, rows, e))(eps)
@@ -90,6 +92,9 @@ def evaluate_in_groups(
     if inputs.is_floating_point():
         _checks.float_input("inputs", inputs)
     count = _shared_sample_count(eps)
+    for leaf in tree_leaves(eps):
+        if leaf.is_floating_point():
+            _checks.like_params("eps", leaf, params)
     row_chunks = [inputs]
     if batch_size is not None:
         batch_size = _checks.integer("batch_size", batch_size, minimum=1)
@@ -146,7 +151,8 @@ def predict(
     row's predictive distribution is unaffected).
     """
     count = resolve_sample_count(n_samples, sample_nbr, default=10)
-    eps = sample_noise(_check_model(model), key, params, count, estimator=estimator)
+    check_params(_check_model(model), params)
+    eps = sample_noise(model, key, params, count, estimator=estimator)
     return predict_with_eps(
         model, params, inputs, eps, batch_size=batch_size, sample_batch_size=sample_batch_size, state=state
     )
@@ -156,16 +162,21 @@ def predict_mean_weights(
     model: Layer, params: PyTree, inputs: torch.Tensor, *, state: PyTree | None = None
 ) -> torch.Tensor:
     """The output of the network with the posterior means (BLiTZ's frozen model)."""
-    return evaluation_forward(model, state)(params, inputs, None)
+    forward = evaluation_forward(model, state)
+    check_params(model, params)
+    return forward(params, inputs, None)
 
 
 def predictive_mean_std(samples: torch.Tensor, *, unbiased: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and standard deviation over the sample axis 0 of ``samples``."""
     _checks.float_input("samples", samples)
+    unbiased = _checks.boolean("unbiased", unbiased)
     if samples.dim() == 0 or samples.shape[0] < 2:
         raise FblitzValueError(
             f"samples needs at least 2 draws along axis 0 for a std, got shape {tuple(samples.shape)}"
         )
+    if samples.numel() == 0:  # no rows: empty results (torch's std would warn about its degrees of freedom)
+        return samples.new_empty(samples.shape[1:]), samples.new_empty(samples.shape[1:])
     mean, std = samples.mean(dim=0), samples.std(dim=0, unbiased=unbiased)
     return _checks.finite_result("the predictive mean", mean), _checks.finite_result("the predictive std", std)
 
