@@ -20,8 +20,9 @@ from fblitz import layers, likelihoods, optim, priors
 from fblitz.distributions import inverse_softplus
 from fblitz.experiments.splits import Split
 from fblitz.experiments.standardize import Standardizer
-from fblitz.experiments.uci_predictive import MIN_DF, MIN_SIGMA, MixturePredictive, from_outputs
+from fblitz.experiments.uci_predictive import MIN_DF, MIN_SIGMA
 from fblitz.prediction import predict
+from fblitz.predictive import ContinuousMixture, from_draws
 from fblitz.random import KeyLike, as_key, permutation
 from fblitz.train import fit
 
@@ -160,9 +161,16 @@ def train(
 
 def predictive_on(
     trained: Trained, features: torch.Tensor, rows: torch.Tensor, config: Config, key: KeyLike
-) -> MixturePredictive:
-    """The predictive of ``config.eval_samples`` weight draws on ``rows``, in original units."""
+) -> ContinuousMixture:
+    """The predictive of ``config.eval_samples`` weight draws on ``rows``, in original units (float64).
+
+    A :class:`~fblitz.predictive.GaussianMixture` or
+    :class:`~fblitz.predictive.StudentTMixture` over the draws, with the noise
+    of the training likelihood, moved back to the target's units.
+    """
     x = trained.x_scaler.transform(features[rows]).to(torch.float32)
     with torch.no_grad():
         outputs = predict(trained.model, trained.params, x, key=key, n_samples=config.eval_samples)
-    return from_outputs(outputs, trained.y_scaler, likelihood=config.likelihood, df=config.df)
+    # the key of a Student-t's quantiles (the runner reads its coverage off its own seeded draws)
+    predictive = from_draws(outputs.double(), make_likelihood(config), key=as_key(key).fold_in(1))
+    return predictive.affine(trained.y_scaler.mean, trained.y_scaler.scale)

@@ -21,7 +21,7 @@ import torch
 
 from fblitz.experiments.splits import Split
 from fblitz.experiments.uci_model import Config, Trained, predictive_on, train, validation_split
-from fblitz.experiments.uci_predictive import fit_noise_factor, log_likelihood, score, with_noise_factor
+from fblitz.experiments.uci_predictive import fit_noise_factor, log_likelihood, score
 from fblitz.random import KeyLike, as_key
 
 
@@ -46,7 +46,7 @@ def try_candidates(
         trained = train(features, target, inner.train, config, k_train, kl_weight=weight, progress=progress)
         held = predictive_on(trained, features, inner.test, config, k_pred)
         factor = fit_noise_factor(held, held_targets) if config.recalibrate else 1.0
-        value = log_likelihood(with_noise_factor(held, factor), held_targets)
+        value = log_likelihood(held.with_noise_factor(factor), held_targets)
         candidates.append(Candidate(weight, value, factor, trained))
     return candidates
 
@@ -77,6 +77,6 @@ def run_split(
         if config.refit:
             trained = train(features, target, split.train, config, k_train, kl_weight=weight, progress=progress)
             seconds += trained.train_seconds
-    predictive = with_noise_factor(predictive_on(trained, features, split.test, config, k_pred), factor)
+    predictive = predictive_on(trained, features, split.test, config, k_pred).with_noise_factor(factor)
     result = score(predictive, target[split.test], key=k_score, draws=config.coverage_draws)
     return result | {"kl_weight": weight, "noise_factor": factor, "train_seconds": seconds}
