@@ -76,6 +76,9 @@ def test_the_command_runs_resumes_and_writes_the_page(tmp_path, monkeypatch, cap
     argv = ["--data-root", str(tmp_path / "data"), "--results", str(tmp_path / "results"), "--page", str(page)]
     argv += ["--datasets", "yacht", "--n-splits", "2", "--runner-args", QUICK]
     uci_benchmark.main(argv)
+    progress = capsys.readouterr().err  # off a terminal: one line per split, then its result
+    assert "[1/2] yacht split 0" in progress and "[2/2] yacht split 1" in progress
+    assert "yacht split 1: {'rmse'" in progress and "split 1 (1 of 1): training" in progress  # the runner's own
     summary = json.loads((tmp_path / "results" / "yacht.json").read_text())
     assert summary["n_splits"] == 2 and summary["splits"] == [0, 1] and summary["runner_args"] == QUICK.split()
     assert len(summary["calibration"]["observed"]) == 19
@@ -87,8 +90,9 @@ def test_the_command_runs_resumes_and_writes_the_page(tmp_path, monkeypatch, cap
     monkeypatch.setattr(uci, "main", lambda args: calls.append(args) or real_main(args))
     uci_benchmark.main(argv)
     assert calls == []
-    uci_benchmark.main([*argv[:-4], "--first-split", "2", "--n-splits", "1", "--runner-args", QUICK])
-    assert len(calls) == 1 and "2" == calls[0][calls[0].index("--first-split") + 1]
+    uci_benchmark.main([*argv[:-4], "--first-split", "2", "--n-splits", "1", "--runner-args", QUICK, "--quiet"])
+    assert len(calls) == 1 and "2" == calls[0][calls[0].index("--first-split") + 1] and "--quiet" in calls[0]
+    assert "[1/1]" not in capsys.readouterr().err
     merged = json.loads((tmp_path / "results" / "yacht.json").read_text())
     assert merged["n_splits"] == 3 and merged["per_split"][:2] == summary["per_split"]
     # other runner arguments are another run: nothing saved matches them

@@ -11,6 +11,8 @@ with ``--first-split``/``--n-splits``); each data set's summary goes to
 markers ``<!-- uci-results:start -->`` and ``<!-- uci-results:end -->`` of every
 ``--page`` (README.md and docs/guides/uci-benchmark.md by default).
 ``--render-only`` rewrites the table from the saved summaries without training.
+Progress: one line (or a bar, on a terminal) per split to train, and the
+runner's training progress; ``--quiet`` turns both off.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ import sys
 
 import torch
 
-from fblitz import _checks
+from fblitz._argtypes import integer
+from fblitz._task_progress import TaskProgress
 from fblitz.errors import FblitzValueError
 from fblitz.experiments import uci
 from fblitz.experiments.uci_table import render_table, replace_between_markers
@@ -67,16 +70,38 @@ def _write_atomically(path: pathlib.Path, text: str) -> None:
     partial.replace(path)
 
 
-def run_dataset(name: str, data_root: pathlib.Path, results: pathlib.Path, splits: range, extra: list[str]) -> None:
-    """Run (or resume) splits ``splits`` of data set ``name``, one JSON file per split."""
-    arguments, config = _run_arguments(name, data_root, extra), _config_of(extra)
-    for k in splits:
-        path = _split_path(results, name, k)
-        if path.exists() and _matches(json.loads(path.read_text()), extra, config):
-            continue
+def _to_run(name: str, results: pathlib.Path, splits: range, extra: list[str]) -> list[int]:
+    """The splits of ``name`` in ``splits`` with no saved result of this configuration."""
+    config = _config_of(extra)
+    saved = [_split_path(results, name, k) for k in splits]
+    return [
+        k
+        for k, path in zip(splits, saved)
+        if not (path.exists() and _matches(json.loads(path.read_text()), extra, config))
+    ]
+
+
+def run_dataset(
+    name: str,
+    data_root: pathlib.Path,
+    results: pathlib.Path,
+    splits: range,
+    extra: list[str],
+    tasks: TaskProgress | None = None,
+) -> None:
+    """Run (or resume) splits ``splits`` of data set ``name``, one JSON file per split.
+
+    ``tasks`` names each split as it starts and counts it when done (its
+    display off: the runner's training progress is off too).
+    """
+    tasks = TaskProgress(len(splits), "UCI splits", enabled=False) if tasks is None else tasks
+    arguments = [*_run_arguments(name, data_root, extra), *([] if tasks.enabled else ["--quiet"])]
+    for k in _to_run(name, results, splits, extra):
+        tasks.start(f"{name} split {k}")
         summary = uci.main([*arguments, "--first-split", str(k)])
-        _write_atomically(path, json.dumps({"runner_args": extra, **summary}, indent=1))
-        print(f"{name} split {k}: {summary['per_split'][0]}", file=sys.stderr, flush=True)
+        _write_atomically(_split_path(results, name, k), json.dumps({"runner_args": extra, **summary}, indent=1))
+        tasks.write(f"{name} split {k}: {summary['per_split'][0]}")
+        tasks.done()
 
 
 def merge_dataset(name: str, results: pathlib.Path, extra: list[str]) -> dict:
@@ -115,9 +140,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--results", default="benchmarks/uci", help="folder of the saved splits and summaries")
     parser.add_argument("--page", action="append", help=f"markdown page(s) to update (default: {DEFAULT_PAGES})")
     parser.add_argument("--datasets", default=",".join(DATASETS), help="comma-separated subset to run")
-    parser.add_argument("--n-splits", type=int, default=20, help="splits per data set")
-    parser.add_argument("--first-split", type=int, default=0, help="run splits first .. first + n - 1 only")
+    parser.add_argument("--n-splits", type=integer(1), default=20, help="splits per data set")
+    parser.add_argument("--first-split", type=integer(0), default=0, help="run splits first .. first + n - 1 only")
     parser.add_argument("--render-only", action="store_true", help="rewrite the table from the saved summaries")
+    parser.add_argument("--quiet", action="store_true", help="no progress display on stderr")
     parser.add_argument(
         "--runner-args", default="", help="extra arguments for every run of the runner, e.g. '--epochs 500'"
     )
@@ -130,19 +156,21 @@ def main(argv=None) -> str:
     unknown = sorted(set(names) - set(DATASETS))
     if unknown:
         raise FblitzValueError(f"--datasets must name some of {DATASETS}, got {unknown}")
-    first = _checks.integer("--first-split", args.first_split, minimum=0)
-    count = _checks.integer("--n-splits", args.n_splits, minimum=1)
+    first, count = args.first_split, args.n_splits
     results = pathlib.Path(args.results)
     if not args.render_only:
         data_root = pathlib.Path(args.data_root)
         extra = shlex.split(args.runner_args)
-        for name in names:
-            # torch.compile keeps every shape it compiled the training step for; a fresh cache per data
-            # set stays under its recompile limit (past it, steps silently run eagerly, ~5x slower)
-            torch._dynamo.reset()
-            run_dataset(name, data_root, results, range(first, first + count), extra)
-            summary = merge_dataset(name, results, extra)
-            _write_atomically(results / f"{name}.json", json.dumps(summary, indent=1))
+        splits = range(first, first + count)
+        total = sum(len(_to_run(name, results, splits, extra)) for name in names)
+        with TaskProgress(total, "UCI splits", enabled=not args.quiet, out=sys.stderr) as tasks:
+            for name in names:
+                # torch.compile keeps every shape it compiled the training step for; a fresh cache per data
+                # set stays under its recompile limit (past it, steps silently run eagerly, ~5x slower)
+                torch._dynamo.reset()
+                run_dataset(name, data_root, results, splits, extra, tasks)
+                summary = merge_dataset(name, results, extra)
+                _write_atomically(results / f"{name}.json", json.dumps(summary, indent=1))
     summaries = {}
     for name in DATASETS:
         path = results / f"{name}.json"
