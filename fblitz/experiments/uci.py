@@ -133,7 +133,8 @@ def _add_model_arguments(parser: argparse.ArgumentParser, defaults: Config) -> N
     add("--noise-init", type=positive, default=defaults.noise_init, help="initial noise scale (standardised units)")
     add(
         "--kl-weight",
-        default=",".join(str(w) for w in defaults.kl_weights),
+        type=kl_weights,
+        default=defaults.kl_weights,
         help="KL multiplier (1: the ELBO; < 1: tempered); several, comma-separated: chosen per split on held-out rows",
     )
     add("--estimator", choices=ESTIMATORS, default=defaults.estimator, help="gradient estimator of the weight noise")
@@ -166,6 +167,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="save a PNG of observed vs nominal coverage, averaged over splits (matplotlib)",
     )
     args = parser.parse_args(argv)
+    if args.data is None and (args.target_column is not None or args.feature_columns is not None):
+        parser.error("argument --target-column/--feature-columns: need --data (a table file)")
     check_split_range(parser, args)
     return args
 
@@ -188,8 +191,6 @@ def check_split_range(parser: argparse.ArgumentParser, args: argparse.Namespace)
 
 def _load(args: argparse.Namespace) -> tuple[str, torch.Tensor, torch.Tensor]:
     if args.data is None:
-        if args.target_column is not None or args.feature_columns is not None:
-            raise FblitzValueError("--target-column/--feature-columns need --data (a table file)")
         name = args.dataset or "boston"
         return (name, *load_dataset(name))
     columns = None if args.feature_columns is None else [c.strip() for c in args.feature_columns.split(",")]
@@ -197,14 +198,17 @@ def _load(args: argparse.Namespace) -> tuple[str, torch.Tensor, torch.Tensor]:
     return table.name, table.features, table.target
 
 
-def _kl_weights(text: str) -> tuple[float, ...]:
+def kl_weights(text: str) -> tuple[float, ...]:
+    """The ``--kl-weight`` list: distinct finite numbers >= 0, comma-separated (an argparse type)."""
     try:
         weights = tuple(float(part) for part in text.split(","))
     except ValueError:
-        raise FblitzValueError(f"--kl-weight must be numbers separated by commas, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"must be numbers >= 0 separated by commas, got {text!r}") from None
+    if not all(math.isfinite(w) and w >= 0 for w in weights):
+        raise argparse.ArgumentTypeError(f"must be numbers >= 0 separated by commas, got {text!r}")
     if len(set(weights)) != len(weights):
-        raise FblitzValueError(f"--kl-weight lists a value twice: {text!r}")
-    return tuple(_checks.non_negative("--kl-weight", weight) for weight in weights)
+        raise argparse.ArgumentTypeError(f"lists a value twice: {text!r}")
+    return weights
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
@@ -225,7 +229,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         noise=args.noise,
         df=None if args.df is None else _checks.positive("--df", args.df),
         df_init=_checks.positive("--df-init", args.df_init),
-        kl_weights=_kl_weights(args.kl_weight),
+        kl_weights=args.kl_weight,
         coverage_draws=_checks.integer("--coverage-draws", args.coverage_draws, minimum=1),
         recalibrate=args.recalibrate,
         refit=args.refit,
