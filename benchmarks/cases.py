@@ -109,7 +109,7 @@ def all_cases(quick: bool) -> list[Case]:
             Case(nets["784-400-400-10"], 128, 16),
             Case(nets["lenet-8x8"], 64, 4),
             Case(nets["lstm-16"], 32, 4),
-            Case(nets["13-512-1"], 2_000, 100, "predict"),
+            Case(nets["13-512-1"], 10_000, 100, "predict"),
         ]
     cases = []
     for net, batch in (("13-512-1", 16), ("13-512-1", 128), ("784-400-400-10", 128), ("lenet-8x8", 64)):

@@ -1,55 +1,41 @@
 """The implementations under test. Each builder returns a :class:`Runner` for one case.
 
 A runner's ``run()`` does one unit of work -- an ELBO gradient step *including*
-the Adam update, or one ``mfvi_forward`` (S predictions, mean and std) -- and
-keeps its own parameters and optimizer state between calls, so every
-implementation times the same work on the same data:
+the Adam update, or one prediction (S draws, mean and std) -- and keeps its
+own parameters and optimizer state between calls, so every implementation
+times the same work on the same data, on the same device:
 
-* ``fblitz``          -- ``make_train_step`` (vmap over S, ``torch.func.grad``, fblitz Adam),
+* ``fblitz``          -- ``make_train_step`` (vmap over S, gradients, fblitz Adam),
                          eager or ``compile=True``; one row per estimator.
 * ``loop``            -- fblitz's one-sample ``model.apply`` in a Python loop over S, same grad/Adam.
 * ``bmm``             -- the hand-batched reference of :mod:`benchmarks.reference`.
-* ``blitz``           -- BLiTZ's ``sample_elbo`` + ``backward`` + ``torch.optim.Adam``, or its
-                         ``mfvi_forward`` (only when ``blitz`` is importable).
+* ``compat``          -- ``fblitz.compat``: BLiTZ's API (``sample_elbo``, ``backward``, ``torch.optim.Adam``)
+                         on fblitz's functional core.
+* ``blitz``           -- BLiTZ's ``sample_elbo`` + ``backward`` + ``torch.optim.Adam``
+                         (only when ``blitz`` is importable).
+* ``bayesian-torch``, ``posteriors`` -- the peers of :mod:`benchmarks.peers` (when importable).
 
-Estimators: :data:`ESTIMATORS` lists them; adding one is one entry (name ->
-extra keyword arguments of ``make_train_step``).
+Prediction runners are in :mod:`benchmarks.predict_impls`. Estimators:
+:data:`fblitz.estimators.ESTIMATORS`; adding one is one entry there.
 """
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
-from typing import NamedTuple
 
 import torch
 
-from benchmarks import reference
-from benchmarks.cases import Case, data
+from benchmarks import blitz_twins, peers, predict_impls, reference
+from benchmarks.cases import Case
+from benchmarks.runner import KL_WEIGHT, LEARNING_RATE, Impl, Runner, bind, case_data, forked_rng, setup
 from fblitz import optim
 from fblitz.estimators import ESTIMATORS
 from fblitz.kl import closed_form_kl, make_plan, monte_carlo_kl
 from fblitz.layers import sample_noise
 from fblitz.likelihoods import as_likelihood
-from fblitz.prediction import mfvi_forward, predict, predictive_mean_std
-from fblitz.predictor import make_predictor
 from fblitz.random import Key
 from fblitz.train import make_train_step
 from fblitz.tree import tree_map
-
-LEARNING_RATE = 1e-3
-KL_WEIGHT = 1e-3  # complexity_cost_weight = 1 / N for a data set of 1000 rows
-
-
-class Runner(NamedTuple):
-    """``run()`` does one unit of work; ``context()`` wraps every call (e.g. ``fork_rng``)."""
-
-    run: object
-    context: object = contextlib.nullcontext
-
-
-def _estimator_kwargs(name: str) -> dict:
-    return {} if name == "reparameterization" else {"estimator": name}
 
 
 def blitz_available() -> bool:
@@ -57,21 +43,13 @@ def blitz_available() -> bool:
     return importlib.util.find_spec("blitz") is not None
 
 
-def _setup(case: Case, seed: int):
-    model = case.net.build()
-    params = model.init(Key(seed))
-    x, y = data(case.net, case.batch, seed + 1)
-    return model, params, x, y
-
-
-def fblitz_step(case: Case, *, compile: bool = False, estimator: str = "reparameterization", seed: int = 0) -> Runner:
+def fblitz_step(case: Case, *, compile: bool = False, estimator: str = "reparameterization", seed=0, device="cpu"):
     """fblitz's full training step (``make_train_step``)."""
-    model, params, x, y = _setup(case, seed)
+    model, params, x, y = setup(case, seed, device)
     opt = optim.adam(LEARNING_RATE)
-    step = make_train_step(
-        model, case.net.likelihood, opt, n_samples=case.samples, compile=compile, **_estimator_kwargs(estimator)
-    )
-    weight = torch.tensor(KL_WEIGHT)
+    extra = {} if estimator == "reparameterization" else {"estimator": estimator}
+    step = make_train_step(model, case.net.likelihood, opt, n_samples=case.samples, compile=compile, **extra)
+    weight = torch.tensor(KL_WEIGHT, device=device)
     carry = {"params": params, "opt": opt.init(params), "i": 0}
     key = Key(seed + 2)
 
@@ -84,9 +62,9 @@ def fblitz_step(case: Case, *, compile: bool = False, estimator: str = "reparame
     return Runner(run)
 
 
-def loop_step(case: Case, *, seed: int = 0) -> Runner:
+def loop_step(case: Case, *, seed: int = 0, device="cpu") -> Runner:
     """The same step with a Python loop over samples of the one-sample ``model.apply`` (no vmap)."""
-    model, params, x, y = _setup(case, seed)
+    model, params, x, y = setup(case, seed, device)
     likelihood = as_likelihood(case.net.likelihood)
     plan = make_plan(params, model.priors, "auto")
     opt = optim.adam(LEARNING_RATE)
@@ -114,9 +92,9 @@ def loop_step(case: Case, *, seed: int = 0) -> Runner:
     return Runner(run)
 
 
-def bmm_step(case: Case, *, seed: int = 0) -> Runner:
+def bmm_step(case: Case, *, seed: int = 0, device="cpu") -> Runner:
     """The hand-batched reference step (:mod:`benchmarks.reference`)."""
-    model, params, x, y = _setup(case, seed)
+    model, params, x, y = setup(case, seed, device)
     step = reference.make_step(case.net.kind, case.net.classes, params, LEARNING_RATE)
     key = Key(seed + 2)
     counter = [0]
@@ -128,16 +106,11 @@ def bmm_step(case: Case, *, seed: int = 0) -> Runner:
     return Runner(run)
 
 
-def _blitz_context():
-    return torch.random.fork_rng(devices=[])
-
-
-def blitz_step(case: Case, *, seed: int = 0) -> Runner:
-    """BLiTZ: ``zero_grad``, ``sample_elbo``, ``backward``, ``torch.optim.Adam.step``."""
-    from benchmarks import blitz_twins
-
-    module = blitz_twins.build(case.net, seed)
-    x, y = data(case.net, case.batch, seed + 1)
+def twin_step(case: Case, *, library: str = "blitz", seed: int = 0, device="cpu") -> Runner:
+    """BLiTZ's API on ``library`` (``"blitz"`` or ``"compat"``): ``zero_grad``, ``sample_elbo``, ``backward``,
+    ``torch.optim.Adam.step``."""
+    module = blitz_twins.build(case.net, seed, library, device)
+    x, y = case_data(case, seed, device)
     opt = torch.optim.Adam(module.parameters(), lr=LEARNING_RATE)
     criterion = blitz_twins.criterion(case.net)
 
@@ -147,95 +120,48 @@ def blitz_step(case: Case, *, seed: int = 0) -> Runner:
         loss.backward()
         opt.step()
 
-    return Runner(run, _blitz_context)
+    return Runner(run, forked_rng)
 
 
-def fblitz_predict(case: Case, *, seed: int = 0) -> Runner:
-    """fblitz's ``mfvi_forward``: S predictions (vmap, default draw groups), mean and std."""
-    model, params, x, _ = _setup(case, seed)
-    return Runner(lambda: mfvi_forward(model, params, x, key=seed + 2, sample_nbr=case.samples))
+def bayesian_torch_step(case: Case, *, seed: int = 0, device="cpu") -> Runner:
+    """bayesian-torch's documented training step (:mod:`benchmarks.peers`)."""
+    module = peers.bayesian_torch_model(case.net, seed, device)
+    x, y = case_data(case, seed, device)
+    opt = torch.optim.Adam(module.parameters(), lr=LEARNING_RATE)
+    step = peers.bayesian_torch_step(module, blitz_twins.criterion(case.net), case.samples, KL_WEIGHT, opt)
+    return Runner(lambda: step(x, y), forked_rng)
 
 
-def fblitz_compiled_predict(case: Case, *, seed: int = 0) -> Runner:
-    """``make_predictor(model, compile=True)``: the default draw groups, compiled once."""
-    model, params, x, _ = _setup(case, seed)
-    predictor = make_predictor(model, compile=True)
-    return Runner(lambda: predictive_mean_std(predictor(params, x, key=seed + 2, n_samples=case.samples)))
-
-
-def fblitz_one_call_predict(case: Case, *, seed: int = 0) -> Runner:
-    """fblitz's ``predict`` with all S draws in one vectorized call (``sample_batch_size=S``)."""
-    model, params, x, _ = _setup(case, seed)
-
-    def run():
-        samples = predict(model, params, x, key=seed + 2, n_samples=case.samples, sample_batch_size=case.samples)
-        return predictive_mean_std(samples)
-
-    return Runner(run)
-
-
-def loop_predict(case: Case, *, seed: int = 0) -> Runner:
-    """S one-sample ``model.apply`` calls in a Python loop, stacked, mean and std."""
-    model, params, x, _ = _setup(case, seed)
+def posteriors_step(case: Case, *, seed: int = 0, device="cpu") -> Runner:
+    """``posteriors.vi.diag``'s ``transform.update`` (:mod:`benchmarks.peers`)."""
+    module = peers.deterministic(case.net, seed, device)
+    x, y = case_data(case, seed, device)
+    transform, state = peers.posteriors_transform(case.net, module, case.samples, LEARNING_RATE, KL_WEIGHT)
+    carry = {"state": state}
 
     def run():
-        eps = sample_noise(model, seed + 2, params, case.samples)
-        outs = [model.apply(params, x, tree_map(lambda t, s=s: t[s], eps)) for s in range(case.samples)]
-        return predictive_mean_std(torch.stack(outs))
+        carry["state"], aux = transform.update(carry["state"], (x, y))
+        return aux
 
-    return Runner(run)
-
-
-def bmm_predict(case: Case, *, seed: int = 0) -> Runner:
-    """The hand-batched forward over all S samples at once, mean and std."""
-    model, params, x, _ = _setup(case, seed)
-    kind = case.net.kind
-
-    def run():
-        return reference.predict_mean_std(kind, params, sample_noise(model, seed + 2, params, case.samples), x)
-
-    return Runner(run)
+    return Runner(run, forked_rng)
 
 
-def blitz_predict(case: Case, *, seed: int = 0) -> Runner:
-    """BLiTZ's ``mfvi_forward`` (under ``no_grad``, as for fblitz)."""
-    from benchmarks import blitz_twins
-
-    module = blitz_twins.build(case.net, seed)
-    x, _ = data(case.net, case.batch, seed + 1)
-
-    def run():
-        with torch.no_grad():
-            return module.mfvi_forward(x, case.samples)
-
-    return Runner(run, _blitz_context)
-
-
-class Impl(NamedTuple):
-    """One row of the table for a case: name, estimator, compiled, builder."""
-
-    name: str
-    estimator: str
-    compiled: bool
-    build: object
-
-
-def implementations(case: Case, *, compile: bool, blitz: bool) -> list[Impl]:
-    """Every implementation to run for ``case`` (compiled fblitz only when ``compile``)."""
+def implementations(case: Case, *, compile: bool, blitz: bool, peer_names=("bayesian-torch", "posteriors")):
+    """Every implementation to run for ``case`` (compiled fblitz only when ``compile``; peers when installed)."""
+    peer_names = [name for name in peer_names if peers.available(name)]
+    if case.net.kind == "lstm" and "posteriors" in peer_names:
+        peer_names.remove("posteriors")  # vmap has no rule for nn.LSTM (see benchmarks.peers)
     if case.task == "predict":
-        impls = [Impl("fblitz", "reparameterization", False, fblitz_predict)]
-        if compile:
-            impls += [Impl("fblitz", "reparameterization", True, fblitz_compiled_predict)]
-        impls += [Impl("vmap-one-call", "reparameterization", False, fblitz_one_call_predict)]
-        impls += [Impl("loop", "reparameterization", False, loop_predict)]
-        impls += [Impl("bmm", "reparameterization", False, bmm_predict)]
-        return impls + ([Impl("blitz", "reparameterization", False, blitz_predict)] if blitz else [])
+        return predict_impls.implementations(case, compile=compile, blitz=blitz, peer_names=peer_names)
     impls = []
     for name in ESTIMATORS:
-        impls.append(Impl("fblitz", name, False, lambda c, n=name, **kw: fblitz_step(c, estimator=n, **kw)))
+        impls.append(Impl("fblitz", name, False, bind(fblitz_step, estimator=name)))
         if compile:
-            impls.append(
-                Impl("fblitz", name, True, lambda c, n=name, **kw: fblitz_step(c, compile=True, estimator=n, **kw))
-            )
-    impls += [Impl("loop", "reparameterization", False, loop_step), Impl("bmm", "reparameterization", False, bmm_step)]
-    return impls + ([Impl("blitz", "reparameterization", False, blitz_step)] if blitz else [])
+            impls.append(Impl("fblitz", name, True, bind(fblitz_step, compile=True, estimator=name)))
+    rep = "reparameterization"
+    impls += [Impl("loop", rep, False, loop_step), Impl("bmm", rep, False, bmm_step)]
+    impls.append(Impl("compat", rep, False, bind(twin_step, library="compat")))
+    if blitz:
+        impls.append(Impl("blitz", rep, False, bind(twin_step, library="blitz")))
+    builders = {"bayesian-torch": bayesian_torch_step, "posteriors": posteriors_step}
+    return impls + [Impl(name, rep, False, builders[name]) for name in peer_names]

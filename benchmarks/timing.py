@@ -27,6 +27,8 @@ import re
 import statistics
 import time
 
+import torch
+
 _STATUS = "/proc/self/status"
 
 
@@ -64,7 +66,46 @@ def peak_mb(baseline_kb: float) -> float:
     return max(0.0, (_status_kb("VmHWM") - baseline_kb) / 1024.0)
 
 
-def measure_case(runners: list, *, warmup: int = 2, iters: int = 30, budget: float = 3.0, announce=None) -> list[dict]:
+def _clock(device: str, clock: str):
+    """``now()`` in seconds: wall time after the device's queued work is done, or this process's CPU time."""
+    if clock == "cpu":
+        return time.process_time
+    if torch.device(device).type == "cuda":
+
+        def now():
+            torch.cuda.synchronize(device)
+            return time.perf_counter()
+
+        return now
+    return time.perf_counter
+
+
+def _peak(device: str, runner) -> float:
+    """The transient peak memory (MB) of two calls of ``runner``: device memory on CUDA, else process RSS."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+        runner.run()
+        runner.run()
+        torch.cuda.synchronize(device)
+        return (torch.cuda.max_memory_allocated(device) - before) / 2**20
+    baseline = start_peak()
+    runner.run()
+    runner.run()
+    return peak_mb(baseline)
+
+
+def measure_case(
+    runners: list,
+    *,
+    warmup: int = 2,
+    iters: int = 30,
+    budget: float = 3.0,
+    device: str = "cpu",
+    clock: str = "wall",
+    announce=None,
+) -> list[dict]:
     """Time several runners of one case, interleaved, then measure each one's peak memory.
 
     After each runner's first call (timed alone: ``first_s``) and ``warmup``
@@ -73,7 +114,10 @@ def measure_case(runners: list, *, warmup: int = 2, iters: int = 30, budget: flo
     ``iters`` if smaller).
     Interleaving spreads the load of a shared machine evenly over the
     implementations being compared. Then each runner makes two more calls with
-    the peak-RSS mark reset (see the module docstring).
+    the peak-RSS mark reset (see the module docstring); on CUDA, the peak of
+    ``torch.cuda.max_memory_allocated`` instead, and every time is taken after
+    ``torch.cuda.synchronize``. ``clock="cpu"`` times with the process's CPU
+    time (``time.process_time``), which a loaded machine inflates less.
 
     ``announce(i)``, if given, is called before runner i's first call (which
     may compile for tens of seconds), for a progress display.
@@ -81,30 +125,28 @@ def measure_case(runners: list, *, warmup: int = 2, iters: int = 30, budget: flo
     Returns one ``{"first_s", "ms_median", "ms_min", "n", "peak_mb"}`` per runner.
     """
     firsts, times, peaks = [], [[] for _ in runners], []
+    now = _clock(device, clock)
     with contextlib.ExitStack() as stack:
         for runner in runners:
             stack.enter_context(runner.context())
         for index, runner in enumerate(runners):
             if announce is not None:
                 announce(index)
-            start = time.perf_counter()
+            start = now()
             runner.run()
-            firsts.append(time.perf_counter() - start)
+            firsts.append(now() - start)
             for _ in range(warmup):
                 runner.run()
         deadline = time.perf_counter() + budget
         rounds = 0
         while rounds < iters and (rounds < min(3, iters) or time.perf_counter() < deadline):
             for runner, series in zip(runners, times):
-                start = time.perf_counter()
+                start = now()
                 runner.run()
-                series.append(time.perf_counter() - start)
+                series.append(now() - start)
             rounds += 1
         for runner in runners:
-            baseline = start_peak()
-            runner.run()
-            runner.run()
-            peaks.append(peak_mb(baseline))
+            peaks.append(_peak(device, runner))
     return [
         {
             "first_s": first,

@@ -7,8 +7,10 @@ and the value received.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
+import threading
 
 import torch
 
@@ -188,18 +190,44 @@ def like_params(name: str, value: torch.Tensor, params: object) -> None:
         )
 
 
+_TRUSTED = threading.local()
+
+
+@contextlib.contextmanager
+def trusted():
+    """Within it, :func:`eager` is False: value checks are skipped, as inside ``torch.func.grad``.
+
+    For entry points that check their inputs and results once and then run
+    a model's many small operations: ``torch.func.grad`` wraps every tensor
+    argument of the differentiated function, so no value check runs inside
+    it, and a training step that differentiates with ``torch.autograd``
+    instead (eagerly, for speed) keeps that behaviour with this context (its
+    non-finite guard reports a NaN or infinity). Prediction checks its inputs
+    before and its predictions after the forward passes, so the layers need
+    not scan every hidden activation for NaNs on the way.
+    """
+    depth = getattr(_TRUSTED, "depth", 0)
+    _TRUSTED.depth = depth + 1
+    try:
+        yield
+    finally:
+        _TRUSTED.depth = depth
+
+
 def eager(value: torch.Tensor) -> bool:
     """True when data-dependent checks are possible and cheap to skip otherwise.
 
     Inside ``vmap``/``grad`` (functorch-wrapped tensors) or ``torch.compile``
     tracing, checks that read tensor values are skipped: they would fail under
     ``vmap``, break compiled graphs, and training has its own non-finite guard.
-    ``meta`` tensors have no values to read.
+    ``meta`` tensors have no values to read; nor are values checked within
+    :func:`trusted`.
     """
     return (
         not value.is_meta
         and not torch.compiler.is_compiling()
         and not torch._C._functorch.is_functorch_wrapped_tensor(value)
+        and not getattr(_TRUSTED, "depth", 0)
     )
 
 

@@ -6,7 +6,9 @@ float32 and float64, and follows the dtype/device of its inputs.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import threading
 
 import torch
 import torch.nn.functional as F
@@ -18,9 +20,42 @@ from fblitz.tree import gaussian_items, path_name
 LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
+_SHARED = threading.local()
+
+
+@contextlib.contextmanager
+def shared_sigmas():
+    """Within it, ``softplus(rho)`` is computed once per rho tensor and reused.
+
+    A training step needs sigma for each weight tensor twice -- for the weight
+    sample and for the closed-form KL -- and more than twice under some
+    estimators; sharing it saves a softplus and its backward per tensor and
+    step. The entries hold their rho, so an id is never reused for another
+    tensor while the context is open.
+    """
+    previous = getattr(_SHARED, "cache", None)
+    _SHARED.cache = {} if previous is None else previous
+    try:
+        yield
+    finally:
+        _SHARED.cache = previous
+
+
+def _softplus(rho: torch.Tensor) -> torch.Tensor:
+    cache = getattr(_SHARED, "cache", None)
+    if cache is None:
+        return F.softplus(rho)
+    hit = cache.get(id(rho))
+    if hit is not None and hit[0] is rho:
+        return hit[1]
+    value = F.softplus(rho)
+    cache[id(rho)] = (rho, value)
+    return value
+
+
 def sigma(rho: torch.Tensor) -> torch.Tensor:
     """Posterior standard deviation ``softplus(rho) = log(1 + exp(rho))``, elementwise."""
-    return F.softplus(_checks.float_input("rho", rho))
+    return _softplus(_checks.float_input("rho", rho))
 
 
 def log_sigma(rho: torch.Tensor) -> torch.Tensor:
@@ -30,7 +65,7 @@ def log_sigma(rho: torch.Tensor) -> torch.Tensor:
     above about -87 in float32 and -708 in float64 (sigma > 1e-38), far below
     any useful posterior scale.
     """
-    return finite_given_rho("log_sigma", torch.log(F.softplus(_checks.float_input("rho", rho))), rho)
+    return finite_given_rho("log_sigma", torch.log(_softplus(_checks.float_input("rho", rho))), rho)
 
 
 def rho_range(dtype: torch.dtype) -> tuple[float, float]:
@@ -112,9 +147,17 @@ def inverse_softplus(sigma_value: torch.Tensor | float) -> torch.Tensor:
 
 
 def reparameterize(mu: torch.Tensor, rho: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-    """A weight sample ``mu + softplus(rho) * eps`` (all three of one shape)."""
-    _same_shapes(mu=mu, rho=rho, eps=eps)
-    return torch.addcmul(mu, F.softplus(rho), eps)
+    """A weight sample ``mu + softplus(rho) * eps`` (all three of one shape).
+
+    Values are checked once, on the sample (it runs every step): a
+    non-finite sample raises :class:`~fblitz.errors.NonFiniteError` naming the
+    input that holds a NaN or infinity.
+    """
+    _same_shapes(check_values=False, mu=mu, rho=rho, eps=eps)
+    # a multiply and an add (cheaper to differentiate than addcmul), with or without autograd: the
+    # rounding of addcmul differs, and a sample must not depend on whether its params require grad
+    w = mu + _softplus(rho) * eps
+    return _finite_or_blame("the weight sample", w, mu=mu, rho=rho, eps=eps)
 
 
 def gaussian_log_prob(x: torch.Tensor, mean, std) -> torch.Tensor:
@@ -167,8 +210,9 @@ def posterior_log_prob(eps: torch.Tensor, rho: torch.Tensor) -> torch.Tensor:
     Equal in value and total derivative to ``gaussian_log_prob(w, mu, sigma)``
     but never divides by a possibly tiny sigma.
     """
-    _same_shapes(eps=eps, rho=rho)
-    return -0.5 * eps * eps - log_sigma(rho) - LOG_SQRT_2PI
+    _same_shapes(check_values=False, eps=eps, rho=rho)
+    value = -0.5 * eps * eps - log_sigma(rho) - LOG_SQRT_2PI
+    return _finite_or_blame("log q(w)", value, eps=eps, rho=rho)
 
 
 def gaussian_kl(mu_q: torch.Tensor, rho_q: torch.Tensor, mu_p: float, sigma_p: float) -> torch.Tensor:
@@ -178,17 +222,30 @@ def gaussian_kl(mu_q: torch.Tensor, rho_q: torch.Tensor, mu_p: float, sigma_p: f
     with s = softplus(rho_q), written with few tensor ops (it runs every step).
     """
     _same_shapes(mu=mu_q, rho=rho_q)
-    s = F.softplus(rho_q)
+    s = _softplus(rho_q)
     shift = mu_q if mu_p == 0.0 else mu_q - mu_p
     spread = torch.addcmul(s * s, shift, shift)
     kl = spread.mul(0.5 / (sigma_p * sigma_p)) - torch.log(s) + (math.log(sigma_p) - 0.5)
     return finite_given_rho("the Gaussian KL", kl, rho_q, mu_q)
 
 
-def _same_shapes(**tensors: torch.Tensor) -> None:
-    """Check floating tensors of one shape (no broadcasting); values only when eager."""
+def _same_shapes(check_values: bool = True, **tensors: torch.Tensor) -> None:
+    """Check floating tensors of one shape (no broadcasting); values only when eager and ``check_values``."""
     (first_name, first), *rest = tensors.items()
-    _checks.float_input(first_name, first)
+    _checks.float_input(first_name, first, finite=check_values)
     for name, value in rest:
-        _checks.float_input(name, value)
+        _checks.float_input(name, value, finite=check_values)
         _checks.same_shape(name, value, first.shape, first_name)
+
+
+def _finite_or_blame(what: str, value: torch.Tensor, **inputs: torch.Tensor) -> torch.Tensor:
+    """``value``; if it is not finite (checked when eager), a NonFiniteError naming a non-finite input.
+
+    One ``isfinite`` on the result instead of one per input; the inputs are
+    read only to explain a failure.
+    """
+    if not _checks.eager(value) or bool(torch.isfinite(value).all()):
+        return value
+    for name, tensor in inputs.items():
+        _checks.float_input(name, tensor.detach())
+    return finite_given_rho(what, value, inputs["rho"]) if "rho" in inputs else _checks.finite_result(what, value)

@@ -27,6 +27,11 @@ is linear in ``(weight, bias)`` (``F.linear``, ``F.conv*d``,
     ``mu + sigma * eps`` exists, so every KL mode works. Noise
     ``{"weight": eps_w, "bias": eps_b, "seed": int64}``.
 
+The per-example numbers (the z of local reparameterization, Flipout's signs)
+come from the ``"seed"``: drawn with ``torch``'s generator before the forward
+pass on the CPU (:mod:`fblitz.per_example`), or expanded by the counter-based
+generator of :mod:`fblitz.seeded` inside it.
+
 A layer's ``apply`` recognises the estimator from the keys of its noise, so
 the choice is made when noise is drawn: per layer (the constructor's
 ``estimator=``) or per call (``sample_noise(..., estimator=...)``, ``fit``,
@@ -72,7 +77,7 @@ def local_reparameterization(op: Op, params: dict, x: torch.Tensor, seed: torch.
     var = op(x.square(), **variances)
     # var is 0 only where x and the bias vanish; clamping keeps sqrt's gradient finite there
     scale = var.clamp_min(torch.finfo(var.dtype).tiny).sqrt()
-    return mean + scale * seeded.normal(seed, mean.shape, dtype=mean.dtype, device=mean.device)
+    return torch.addcmul(mean, scale, seeded.normal(seed, mean.shape, dtype=mean.dtype, device=mean.device))
 
 
 def flipout(

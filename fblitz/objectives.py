@@ -23,17 +23,20 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
-from torch.func import grad_and_value, vmap
+from torch.func import vmap
 
 from fblitz import _checks
+from fblitz._grad import grad_with_aux, traced
+from fblitz.distributions import shared_sigmas
 from fblitz.errors import FblitzTypeError, FblitzValueError
 from fblitz.estimators import ESTIMATORS
 from fblitz.kl import KLPlan, closed_form_kl, make_plan, monte_carlo_kl
 from fblitz.layers.base import Layer, draw_noise, forward_with_state, sample_noise
 from fblitz.layers.params_check import check_params
 from fblitz.likelihoods import Likelihood, as_likelihood
+from fblitz.per_example import draw_per_example
 from fblitz.random import KeyLike
-from fblitz.tree import PyTree, path_name, tree_flatten, tree_leaves, tree_map
+from fblitz.tree import PyTree, path_name, tree_flatten, tree_map, tree_unflatten
 
 
 class ElboTerms(NamedTuple):
@@ -59,13 +62,13 @@ def over_samples(fn):
     which the layer contract test checks -- without vmap's per-op overhead,
     which makes one-sample steps cost what a plain forward pass costs.
     """
-    mapped = vmap(fn)
 
     def run(eps):
-        leaves = tree_leaves(eps)
+        leaves, structure = tree_flatten(eps)
         if leaves and all(leaf.shape[0] == 1 for leaf in leaves):
-            return tree_map(lambda t: t.unsqueeze(0), fn(tree_map(lambda t: t[0], eps)))
-        return mapped(eps)
+            return tree_map(lambda t: t.unsqueeze(0), fn(tree_unflatten(structure, [leaf[0] for leaf in leaves])))
+        # vmap over the flat leaves: vmap's own (Python) flattening of a nested noise tree costs more
+        return vmap(lambda *flat: fn(tree_unflatten(structure, list(flat))))(*leaves)
 
     return run
 
@@ -144,6 +147,15 @@ def elbo_terms_with_state(
     average of the S updated states (integer counters are the same for every
     sample). With ``state=None`` the state is None.
     """
+    if traced():
+        return _elbo_terms(model, plan, likelihood, params, state, eps, inputs, targets, complexity_cost_weight)
+    # eagerly: per-example noise drawn with torch's generator, outside the transforms; each sigma computed once
+    eps = draw_per_example(model, params, eps, inputs, state)
+    with shared_sigmas():
+        return _elbo_terms(model, plan, likelihood, params, state, eps, inputs, targets, complexity_cost_weight)
+
+
+def _elbo_terms(model, plan, likelihood, params, state, eps, inputs, targets, complexity_cost_weight):
     closed = closed_form_kl(plan, params)
 
     # params are captured rather than passed so vmap does not flatten them each call.
@@ -193,10 +205,10 @@ def elbo_grad(model: Layer, likelihood: Likelihood):
         terms = ElboTerms(*(t.mean() for t in terms))
         return terms.loss, (terms, () if state is None else state)  # grad's aux takes no None
 
-    loss_grad = grad_and_value(loss, has_aux=True)
+    loss_grad = grad_with_aux(loss)  # torch.autograd eagerly, torch.func.grad when traced
 
     def grad_fn(params, state, eps, inputs, targets, weight, plan):
-        grads, (_, (terms, state)) = loss_grad(params, state, eps, inputs, targets, weight, plan)
+        grads, (terms, state) = loss_grad(params, state, eps, inputs, targets, weight, plan)
         return grads, terms, state
 
     return grad_fn

@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 
 import torch
 
-from fblitz import _checks
+from fblitz import _checks, _fused
 from fblitz.errors import FblitzTypeError, FblitzValueError
 from fblitz.tree import PyTree, check_same_structure, tree_flatten, tree_leaves, tree_map, tree_unflatten
 
@@ -27,16 +27,21 @@ OptState = Any
 
 
 class GradientTransformation(NamedTuple):
-    """A pair of pure functions.
+    """A pair of pure functions, and optionally a fused step.
 
     Attributes:
         init: ``init(params) -> state``.
         update: ``update(grads, state, params=None) -> (updates, state)``; the
             updates are added to the params by :func:`apply_updates`.
+        step: optional ``step(grads, state, params) -> (new_params, state)``:
+            ``update`` and ``apply_updates`` in one pass (a fused kernel where
+            one exists; equal to them to rounding). :func:`apply_gradients`
+            uses it when present.
     """
 
     init: Callable[[PyTree], OptState]
     update: Callable[..., tuple[PyTree, OptState]]
+    step: Callable[..., tuple[PyTree, OptState]] | None = None
 
 
 class SgdState(NamedTuple):
@@ -101,6 +106,25 @@ def apply_updates(params: PyTree, updates: PyTree) -> PyTree:
     leaves, structure = tree_flatten(params)
     deltas = _leaves_like("updates", updates, structure, "params", _float_leaves("params", leaves))
     return tree_unflatten(structure, torch._foreach_add(leaves, deltas))
+
+
+def apply_gradients(
+    optimizer: GradientTransformation, grads: PyTree, state: OptState, params: PyTree
+) -> tuple[PyTree, OptState]:
+    """``(new_params, new_state)`` after one step of ``optimizer``: its fused ``step`` if it has one,
+    else ``update`` then :func:`apply_updates`.
+
+    Example:
+        >>> opt = adam(0.1)
+        >>> params = {"w": torch.zeros(3)}
+        >>> new, state = apply_gradients(opt, {"w": torch.ones(3)}, opt.init(params), params)
+        >>> new["w"]
+        tensor([-0.1000, -0.1000, -0.1000])
+    """
+    if optimizer.step is not None:
+        return optimizer.step(grads, state, params)
+    updates, state = optimizer.update(grads, state, params)
+    return apply_updates(params, updates), state
 
 
 def sgd(
@@ -185,7 +209,12 @@ def adam(
             AdamState(count, tree_unflatten(structure, mu), tree_unflatten(structure, nu)),
         )
 
-    return GradientTransformation(init, update)
+    # one fused kernel (torch.optim.Adam(fused=True)'s) when the leaves allow it, else update + apply_updates
+    step = _fused.adam_step_fn(
+        update, apply_updates, AdamState, lr=lr, b1=b1, b2=b2, eps=eps,
+        weight_decay=weight_decay, decoupled=decoupled_weight_decay,
+    )  # fmt: skip
+    return GradientTransformation(init, update, step)
 
 
 def chain(*transforms: GradientTransformation) -> GradientTransformation:

@@ -39,9 +39,10 @@ class GaussianInit(NamedTuple):
         """A new ``{"mu", "rho"}`` node of ``shape``."""
         k_mu, k_rho = as_key(key).split()
         dtype = torch.get_default_dtype() if dtype is None else dtype
-        mu = self.mu_init + self.mu_std * normal(k_mu, shape, dtype=dtype, device=device)
-        rho = self.rho_init + self.rho_std * normal(k_rho, shape, dtype=dtype, device=device)
-        return {"mu": mu, "rho": rho}
+        mu, rho = normal(k_mu, shape, dtype=dtype, device=device), normal(k_rho, shape, dtype=dtype, device=device)
+        if mu.is_meta:  # shapes only: no arithmetic (meta arithmetic runs Python kernels that import torch._dynamo)
+            return {"mu": mu, "rho": rho}
+        return {"mu": self.mu_init + self.mu_std * mu, "rho": self.rho_init + self.rho_std * rho}
 
 
 def gaussian_init(mu_init: float, mu_std: float, rho_init: float, rho_std: float) -> GaussianInit:

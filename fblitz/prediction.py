@@ -20,10 +20,11 @@ from fblitz.errors import FblitzValueError
 from fblitz.layers.base import Layer, forward_with_state, sample_noise
 from fblitz.layers.params_check import check_params
 from fblitz.objectives import _check_model, over_samples, resolve_sample_count
+from fblitz.per_example import draw_per_example
 from fblitz.random import KeyLike
 from fblitz.tree import PyTree, tree_leaves, tree_map
 
-ROWS_X_DRAWS_PER_CALL = 4096  # the default group size of predict_with_eps: rows x draws per vectorized call
+ROWS_X_DRAWS_PER_CALL = 1536  # the default group size of predict_with_eps: rows x draws per vectorized call
 
 
 def evaluation_forward(model: Layer, state: PyTree | None = None):
@@ -72,7 +73,9 @@ def predict_with_eps(
     check_params(model, params)
 
     def mapped(params, rows, eps):
-        return over_samples(lambda e: forward(params, rows, e))(eps)
+        eps = draw_per_example(model, params, eps, rows, state)
+        with _checks.trusted():  # inputs are checked before, the predictions after (evaluate_in_groups)
+            return over_samples(lambda e: forward(params, rows, e))(eps)
 
     return evaluate_in_groups(mapped, params, inputs, eps, batch_size=batch_size, sample_batch_size=sample_batch_size)
 

@@ -29,6 +29,7 @@ from fblitz.estimators import check_estimator
 from fblitz.layers.base import Layer, sample_noise
 from fblitz.layers.params_check import check_params
 from fblitz.objectives import _check_model, resolve_sample_count
+from fblitz.per_example import draw_per_example
 from fblitz.prediction import evaluate_in_groups, evaluation_forward
 from fblitz.random import KeyLike
 from fblitz.tree import PyTree
@@ -72,9 +73,13 @@ def make_predictor(
     if sample_batch_size is not None:
         _checks.integer("sample_batch_size", sample_batch_size, minimum=1)
     compile = _checks.boolean("compile", compile)
-    mapped = vmap(evaluation_forward(model, state), in_dims=(None, None, 0))
+    vectorized = vmap(evaluation_forward(model, state), in_dims=(None, None, 0))
     if compile:
-        mapped = torch.compile(mapped)
+        vectorized = torch.compile(vectorized)
+
+    def mapped(params, rows, eps):
+        # per-example noise drawn before the (compiled) vectorized pass, as predict draws it
+        return vectorized(params, rows, draw_per_example(model, params, eps, rows, state))
 
     def predictor(params: PyTree, inputs: torch.Tensor, *, key: KeyLike, n_samples: int | None = 10) -> torch.Tensor:
         count = resolve_sample_count(n_samples, None, default=10)

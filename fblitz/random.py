@@ -85,7 +85,12 @@ def fold_in(key: KeyLike, data: int) -> Key:
     """A key derived from ``key`` and the integer ``data`` (e.g. a step counter)."""
     key = as_key(key)
     data = _checks.integer("data", data, minimum=0)
-    return Key(_mix(_mix(key.seed ^ _FOLD_TAG) ^ _mix(data & _MASK)))
+    return Key(fold_seed(key.seed, data))
+
+
+def fold_seed(seed: int, data: int) -> int:
+    """``fold_in(Key(seed), data).seed`` on plain ints, unchecked (for loops that fold many seeds)."""
+    return _mix(_mix((seed & _MASK) ^ _FOLD_TAG) ^ _mix(data & _MASK))
 
 
 def generator(key: KeyLike, device: torch.device | str | None = None) -> torch.Generator:
@@ -132,7 +137,7 @@ def permutation(key: KeyLike, n: int, *, device=None) -> torch.Tensor:
     return torch.randperm(n, generator=generator(key, device), device=device)
 
 
-def sample_eps(key: KeyLike, params: PyTree, n_samples: int | None = None) -> PyTree:
+def sample_eps(key: KeyLike, params: PyTree, n_samples: int | None = None, *, flat=None) -> PyTree:
     """Draw standard-normal noise for every Gaussian node of ``params``.
 
     All noise of one dtype/device is drawn in a single call and then viewed
@@ -149,11 +154,13 @@ def sample_eps(key: KeyLike, params: PyTree, n_samples: int | None = None) -> Py
         A tree with a tensor at each Gaussian node and ``()`` at deterministic
         leaves. For ``params = {"weight": {"mu": (3, 2), ...}, "b": tensor}``
         and ``n_samples=4``: ``{"weight": Tensor(4, 3, 2), "b": ()}``.
+
+    ``flat``: ``flatten_gaussian(params)`` when the caller has it already.
     """
     key = as_key(key)
     count = 1 if n_samples is None else _checks.integer("n_samples", n_samples, minimum=1)
     lead = () if n_samples is None else (count,)
-    nodes, structure = flatten_gaussian(params)
+    nodes, structure = flatten_gaussian(params) if flat is None else flat
     groups: dict[tuple, list[int]] = {}
     for index, node in enumerate(nodes):
         if is_gaussian(node):

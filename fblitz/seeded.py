@@ -22,6 +22,15 @@ Example:
     >>> bool(normal(s[0], (5,)).equal(normal(s[0], (5,))))
     True
 
+**Drawn seeds.** Expanding a seed here costs about 40 integer operations per
+number, which ``torch.compile`` fuses but which run one by one eagerly. So the
+training step, the ELBO and prediction replace CPU seeds before the forward
+pass by the numbers they stand for, drawn with a ``torch`` generator
+(:func:`fblitz.per_example.draw_per_example`); such a *drawn seed* is a dict
+of tensors, and :func:`normal`, :func:`uniform`, :func:`rademacher` and
+:func:`stream` hand its tensors back to the layers (:func:`fblitz.per_example.take`). Calling a
+layer yourself with seed tensors expands them here.
+
 **Devices.** A seed is created where it is asked for (``seeds(..., device=)``;
 :func:`fblitz.layers.sample_noise` puts them on the params' device), and the
 numbers it expands to are created on ``device=`` (default: the seed's), moving
@@ -47,7 +56,8 @@ import torch
 
 from fblitz import _checks
 from fblitz.errors import FblitzTypeError
-from fblitz.random import KeyLike, as_key
+from fblitz.per_example import Recorder, take
+from fblitz.random import KeyLike, as_key, fold_seed
 from fblitz.tree import PyTree, tree_leaves, tree_map
 
 _GOLDEN = 0x9E3779B97F4A7C15 - (1 << 64)  # int64 views of the splitmix64 constants
@@ -60,7 +70,7 @@ def seeds(key: KeyLike, n_samples: int | None = None, *, device: torch.device | 
     """Random int64 seeds from ``key``: shape (S,) with ``n_samples=S``, else (); on ``device`` (default CPU)."""
     key = as_key(key)
     count = 1 if n_samples is None else _checks.integer("n_samples", n_samples, minimum=1)
-    values = [_signed(key.fold_in(i).seed) for i in range(count)]
+    values = [_signed(fold_seed(key.seed, i)) for i in range(count)]
     out = torch.tensor(values, dtype=torch.int64, device=device)
     return out[0] if n_samples is None else out
 
@@ -160,6 +170,13 @@ def _join(base: torch.Tensor, offset: torch.Tensor | None) -> torch.Tensor:
 
 def stream(seed: torch.Tensor, index: int) -> torch.Tensor:
     """An independent seed derived from ``seed`` for sub-stream ``index`` (keeping its row offset)."""
+    index = _checks.integer("index", index, minimum=0)
+    if isinstance(seed, Recorder):
+        return seed.stream(index)
+    if isinstance(seed, dict):
+        if str(index) not in seed:
+            raise FblitzTypeError(f"a drawn seed holds no stream {index} (it holds {sorted(seed)})")
+        return seed[str(index)]
     base, offset = _parts(seed)
     shift = ((_checks.integer("index", index, minimum=0) + 1) * _STREAM) % (1 << 64)
     return _join(_mix(base + _signed(shift)), offset)
@@ -200,6 +217,9 @@ def uniform(
     float64 results use the top 53 bits of each word, other dtypes the top
     24 (computed in float32), each centred in its cell: never exactly 0.
     """
+    drawn = take(seed, "uniform", shape, dtype)
+    if drawn is not None:
+        return drawn
     work = _work_dtype(dtype)
     width = 53 if work == torch.float64 else 24
     top = _shift_right(bits(seed, shape, device=device), 64 - width).to(work)
@@ -214,6 +234,9 @@ def normal(
     The radius uses the high half (never 0, so the log is finite: |z| < 6.7),
     the angle the low half; arithmetic in float64 for float64, else float32.
     """
+    drawn = take(seed, "normal", shape, dtype)
+    if drawn is not None:
+        return drawn
     work = _work_dtype(dtype)
     words = bits(seed, shape, device=device)
     u1 = (_shift_right(words, 32).to(work) + 0.5) * 2.0**-32
@@ -225,5 +248,8 @@ def rademacher(
     seed: torch.Tensor, shape, *, dtype: torch.dtype = torch.float32, device: torch.device | str | None = None
 ) -> torch.Tensor:
     """Random signs (+1 or -1 with probability 1/2 each) of ``shape``."""
+    drawn = take(seed, "rademacher", shape, dtype)
+    if drawn is not None:
+        return drawn
     top = _shift_right(bits(seed, shape, device=device), 63)
     return (1 - 2 * top).to(dtype)

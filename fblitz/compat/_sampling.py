@@ -22,7 +22,7 @@ from torch import nn
 from fblitz import _checks
 from fblitz.compat._module import Draw, GaussianModule, sampling
 from fblitz.errors import FblitzTypeError
-from fblitz.tree import tree_leaves, tree_map
+from fblitz.tree import tree_flatten, tree_leaves, tree_map, tree_unflatten
 
 
 class Samples(NamedTuple):
@@ -51,8 +51,14 @@ def updates_running_stats(model: nn.Module) -> bool:
     )
 
 
-def run_samples(model: nn.Module, inputs, sample_nbr: int, criterion=None, labels=None) -> Samples:
+def run_samples(
+    model: nn.Module, inputs, sample_nbr: int, criterion=None, labels=None, *, group: int | None = None
+) -> Samples:
     """Evaluate ``model(inputs)`` (and ``criterion(outputs, labels)``) for ``sample_nbr`` weight draws.
+
+    ``group``: evaluate the draws in vectorized calls of at most that many
+    (the same draws: all noise is drawn first); None for one call. Prediction
+    over many rows uses it to bound the activations held at once.
 
     Afterwards each layer's ``log_variational_posterior``/``log_prior`` hold
     the last sample's values, as after BLiTZ's loop.
@@ -75,8 +81,10 @@ def run_samples(model: nn.Module, inputs, sample_nbr: int, criterion=None, label
 
     result = None
     if layers and not updates_running_stats(model):
+        size = count if group is None else _checks.integer("group", group, minimum=1)
         try:
-            result = torch.func.vmap(one, randomness="different")(noise)
+            parts = [_vectorized(one, tree_map(lambda t, i=i: t[i : i + size], noise)) for i in range(0, count, size)]
+            result = parts[0] if len(parts) == 1 else tree_map(lambda *ts: torch.cat(ts), *parts)
         except RuntimeError as error:
             if "vmap" not in str(error):  # only what vmap cannot run (.item(), branching on values) falls back
                 raise
@@ -90,6 +98,15 @@ def run_samples(model: nn.Module, inputs, sample_nbr: int, criterion=None, label
         if was_called:
             layer.log_variational_posterior, layer.log_prior = log_q[-1, index], log_p[-1, index]
     return Samples(outputs, data, (log_q - log_p).sum(dim=-1))
+
+
+def _vectorized(fn, noise):
+    """``vmap(fn)(noise)`` over the flat leaves of ``noise`` (vmap's own flattening of nested trees costs more);
+    one draw runs the forward pass as it is, without vmap's per-operation cost."""
+    leaves, structure = tree_flatten(noise)
+    if leaves and leaves[0].shape[0] == 1:
+        return tree_map(lambda t: t.unsqueeze(0), fn(tree_unflatten(structure, [leaf[0] for leaf in leaves])))
+    return torch.func.vmap(lambda *flat: fn(tree_unflatten(structure, list(flat))), randomness="different")(*leaves)
 
 
 def _criterion_value(value: object) -> torch.Tensor:

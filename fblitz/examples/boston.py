@@ -25,9 +25,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -52,22 +54,34 @@ def load_data(dtype: torch.dtype = torch.float32):
     Returns ``(x_train, y_train, x_test, y_test, target_std)``; targets have
     shape (N, 1) and ``target_std`` converts standardised errors to $1000s.
     """
-    from sklearn.model_selection import train_test_split
-    from sklearn.preprocessing import StandardScaler
-
     features, target = load_boston()
-    features = StandardScaler().fit_transform(features)
-    target_scaler = StandardScaler()
-    target = target_scaler.fit_transform(target.reshape(-1, 1))
-    x_train, x_test, y_train, y_test = train_test_split(features, target, test_size=0.25, random_state=42)
+    features, _ = standardise(features)
+    target, target_std = standardise(target.reshape(-1, 1))
+    test, train = split_75_25(len(features))
     as_tensor = lambda a: torch.tensor(a, dtype=dtype)  # noqa: E731
     return (
-        as_tensor(x_train),
-        as_tensor(y_train),
-        as_tensor(x_test),
-        as_tensor(y_test),
-        float(target_scaler.scale_[0]),
+        as_tensor(features[train]),
+        as_tensor(target[train]),
+        as_tensor(features[test]),
+        as_tensor(target[test]),
+        float(target_std[0]),
     )
+
+
+def standardise(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(values - mean) / std`` per column, and the std: sklearn's ``StandardScaler`` (population std,
+    1 for a constant column), without importing scikit-learn (seconds at start-up)."""
+    std = values.std(axis=0)
+    std = np.where(std == 0, 1.0, std)
+    return (values - values.mean(axis=0)) / std, std
+
+
+def split_75_25(rows: int, seed: int = 42) -> tuple[np.ndarray, np.ndarray]:
+    """``(test, train)`` row indices of sklearn's ``train_test_split(test_size=0.25, random_state=seed)``:
+    one ``RandomState(seed)`` permutation, the first ceil(rows / 4) rows for the test set."""
+    order = np.random.RandomState(seed).permutation(rows)
+    n_test = math.ceil(0.25 * rows)
+    return order[:n_test], order[n_test:]
 
 
 def build_model(activation: str = "relu", likelihood: str = "mse") -> layers.Layer:

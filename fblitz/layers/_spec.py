@@ -29,6 +29,7 @@ from fblitz import _checks, seeded
 from fblitz.errors import FblitzTypeError, FblitzValueError
 from fblitz.estimators import check_estimator, flipout, kind_of, local_reparameterization
 from fblitz.layers.base import Layer
+from fblitz.moments import linear_moments
 from fblitz.posterior import GaussianInit, check_noise, gaussian_init, sample
 from fblitz.priors import Prior, blitz_default, check_prior
 from fblitz.radial import RADIAL_ESTIMATORS, check_posterior, radial_noise, radial_prior
@@ -95,6 +96,7 @@ def gaussian_layer(
     *,
     estimators: tuple[str, ...] = ("reparameterization",),
     sign_shape: Callable[[torch.Tensor], tuple[int, ...]] | None = None,
+    moments: bool = False,
 ) -> Layer:
     """A layer whose params are one Gaussian node per entry of ``shapes``.
 
@@ -110,6 +112,8 @@ def gaussian_layer(
             :mod:`fblitz.estimators`); local reparameterization and Flipout
             need ``op`` linear in its tensors.
         sign_shape: Flipout's per-example sign shape for an input or output.
+        moments: give the layer closed-form moments (:mod:`fblitz.moments`):
+            only for ops whose outputs each sum over their own weights (linear).
 
     Returns:
         A :class:`Layer` with ``init(key, dtype=, device=)`` drawing each node from
@@ -167,4 +171,12 @@ def gaussian_layer(
             device = params[names[0]]["mu"].device
             return {**eps, "seed": seeded.seeds(seed_key, n_samples, device=device)}
 
-    return Layer(init, apply, {n: prior for n in names}, name, noise)
+    closed_form = None
+    if moments and not radial:
+
+        def closed_form(params, x):
+            if check is not None:
+                check(x.mean)
+            return linear_moments(op, {n: params[n] for n in names}, args.freeze, x)
+
+    return Layer(init, apply, {n: prior for n in names}, name, noise, None, closed_form)

@@ -27,6 +27,9 @@ Two optional parts:
   (batch norm). Their plain ``apply`` normalises with the batch's own
   statistics; :func:`apply_with_state` also returns the updated state, or
   uses the stored statistics when ``train=False``.
+* ``moments(params, Moments) -> Moments`` -- the output's elementwise mean
+  and variance from the input's, in closed form
+  (:func:`fblitz.moments.predictive_moments`).
 """
 
 from __future__ import annotations
@@ -63,7 +66,7 @@ class StateSpec(NamedTuple):
 class Layer(NamedTuple):
     """A functional (Bayesian) layer or model: ``init``, ``apply``, ``priors``.
 
-    Built as ``Layer(init, forward, priors, name, noise, state)``: ``forward``
+    Built as ``Layer(init, forward, priors, name, noise, state, moments)``: ``forward``
     is the layer's own forward pass, trusting its arguments. Call the layer
     through :meth:`apply`, which first checks the params tree against the
     model (:func:`fblitz.layers.check_params`). Containers and training steps
@@ -76,6 +79,7 @@ class Layer(NamedTuple):
     name: str = "layer"
     noise: Callable[..., PyTree | None] | None = None
     state: StateSpec | None = None
+    moments: Callable[..., object] | None = None
 
     def apply(self, params: PyTree, x, eps: PyTree | None = None, *args, **kwargs):
         """``forward(params, x, eps, ...)`` after checking ``params`` against this layer.
@@ -208,8 +212,9 @@ def check_params_given(name: str, params: object) -> None:
 
 def weight_noise(key: KeyLike, params: PyTree, n_samples: int | None = None) -> PyTree:
     """Standard-normal noise at each Gaussian node; ``()`` everywhere else."""
-    if has_gaussian(params):
-        return sample_eps(key, params, n_samples)
+    flat = flatten_gaussian(params)
+    if any(is_gaussian(node) for node in flat[0]):
+        return sample_eps(key, params, n_samples, flat=flat)
     return map_gaussian(lambda node: (), params)  # nothing to draw
 
 

@@ -10,11 +10,14 @@ import torch.nn.functional as F
 from fblitz import _checks
 from fblitz.errors import FblitzError, FblitzTypeError, FblitzValueError
 from fblitz.layers.base import Layer, StateSpec, forward_with_state, init_state, no_params, weight_noise
+from fblitz.moments import Moments, relu_moments
 from fblitz.random import as_key
 
 
-def stateless(fn: Callable[[torch.Tensor], torch.Tensor], name: str | None = None) -> Layer:
+def stateless(fn: Callable[[torch.Tensor], torch.Tensor], name: str | None = None, *, moments=None) -> Layer:
     """A parameter-free layer applying ``fn`` to its input (e.g. an activation).
+
+    ``moments``: optionally, ``Moments -> Moments`` in closed form (:mod:`fblitz.moments`).
 
     Example:
         >>> import torch
@@ -27,23 +30,30 @@ def stateless(fn: Callable[[torch.Tensor], torch.Tensor], name: str | None = Non
     def apply(params, x, eps=None):
         return fn(x)
 
-    return Layer(no_params, apply, {}, name or getattr(fn, "__name__", "stateless"))
+    closed_form = None if moments is None else (lambda params, x: moments(x))
+    return Layer(no_params, apply, {}, name or getattr(fn, "__name__", "stateless"), moments=closed_form)
 
 
-relu = stateless(F.relu, "relu")
+def _elementwise(fn):
+    """Moments of a reshaping ``fn`` (identity, flatten): applied to the mean and the variance alike."""
+    return lambda x: Moments(fn(x.mean), fn(x.var), x.kind)
+
+
+relu = stateless(F.relu, "relu", moments=relu_moments)
 tanh = stateless(torch.tanh, "tanh")
 sigmoid = stateless(torch.sigmoid, "sigmoid")
 gelu = stateless(F.gelu, "gelu")
 softplus = stateless(F.softplus, "softplus")
 elu = stateless(F.elu, "elu")
 silu = stateless(F.silu, "silu")
-identity = stateless(lambda x: x, "identity")
+identity = stateless(lambda x: x, "identity", moments=lambda x: x)
 
 
 def flatten(start_dim: int = 1) -> Layer:
     """Flatten dimensions from ``start_dim`` on (as ``torch.flatten``)."""
     start_dim = _checks.integer("start_dim", start_dim)
-    return stateless(lambda x: torch.flatten(x, start_dim), f"flatten({start_dim})")
+    flat = lambda x: torch.flatten(x, start_dim)  # noqa: E731
+    return stateless(flat, f"flatten({start_dim})", moments=_elementwise(flat))
 
 
 def _as_layer(index: int, layer: object) -> Layer:
@@ -110,7 +120,15 @@ def serial(*layers: Layer | Callable) -> Layer:
 
         state = StateSpec(state_init, state_apply)
     name = "serial(" + ", ".join(layer.name for layer in layers) + ")"
-    return Layer(init, forward, priors, name, noise, state)
+    closed_form = None
+    if all(layer.moments is not None for layer in layers):
+
+        def closed_form(params, x):
+            for key, layer in zip(names, layers):
+                x = layer.moments(params[key], x)
+            return x
+
+    return Layer(init, forward, priors, name, noise, state, closed_form)
 
 
 def _serial_noise(names: tuple[str, ...], layers: tuple[Layer, ...]):

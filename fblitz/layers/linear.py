@@ -68,7 +68,9 @@ def linear(
         _checks.last_dim("x", x, in_features)
 
     name = f"linear({in_features}, {out_features}{'' if bias else ', bias=False'})"
-    return gaussian_layer(name, shapes, args, linear_op, check, estimators=ESTIMATORS, sign_shape=_feature_signs)
+    return gaussian_layer(
+        name, shapes, args, linear_op, check, estimators=ESTIMATORS, sign_shape=_feature_signs, moments=True
+    )
 
 
 def _feature_signs(t: torch.Tensor) -> tuple[int, ...]:

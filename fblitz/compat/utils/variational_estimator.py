@@ -19,6 +19,7 @@ from fblitz.compat.losses import kl_divergence_from_nn
 from fblitz.compat.utils.sharpening import forward_with_sharpening
 from fblitz.errors import FblitzTypeError, FblitzValueError
 from fblitz.moped import moped
+from fblitz.prediction import ROWS_X_DRAWS_PER_CALL
 
 
 def nn_kl_divergence(self):
@@ -132,9 +133,22 @@ def moped_(self, delta=0.1, *, weights=None):
 
 
 def mfvi_forward(self, inputs, sample_nbr=10):
-    """Mean and standard deviation over ``sample_nbr`` draws of ``model(inputs)`` (one ``vmap``)."""
+    """Mean and standard deviation over ``sample_nbr`` draws of ``model(inputs)``.
+
+    The draws are evaluated in ``vmap`` calls of about
+    :data:`fblitz.prediction.ROWS_X_DRAWS_PER_CALL` rows x draws each (all at
+    once for small inputs), as :func:`fblitz.prediction.predict` does: one call
+    over every draw of thousands of rows would hold gigabytes of activations.
+    """
     count = _checks.integer("sample_nbr", sample_nbr, minimum=2)
-    outputs = run_samples(self, inputs, count).outputs
+    rows = inputs.shape[0] if isinstance(inputs, torch.Tensor) and inputs.dim() else 1
+    if isinstance(inputs, torch.Tensor) and inputs.is_floating_point():
+        _checks.float_input("inputs", inputs)
+    # the inputs are checked here and the predictions below: the layers need not scan each activation for NaNs
+    with _checks.trusted():
+        outputs = run_samples(self, inputs, count, group=max(1, ROWS_X_DRAWS_PER_CALL // max(rows, 1))).outputs
+    if isinstance(outputs, torch.Tensor):
+        _checks.finite_result("the predictions", outputs)
     return outputs.mean(dim=0), outputs.std(dim=0)
 
 
