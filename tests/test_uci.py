@@ -119,7 +119,7 @@ def test_smoke_run_prints_one_json_summary(capsys, tmp_path):
     summary = uci.main(["--dataset", "boston", *argv])
     printed = json.loads(capsys.readouterr().out)
     assert printed["n_splits"] == 2 and printed["dataset"] == "boston" and printed["evaluated_on"] == "test"
-    for name in ("rmse", "log_likelihood", "log_likelihood_gaussian", "coverage_90"):
+    for name in ("rmse", "log_likelihood", "coverage_50", "coverage_80", "coverage_90", "coverage_95"):
         assert printed[name] == pytest.approx(summary[name])
         assert np.isfinite(printed[name]["mean"]) and printed[name]["stderr"] >= 0
     assert 0.0 <= printed["coverage_90"]["mean"] <= 1.0 and printed["rmse"]["mean"] > 0
@@ -131,8 +131,9 @@ def test_smoke_run_prints_one_json_summary(capsys, tmp_path):
 
 
 def test_summary_is_mean_and_standard_error():
-    results = [dict.fromkeys(uci.METRICS, value) for value in (1.0, 2.0, 6.0)]
-    summary = uci.summarize(results)
+    names = uci.metric_names(uci.Config())
+    results = [dict.fromkeys(names, value) for value in (1.0, 2.0, 6.0)]
+    summary = uci.summarize(results, names)
     assert summary["rmse"]["mean"] == pytest.approx(3.0)
     assert summary["rmse"]["stderr"] == pytest.approx(np.std([1, 2, 6], ddof=1) / np.sqrt(3))
 
@@ -156,29 +157,127 @@ def test_student_t_smoke_run_reports_its_degrees_of_freedom(capsys, df):
     argv = ["--n-splits", "1", "--epochs", "2", "--eval-samples", "8", "--no-compile", "--json"]
     summary = uci.main([*argv, "--likelihood", "student_t", "--df-init", "6", *(["--df", df] if df else [])])
     capsys.readouterr()
-    assert set(summary["per_split"][0]) == set(uci.STUDENT_T_METRICS)
+    assert set(summary["per_split"][0]) == set(uci.metric_names(uci.Config(likelihood="student_t")))
     assert summary["config"]["likelihood"] == "student_t"
     # two epochs barely move the raw df from its initial value (a fixed df stays exact)
     assert summary["df"]["mean"] == pytest.approx(4.0 if df else 6.0, rel=0 if df else 0.05)
     assert np.isfinite(summary["log_likelihood"]["mean"]) and 0.0 <= summary["coverage_90"]["mean"] <= 1.0
 
 
-def test_student_t_metrics_approach_the_gaussian_ones_for_large_df():
-    # outputs of 50 weight draws for 40 targets, standardised units: [location, raw scale]
-    locs = 0.3 * randn(0, 50, 40, 1, dtype=torch.float64) + randn(1, 1, 40, 1, dtype=torch.float64)
-    raw = torch.full((50, 40, 1), 0.2, dtype=torch.float64)
-    scaler = Standardizer(torch.tensor([10.0], dtype=torch.float64), torch.tensor([3.0], dtype=torch.float64))
-    y_test = scaler.inverse(randn(2, 40, 1, dtype=torch.float64))
-    config = uci.Config(likelihood="student_t", df=1e7, coverage_draws=40)
-    got = uci._student_t_metrics(torch.cat([locs, raw], dim=-1), y_test, scaler, config, uci.Key(0))
-    sigmas = (torch.nn.functional.softplus(raw) + uci.MIN_SIGMA).expand_as(locs) * 3.0
-    gaussian_ll = uci.metrics.gaussian_mixture_log_likelihood(scaler.inverse(locs), sigmas, y_test)
-    assert got["log_likelihood"] == pytest.approx(gaussian_ll, abs=1e-5)
-    assert got["rmse"] == pytest.approx(uci.metrics.rmse(scaler.inverse(locs.mean(0)), y_test), rel=1e-12)
-    # 2000 draws per target: the empirical 5%/95% quantiles have a standard error of ~0.05 sd,
-    # so the coverage matches the moment-matched Gaussian one to within a target or two
-    mean, std = (
-        scaler.inverse(locs.mean(0)),
-        (sigmas.square().mean(0) + scaler.inverse(locs).var(0, correction=0)).sqrt(),
-    )
-    assert got["coverage_90"] == pytest.approx(uci.metrics.interval_coverage(y_test, mean=mean, std=std), abs=2.5 / 40)
+QUICK = ["--n-splits", "2", "--epochs", "2", "--eval-samples", "8", "--no-compile", "--json"]
+
+
+def toy_table(path, scale=1.0, shift=0.0, rows=60):
+    x = randn(20, rows, 3, dtype=torch.float64).numpy()
+    y = 2.0 * x[:, 0] - x[:, 1] + 0.3 * randn(21, rows, dtype=torch.float64).numpy()
+    header = "a,b,c,target"
+    np.savetxt(path, np.column_stack([x, scale * y + shift]), delimiter=",", header=header, comments="", fmt="%.17g")
+    return path
+
+
+def test_a_csv_table_runs_with_its_target_column(tmp_path, capsys):
+    path = toy_table(tmp_path / "toy.csv")
+    summary = uci.main(["--data", str(path), "--target-column", "target", *QUICK])
+    assert (summary["dataset"], summary["n_rows"], summary["n_features"], summary["n_splits"]) == ("toy", 60, 3, 2)
+    chosen = uci.main(["--data", str(path), "--target-column", "3", "--feature-columns", "a, c", *QUICK])
+    assert chosen["n_features"] == 2
+    capsys.readouterr()
+
+
+def test_results_are_in_the_targets_original_units(tmp_path, capsys):
+    # the same table with the target in other units: standardised training is the same, so the RMSE
+    # scales by 1000, the log-likelihood shifts by -log(1000) and the coverage stays
+    plain = uci.main(["--data", str(toy_table(tmp_path / "a.csv")), "--target-column", "target", *QUICK])
+    scaled = uci.main(["--data", str(toy_table(tmp_path / "b.csv", 1000.0, 50.0)), "--target-column", "-1", *QUICK])
+    capsys.readouterr()
+    for a, b in zip(plain["per_split"], scaled["per_split"]):
+        assert b["rmse"] == pytest.approx(1000.0 * a["rmse"], rel=1e-4)
+        assert b["log_likelihood"] == pytest.approx(a["log_likelihood"] - np.log(1000.0), abs=1e-4)
+        assert b["coverage_90"] == a["coverage_90"] and b["noise_scale"] == pytest.approx(
+            1000 * a["noise_scale"], rel=1e-4
+        )
+
+
+def test_a_benchmark_directory_runs(tmp_path, capsys):
+    directory = tmp_path / "toy"
+    directory.mkdir()
+    table = np.loadtxt(toy_table(tmp_path / "toy.csv"), delimiter=",", skiprows=1)
+    np.savetxt(directory / "data.txt", table[:, [3, 0, 1, 2]], fmt="%.17g")
+    (directory / "index_features.txt").write_text("1\n2\n3\n")
+    (directory / "index_target.txt").write_text("0\n")
+    summary = uci.main(["--data", str(directory), *QUICK])
+    capsys.readouterr()
+    assert (summary["dataset"], summary["n_features"], summary["data"]) == ("toy", 3, str(directory))
+
+
+def test_bad_data_arguments_are_refused(tmp_path, capsys):
+    with pytest.raises(SystemExit):  # a usage error, before anything is loaded
+        uci.main(["--target-column", "y", *QUICK])
+    assert "argument --target-column/--feature-columns: need --data" in capsys.readouterr().err
+    path = tmp_path / "bad.csv"
+    path.write_text("a,y\n1,2\n3,x\n")
+    with pytest.raises(FblitzValueError, match=r"bad\.csv, line 3, column 1 \('y'\): 'x' is not a number"):
+        uci.main(["--data", str(path), "--target-column", "y", *QUICK])
+    with pytest.raises(SystemExit):  # argparse: one source only
+        uci.main(["--data", str(path), "--dataset", "boston", *QUICK])
+
+
+def test_recalibration_fits_a_noise_factor_on_held_out_training_rows(tmp_path, capsys):
+    path = toy_table(tmp_path / "toy.csv", rows=80)
+    argv = ["--data", str(path), "--target-column", "target", "--noise", "heteroscedastic", "--recalibrate", *QUICK]
+    refit, kept = uci.main([*argv, "--refit"]), uci.main([*argv, "--no-refit"])
+    capsys.readouterr()
+    assert refit["config"]["recalibrate"] and refit["config"]["refit"] and not kept["config"]["refit"]
+    # the factor comes from the same model on the same held-out rows; the test rows see another model
+    for a, b in zip(refit["per_split"], kept["per_split"]):
+        assert a["noise_factor"] == b["noise_factor"] and 0.02 < a["noise_factor"] < 50
+        assert a["rmse"] != b["rmse"]
+
+
+def test_kl_weight_candidates_are_chosen_per_split_on_held_out_training_rows(tmp_path, capsys, monkeypatch):
+    from fblitz.experiments import uci_split
+
+    path = toy_table(tmp_path / "toy.csv", rows=80)
+    tried, trained_on, predicted_on = [], [], []
+    real_try, real_train, real_predictive = uci_split.try_candidates, uci_split.train, uci_split.predictive_on
+
+    def spy_try(*args, **kwargs):
+        tried.append(real_try(*args, **kwargs))
+        return tried[-1]
+
+    def spy_train(features, target, rows, *args, **kwargs):
+        trained_on.append(set(rows.tolist()))
+        return real_train(features, target, rows, *args, **kwargs)
+
+    def spy_predictive(trained, features, rows, *args):
+        predicted_on.append(set(rows.tolist()))
+        return real_predictive(trained, features, rows, *args)
+
+    monkeypatch.setattr(uci_split, "try_candidates", spy_try)
+    monkeypatch.setattr(uci_split, "train", spy_train)
+    monkeypatch.setattr(uci_split, "predictive_on", spy_predictive)
+    argv = ["--data", str(path), "--target-column", "target", "--kl-weight", "1,0.1", "--recalibrate", *QUICK]
+    summary = uci.main(argv)
+    capsys.readouterr()
+    assert list(summary["config"]["kl_weights"]) == [1.0, 0.1]
+    for k, (split, result, candidates) in enumerate(
+        zip(random_splits(80, n_splits=2, seed=0), summary["per_split"], tried)
+    ):
+        test = set(split.test.tolist())
+        # per split: two candidates on 90% of the training part, then the refit on all of it
+        assert [len(rows) for rows in trained_on[3 * k : 3 * k + 3]] == [65, 65, 72]
+        assert not any(rows & test for rows in trained_on[3 * k : 3 * k + 3])
+        held = predicted_on[3 * k : 3 * k + 2]
+        assert held[0] == held[1] and not held[0] & test and not held[0] & trained_on[3 * k]
+        assert predicted_on[3 * k + 2] == test
+        assert [c.kl_weight for c in candidates] == [1.0, 0.1]
+        best = max(candidates, key=lambda c: c.held_out_log_likelihood)
+        assert (result["kl_weight"], result["noise_factor"]) == (best.kl_weight, best.noise_factor)
+    for text, message in (
+        ("1,x", "must be numbers >= 0"),
+        ("-1", "must be numbers >= 0"),
+        ("1,1.0", "lists a value twice"),
+    ):
+        with pytest.raises(SystemExit):  # usage errors naming the option
+            uci.main([*argv[:4], "--kl-weight", text, *QUICK])
+        assert f"argument --kl-weight: {message}" in capsys.readouterr().err

@@ -1,1 +1,1 @@
-"""Reproducible experiments: the UCI regression protocol (``python -m fblitz.experiments.uci``)."""
+"""Reproducible experiments: the UCI regression protocol on any table (``python -m fblitz.experiments.uci``)."""

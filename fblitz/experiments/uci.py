@@ -1,20 +1,20 @@
-"""The UCI regression protocol for a Bayes-by-Backprop MLP.
+"""The UCI regression protocol for a Bayes-by-Backprop MLP, on any regression table.
 
 As in Hernandez-Lobato & Adams (2015) and Gal & Ghahramani (2016): 20 random
 90/10 train/test splits (or the split files of ``--splits``), features and
-target standardised with statistics of the training part only, a network with
-one hidden layer of 50 ReLU units, and a learned homoscedastic Gaussian noise
-(``--likelihood gaussian``) or a learned Student-t noise: learned scale, degrees
-of freedom learned or fixed with ``--df`` (``--likelihood student_t``).
-Reported over splits as mean +/- standard error, in the target's ORIGINAL
-units: the test RMSE of the predictive mean, the test log-likelihood of the
-predictive mixture (one Gaussian or Student-t component per weight draw, each
-with the learned noise) and the coverage of a central 90% interval: for the
-Gaussian that of the moment-matched Gaussian predictive (mean and variance of
-the mixture); for the Student-t the empirical 5% and 95% quantiles of
-``coverage_draws`` seeded draws per component from the mixture itself.
+target standardised with statistics of the training part only, one network with
+one hidden layer of 50 ReLU units per split (:mod:`fblitz.experiments.uci_model`),
+reported over splits as mean +/- standard error in the target's ORIGINAL units:
+the test RMSE of the predictive mean, the test log-likelihood of the predictive
+mixture (one noise distribution per weight draw) and the observed coverage of
+its central 50/80/90/95% intervals (:mod:`fblitz.experiments.uci_predictive`).
 
-Run it with ``python -m fblitz.experiments.uci --dataset boston`` (``--help``
+The data: a built-in data set (``--dataset boston``), a benchmark directory
+(``data.txt``, ``index_features.txt``, ``index_target.txt``) or one CSV or
+whitespace table with ``--target-column`` (``--data PATH``; see
+:mod:`fblitz.experiments.tables`). Nothing is downloaded.
+
+Run it with ``python -m fblitz.experiments.uci --data DIR_OR_FILE`` (``--help``
 for options).
 """
 
@@ -25,180 +25,63 @@ import json
 import math
 import sys
 import time
-from typing import NamedTuple
 
 import torch
-import torch.nn.functional as F
 
-from fblitz import _checks, layers, likelihoods, metrics, optim, priors
+from fblitz import _checks, metrics
 from fblitz._argtypes import existing_directory, integer, output_file, real, seed
 from fblitz.datasets import load_boston, load_diabetes
 from fblitz.errors import FblitzValueError
-from fblitz.experiments.splits import Split, count_splits, random_splits, read_splits
-from fblitz.experiments.standardize import Standardizer
-from fblitz.metrics import gaussian_mixture_mean_std
-from fblitz.prediction import predict
-from fblitz.random import Key, KeyLike, as_key, permutation
-from fblitz.training import fit
+from fblitz.experiments.splits import count_splits, random_splits, read_splits
+from fblitz.experiments.tables import load_table
+from fblitz.experiments.uci_model import (
+    LIKELIHOODS,
+    NOISES,
+    Config,
+    build_model,
+    make_likelihood,
+    prepare_split,
+    validation_split,
+)
+from fblitz.experiments.uci_predictive import MIN_DF, REPORTED_LEVELS
+from fblitz.experiments.uci_split import run_split
+from fblitz.random import Key
 from fblitz.variational.estimators import ESTIMATORS
 
+__all__ = [
+    "Config",
+    "build_model",
+    "config_from_args",
+    "load_dataset",
+    "main",
+    "make_likelihood",
+    "metric_names",
+    "prepare_split",
+    "run_split",
+    "summarize",
+    "validation_split",
+]
+
 DATASETS = {"boston": load_boston, "diabetes": load_diabetes}
-MIN_SIGMA = 1e-6
-MIN_DF = 1.0
-METRICS = ("rmse", "log_likelihood", "log_likelihood_gaussian", "coverage_90", "noise_sigma", "train_seconds")
-STUDENT_T_METRICS = ("rmse", "log_likelihood", "coverage_90", "noise_sigma", "df", "train_seconds")
-LIKELIHOODS = ("gaussian", "student_t")
-
-
-class Config(NamedTuple):
-    """Hyperparameters, fixed across splits."""
-
-    epochs: int = 2000
-    batch_size: int = 32
-    lr: float = 1e-3
-    n_samples: int = 3
-    eval_samples: int = 200
-    hidden: int = 50
-    prior_sigma: float = 1.0
-    rho_init: float = -5.0
-    noise_init: float = 0.5
-    estimator: str = "reparameterization"
-    compile: bool = True
-    likelihood: str = "gaussian"
-    df: float | None = None
-    df_init: float = 10.0
-    coverage_draws: int = 50
+COVERAGES = tuple(f"coverage_{round(100 * level)}" for level in REPORTED_LEVELS)
 
 
 def metric_names(config: Config) -> tuple[str, ...]:
-    """The metrics summarised for ``config``'s likelihood."""
-    return STUDENT_T_METRICS if config.likelihood == "student_t" else METRICS
+    """The per-split metrics summarised for ``config``."""
+    names = ("rmse", "log_likelihood", *COVERAGES, "noise_scale")
+    names += ("df",) if config.likelihood == "student_t" else ()
+    names += ("noise_factor",) if config.recalibrate else ()
+    names += ("kl_weight",) if len(config.kl_weights) > 1 else ()
+    return (*names, "train_seconds")
 
 
 def load_dataset(name: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Features (N, D) and target (N, 1) of a data set in ``DATASETS``, as float64 tensors."""
+    """Features (N, D) and target (N, 1) of a built-in data set in ``DATASETS``, as float64 tensors."""
     features, target = DATASETS[name]()
     return torch.from_numpy(features), torch.from_numpy(target).reshape(-1, 1)
 
 
-def build_model(in_features: int, config: Config) -> layers.Layer:
-    """``in -> hidden (ReLU) -> 1`` Bayesian MLP with Gaussian priors, then a learned noise scale.
-
-    With ``config.likelihood == "student_t"`` and ``config.df`` None, learned
-    degrees of freedom follow (outputs [location, raw scale, raw df]).
-    """
-
-    def bayesian(n_in, n_out):
-        settings = layers.Bayes(prior=priors.gaussian(config.prior_sigma), rho_init=config.rho_init)
-        return layers.linear(n_in, n_out, bayes=settings)
-
-    stack = [
-        bayesian(in_features, config.hidden),
-        layers.relu,
-        bayesian(config.hidden, 1),
-        layers.learned_noise(1, init_sigma=config.noise_init),
-    ]
-    if config.likelihood == "student_t" and config.df is None:
-        stack.append(layers.learned_df(1, init_df=config.df_init, min_df=MIN_DF))
-    return layers.serial(*stack)
-
-
-def make_likelihood(config: Config) -> likelihoods.Likelihood:
-    """The training likelihood named by ``config.likelihood``."""
-    if config.likelihood == "student_t":
-        return likelihoods.student_t(config.df, min_sigma=MIN_SIGMA, min_df=MIN_DF)
-    return likelihoods.heteroscedastic_gaussian(MIN_SIGMA)
-
-
-def validation_split(split: Split, key: KeyLike, fraction: float = 0.1) -> Split:
-    """Hold out a random ``fraction`` of the TRAINING rows as a test part (for tuning)."""
-    order = split.train[permutation(key, len(split.train))]
-    n_held = max(1, round(fraction * len(order)))
-    return Split(order[n_held:], order[:n_held])
-
-
-class SplitData(NamedTuple):
-    """One split ready for training: float32 standardised inputs, test targets in original units."""
-
-    x_train: torch.Tensor
-    y_train: torch.Tensor
-    x_test: torch.Tensor
-    y_test: torch.Tensor
-    y_scaler: Standardizer
-
-
-def prepare_split(features: torch.Tensor, target: torch.Tensor, split: Split) -> SplitData:
-    """Standardise features and target with statistics of the TRAINING rows only."""
-    x_scaler = Standardizer.fit(features[split.train])
-    y_scaler = Standardizer.fit(target[split.train])
-    as_input = lambda t: t.to(torch.float32)  # noqa: E731
-    return SplitData(
-        as_input(x_scaler.transform(features[split.train])),
-        as_input(y_scaler.transform(target[split.train])),
-        as_input(x_scaler.transform(features[split.test])),
-        target[split.test],
-        y_scaler,
-    )
-
-
-def run_split(
-    features: torch.Tensor, target: torch.Tensor, split: Split, config: Config, key: KeyLike, *, progress: bool = False
-) -> dict:
-    """Train on ``split.train``, evaluate on ``split.test``; metrics in original units.
-
-    ``progress`` shows :func:`fblitz.training.fit`'s progress display on stderr.
-    """
-    k_init, k_fit, k_pred = as_key(key).split(3)
-    x_train, y_train, x_test, y_test, y_scaler = prepare_split(features, target, split)
-    model = build_model(features.shape[1], config)
-    # the KL weight is fit's default, 1 / len(x_train)
-    result = fit(
-        model, model.init(k_init), x_train, y_train, likelihood=make_likelihood(config),
-        optimizer=optim.adam(config.lr), key=k_fit, epochs=config.epochs, batch_size=config.batch_size,
-        n_samples=config.n_samples, estimator=config.estimator, compile=config.compile, progress=progress,
-    )  # fmt: skip
-    with torch.no_grad():
-        samples = predict(model, result.params, x_test, key=k_pred, n_samples=config.eval_samples).double()
-    if config.likelihood == "student_t":
-        return _student_t_metrics(samples, y_test, y_scaler, config, k_pred.fold_in(1)) | {
-            "train_seconds": result.history["seconds"]
-        }
-    means, raw = samples.chunk(2, dim=-1)
-    means = y_scaler.inverse(means)
-    sigmas = (F.softplus(raw) + MIN_SIGMA) * y_scaler.scale
-    mean, std = gaussian_mixture_mean_std(samples, MIN_SIGMA)
-    mean, std = y_scaler.inverse(mean), std * y_scaler.scale
-    return {
-        "rmse": metrics.rmse(mean, y_test),
-        "log_likelihood": metrics.gaussian_mixture_log_likelihood(means, sigmas, y_test),
-        "log_likelihood_gaussian": -metrics.gaussian_nll(mean, std, y_test),
-        "coverage_90": metrics.interval_coverage(y_test, mean=mean, std=std, level=0.9),
-        "calibration": metrics.calibration_curve(y_test, mean=mean, std=std),
-        "noise_sigma": float(sigmas[0].mean()),
-        "train_seconds": result.history["seconds"],
-    }
-
-
-def _student_t_metrics(samples, y_test, y_scaler: Standardizer, config: Config, key: Key) -> dict:
-    """Metrics of the Student-t mixture predictive from (S, N, 2 or 3) network outputs, original units."""
-    locs, raw_scale, *raw_df = samples.chunk(3 if config.df is None else 2, dim=-1)
-    locs = y_scaler.inverse(locs)
-    scales = (F.softplus(raw_scale) + MIN_SIGMA) * y_scaler.scale
-    dfs = F.softplus(raw_df[0]) + MIN_DF if raw_df else torch.full_like(locs, config.df)
-    draws = metrics.student_t_mixture_samples(key, locs, scales, dfs, config.coverage_draws)
-    # each component's mean is its location (df > 1), so the mixture's mean is their average
-    mean = locs.mean(dim=0)
-    return {
-        "rmse": metrics.rmse(mean, y_test),
-        "log_likelihood": metrics.student_t_mixture_log_likelihood(locs, scales, dfs, y_test),
-        "coverage_90": metrics.interval_coverage(y_test, samples=draws, level=0.9),
-        "calibration": metrics.calibration_curve(y_test, samples=draws),
-        "noise_sigma": float(scales[0].mean()),
-        "df": float(dfs[0].mean()),
-    }
-
-
-def summarize(results: list[dict], names: tuple[str, ...] = METRICS) -> dict:
+def summarize(results: list[dict], names: tuple[str, ...]) -> dict:
     """Mean and standard error (std with ddof 1 over sqrt(n); 0 for one split) of each metric."""
     summary = {}
     for name in names:
@@ -213,11 +96,14 @@ def mean_calibration_curve(curves: list[metrics.CalibrationCurve]) -> metrics.Ca
     return metrics.CalibrationCurve(curves[0].nominal, torch.stack([c.observed for c in curves]).mean(dim=0))
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--dataset", choices=sorted(DATASETS), help="built-in data set (default: boston)")
+    source.add_argument("--data", metavar="DIR_OR_FILE", help="benchmark directory or CSV/whitespace table")
+    parser.add_argument("--target-column", help="--data table: target column, 0-based index or header name")
+    parser.add_argument(
+        "--feature-columns", help="--data table: comma-separated feature columns (default: all but the target)"
     )
-    parser.add_argument("--dataset", choices=sorted(DATASETS), default="boston", help="data set")
     parser.add_argument(
         "--splits", type=existing_directory, help="directory of index_train_K.txt/index_test_K.txt (0-based rows)"
     )
@@ -230,7 +116,46 @@ def parse_args(argv=None) -> argparse.Namespace:
         action="store_true",
         help="tuning mode: evaluate on 10%% of each TRAINING part; test rows are never used",
     )
-    add_training_options(parser, Config())
+
+
+def _add_model_arguments(parser: argparse.ArgumentParser, defaults: Config) -> None:
+    add = parser.add_argument
+    positive = real(0.0, open_minimum=True)
+    add("--epochs", type=integer(1), default=defaults.epochs, help="passes over each training part")
+    add("--samples", type=integer(1), default=defaults.n_samples, help="weight samples per training step")
+    spread = integer(2, why="a spread over weight draws needs two")
+    add("--eval-samples", type=spread, default=defaults.eval_samples, help="weight draws at test time")
+    add("--batch-size", type=integer(1), default=defaults.batch_size, help="rows per training step")
+    add("--lr", type=positive, default=defaults.lr, help="Adam learning rate")
+    add("--hidden", type=integer(1), default=defaults.hidden, help="hidden ReLU units")
+    add("--prior-sigma", type=positive, default=defaults.prior_sigma, help="N(0, s^2) weight prior")
+    add("--rho-init", type=real(), default=defaults.rho_init, help="initial posterior rho")
+    add("--noise-init", type=positive, default=defaults.noise_init, help="initial noise scale (standardised units)")
+    add(
+        "--kl-weight",
+        type=kl_weights,
+        default=defaults.kl_weights,
+        help="KL multiplier (1: the ELBO; < 1: tempered); several, comma-separated: chosen per split on held-out rows",
+    )
+    add("--estimator", choices=ESTIMATORS, default=defaults.estimator, help="gradient estimator of the weight noise")
+    add("--likelihood", choices=LIKELIHOODS, default=defaults.likelihood, help="observation noise family")
+    add("--noise", choices=NOISES, default=defaults.noise, help="one learned noise scale, or one per input")
+    add("--df", type=positive, default=None, help="fixed Student-t degrees of freedom (default: learned, > 1)")
+    more_than_one = real(MIN_DF, open_minimum=True)
+    add("--df-init", type=more_than_one, default=defaults.df_init, help="initial learned degrees of freedom")
+    switch = lambda name, default, text: add(name, action=argparse.BooleanOptionalAction, default=default, help=text)  # noqa: E731
+    switch("--recalibrate", defaults.recalibrate, "fit a noise-scale factor on 10%% held out of each training part")
+    switch("--refit", defaults.refit, "retrain the chosen setting on the whole training part (else use its 90%% model)")
+    add("--coverage-draws", type=integer(1), default=defaults.coverage_draws, help="Student-t: draws per weight sample")
+    switch("--compile", defaults.compile, "compile the training step with torch.compile")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    _add_data_arguments(parser)
+    _add_model_arguments(parser, Config())
     parser.add_argument("--seed", type=seed, default=0, help="seed of the split list and of every key")
     parser.add_argument("--threads", type=integer(1), default=1, help="torch intra-op threads")
     parser.add_argument("--json", action="store_true", help="print one JSON summary object")
@@ -242,53 +167,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="save a PNG of observed vs nominal coverage, averaged over splits (matplotlib)",
     )
     args = parser.parse_args(argv)
+    if args.data is None and (args.target_column is not None or args.feature_columns is not None):
+        parser.error("argument --target-column/--feature-columns: need --data (a table file)")
     check_split_range(parser, args)
     return args
-
-
-def add_training_options(parser: argparse.ArgumentParser, defaults: Config) -> None:
-    """The options of the model and its training (one :class:`Config`), with ``defaults``."""
-    positive = real(0.0, open_minimum=True)
-    parser.add_argument("--epochs", type=integer(1), default=defaults.epochs, help="passes over each training part")
-    parser.add_argument("--samples", type=integer(1), default=defaults.n_samples, help="weight samples per step")
-    parser.add_argument(
-        "--eval-samples",
-        type=integer(2, why="a spread over weight draws needs two"),
-        default=defaults.eval_samples,
-        help="weight draws at test time",
-    )
-    parser.add_argument("--batch-size", type=integer(1), default=defaults.batch_size, help="rows per training step")
-    parser.add_argument("--lr", type=positive, default=defaults.lr, help="Adam learning rate")
-    parser.add_argument("--prior-sigma", type=positive, default=defaults.prior_sigma, help="N(0, s^2) weight prior")
-    parser.add_argument("--rho-init", type=real(), default=defaults.rho_init, help="initial posterior rho")
-    parser.add_argument(
-        "--noise-init", type=positive, default=defaults.noise_init, help="initial noise std (standardised units)"
-    )
-    parser.add_argument(
-        "--estimator", choices=ESTIMATORS, default=defaults.estimator, help="gradient estimator of the weight noise"
-    )
-    parser.add_argument("--likelihood", choices=LIKELIHOODS, default=defaults.likelihood, help="observation noise")
-    parser.add_argument(
-        "--df", type=positive, default=None, help="fixed Student-t degrees of freedom (default: learned, > 1)"
-    )
-    parser.add_argument(
-        "--df-init",
-        type=real(MIN_DF, open_minimum=True),
-        default=defaults.df_init,
-        help="initial learned degrees of freedom",
-    )
-    parser.add_argument(
-        "--coverage-draws",
-        type=integer(1),
-        default=defaults.coverage_draws,
-        help="Student-t: draws per weight sample for the quantile intervals",
-    )
-    parser.add_argument(
-        "--compile",
-        action=argparse.BooleanOptionalAction,
-        default=defaults.compile,
-        help="compile the training step with torch.compile",
-    )
 
 
 def check_split_range(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -307,14 +189,73 @@ def check_split_range(parser: argparse.ArgumentParser, args: argparse.Namespace)
         )
 
 
+def _load(args: argparse.Namespace) -> tuple[str, torch.Tensor, torch.Tensor]:
+    if args.data is None:
+        name = args.dataset or "boston"
+        return (name, *load_dataset(name))
+    columns = None if args.feature_columns is None else [c.strip() for c in args.feature_columns.split(",")]
+    table = load_table(args.data, target_column=args.target_column, feature_columns=columns)
+    return table.name, table.features, table.target
+
+
+def kl_weights(text: str) -> tuple[float, ...]:
+    """The ``--kl-weight`` list: distinct finite numbers >= 0, comma-separated (an argparse type)."""
+    try:
+        weights = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be numbers >= 0 separated by commas, got {text!r}") from None
+    if not all(math.isfinite(w) and w >= 0 for w in weights):
+        raise argparse.ArgumentTypeError(f"must be numbers >= 0 separated by commas, got {text!r}")
+    if len(set(weights)) != len(weights):
+        raise argparse.ArgumentTypeError(f"lists a value twice: {text!r}")
+    return weights
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    """The :class:`Config` of parsed arguments, each value checked."""
+    return Config(
+        epochs=_checks.integer("--epochs", args.epochs, minimum=1),
+        batch_size=_checks.integer("--batch-size", args.batch_size, minimum=1),
+        lr=_checks.positive("--lr", args.lr),
+        n_samples=_checks.integer("--samples", args.samples, minimum=1),
+        eval_samples=_checks.integer("--eval-samples", args.eval_samples, minimum=2),
+        hidden=_checks.integer("--hidden", args.hidden, minimum=1),
+        prior_sigma=_checks.positive("--prior-sigma", args.prior_sigma),
+        rho_init=_checks.real_number("--rho-init", args.rho_init),
+        noise_init=_checks.positive("--noise-init", args.noise_init),
+        estimator=args.estimator,
+        compile=args.compile,
+        likelihood=args.likelihood,
+        noise=args.noise,
+        df=None if args.df is None else _checks.positive("--df", args.df),
+        df_init=_checks.positive("--df-init", args.df_init),
+        kl_weights=args.kl_weight,
+        coverage_draws=_checks.integer("--coverage-draws", args.coverage_draws, minimum=1),
+        recalibrate=args.recalibrate,
+        refit=args.refit,
+    )
+
+
+def _print_split(k: int, r: dict) -> None:
+    coverage = " ".join(f"{r[name]:.2f}" for name in COVERAGES)
+    extra = f"df {r['df']:.2f}  " if "df" in r else ""
+    print(
+        f"split {k:2d}  RMSE {r['rmse']:.3f}  LL {r['log_likelihood']:.3f}  cover50/80/90/95 {coverage}  "
+        f"noise {r['noise_scale']:.3f}  {extra}{r['train_seconds']:.1f}s",
+        flush=True,
+    )
+
+
 def main(argv=None) -> dict:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     n_splits = _checks.integer("--n-splits", args.n_splits, minimum=1)
+    config = config_from_args(args)
     if not args.quiet:
-        print(f"{args.dataset}: loading the data, then {args.n_splits} splits of {args.epochs} epochs",
+        source = args.data or args.dataset or "boston"
+        print(f"{source}: loading the data, then {args.n_splits} splits of {args.epochs} epochs",
               file=sys.stderr, flush=True)  # fmt: skip
-    features, target = load_dataset(args.dataset)
+    name, features, target = _load(args)
     first = _checks.integer("--first-split", args.first_split, minimum=0)
     if args.splits is None:
         splits = random_splits(len(features), n_splits=first + n_splits, seed=args.seed)[first:]
@@ -322,7 +263,6 @@ def main(argv=None) -> dict:
         splits = read_splits(args.splits, len(features))[first : first + n_splits]
     if not splits:
         raise FblitzValueError(f"--first-split {first} leaves no split to run")
-    config = config_of(args)
     names = metric_names(config)
     key = Key(args.seed)
     start, results = time.perf_counter(), []
@@ -333,46 +273,18 @@ def main(argv=None) -> dict:
             print(f"split {k} ({len(results) + 1} of {len(splits)}): training", file=sys.stderr, flush=True)
         results.append(run_split(features, target, split, config, key.fold_in(k), progress=not args.quiet))
         if not args.json:
-            r = results[-1]
-            print(
-                f"split {k:2d}  RMSE {r['rmse']:.3f}  LL {r['log_likelihood']:.3f}  "
-                f"cover90 {r['coverage_90']:.3f}  noise {r['noise_sigma']:.3f}  "
-                + (f"df {r['df']:.2f}  " if "df" in r else "")
-                + f"{r['train_seconds']:.1f}s",
-                flush=True,
-            )
-    return report(args, config, results, names, seconds=time.perf_counter() - start)
-
-
-def config_of(args: argparse.Namespace) -> Config:
-    """The :class:`Config` of the command line's training options."""
-    return Config(
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        n_samples=args.samples,
-        eval_samples=args.eval_samples,
-        prior_sigma=args.prior_sigma,
-        rho_init=args.rho_init,
-        noise_init=args.noise_init,
-        estimator=args.estimator,
-        compile=args.compile,
-        likelihood=args.likelihood,
-        df=None if args.df is None else _checks.positive("--df", args.df),
-        df_init=args.df_init,
-        coverage_draws=_checks.integer("--coverage-draws", args.coverage_draws, minimum=1),
-    )
-
-
-def report(args: argparse.Namespace, config: Config, results: list[dict], names: tuple, *, seconds: float) -> dict:
-    """The summary of all splits: printed (or as JSON), plotted with ``--plot``, and returned."""
+            _print_split(k, results[-1])
     summary = {
-        "dataset": args.dataset,
+        "dataset": name,
+        "data": args.data,
+        "n_rows": len(features),
+        "n_features": features.shape[1],
         "n_splits": len(results),
+        "first_split": first,
         "split_source": args.splits or f"random 90/10, seed {args.seed}",
         "evaluated_on": "validation" if args.validation else "test",
         "config": config._asdict(),
-        "seconds": seconds,
+        "seconds": time.perf_counter() - start,
         **summarize(results, names),
         "per_split": [{name: r[name] for name in names} for r in results],
     }
@@ -381,14 +293,14 @@ def report(args: argparse.Namespace, config: Config, results: list[dict], names:
     if args.plot:
         from fblitz.plots import coverage_plot
 
-        title = f"{args.dataset}: {len(results)} {summary['evaluated_on']} splits"
+        title = f"{name}: {len(results)} {summary['evaluated_on']} splits"
         coverage_plot({"fblitz BBB (mean over splits)": curve}, title=title, path=args.plot)
     if args.json:
         print(json.dumps(summary))
     else:
-        print(f"{args.dataset}: {len(results)} splits, {summary['seconds']:.0f} s ({summary['evaluated_on']} rows)")
-        for name in names:
-            print(f"  {name:24s} {summary[name]['mean']:8.3f} +/- {summary[name]['stderr']:.3f}")
+        print(f"{name}: {len(results)} splits, {summary['seconds']:.0f} s ({summary['evaluated_on']} rows)")
+        for metric in names:
+            print(f"  {metric:24s} {summary[metric]['mean']:8.3f} +/- {summary[metric]['stderr']:.3f}")
     return summary
 
 

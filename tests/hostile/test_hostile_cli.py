@@ -107,6 +107,9 @@ UCI = {
     "dataset-unknown": (["--dataset", "iris"], "--dataset", "invalid choice"),
     "splits-missing": (["--splits", "/nonexistent-dir"], "--splits", "existing directory"),
     "plot-dir-missing": (["--plot", "/nonexistent-dir/c.png"], "--plot", "does not exist"),
+    "kl-weight-nan": (["--kl-weight", "1,nan"], "--kl-weight", ">= 0"),
+    "kl-weight-empty": (["--kl-weight", ""], "--kl-weight", ">= 0"),
+    "target-column-without-data": (["--target-column", "y"], "--target-column", "need --data"),
 }
 
 
