@@ -102,6 +102,23 @@ def test_one_rank_steps_equal_the_single_process_step(one_rank, mode):
         torch.testing.assert_close(leaf_b, leaf_a, rtol=1e-10, atol=1e-12)
 
 
+def test_one_rank_compiled_step_draws_the_per_example_noise_of_the_eager_step(one_rank):
+    # compiled steps take per-example noise drawn outside the graph; a distributed one must too
+    model = layers.serial(
+        layers.linear(2, 6, bayes=layers.Bayes(estimator="local_reparameterization")), layers.relu, layers.linear(6, 1)
+    )
+    _, _, x, y = problem()
+    params = to_double(model.init(0))
+    likelihood, optimizer = likelihoods.gaussian(0.3), optim.adam(0.05)
+    eager = make_train_step(model, likelihood, optimizer, n_samples=2)
+    compiled = distributed.make_distributed_step(
+        model, likelihood, optimizer, mode="data", n_samples=2, noise="shared", compile=True
+    )
+    terms_a = eager(params, optimizer.init(params), 3, x, y, 0.05)[2]
+    terms_b = compiled(params, optimizer.init(params), 3, x, y, 0.05)[2]
+    torch.testing.assert_close(torch.stack(terms_b), torch.stack(terms_a), rtol=1e-9, atol=1e-12)
+
+
 def test_one_rank_fit_equals_fit(one_rank):
     model, params, x, y = problem()
     settings = dict(likelihood=likelihoods.gaussian(0.3), optimizer=optim.adam(0.05), key=2, epochs=2, batch_size=8)

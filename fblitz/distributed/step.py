@@ -55,7 +55,7 @@ from fblitz.likelihoods import as_likelihood
 from fblitz.objectives import ElboTerms, elbo_grad
 from fblitz.optim import GradientTransformation, apply_updates, check_optimizer
 from fblitz.random import as_key
-from fblitz.training.step import StepOutcome, weight_tensor
+from fblitz.training.step import StepOutcome, compiled_noise, weight_tensor
 from fblitz.tree import PyTree, tree_leaves, tree_map, tree_structure
 from fblitz.variational.estimators import check_estimator
 from fblitz.variational.kl import KL_MODES, make_plan
@@ -189,6 +189,8 @@ def make_distributed_step(
         eps, count = split.local_part(params, as_key(key), inputs, row_offset)
         grads, terms = None, None
         if count:
+            if compile:
+                eps = compiled_noise(model, params, eps, inputs, targets)
             grads, terms, _ = grad_fn(params, None, eps, inputs, targets, weight, plans[structure])
         grads, terms = _reduce(grads, terms, count, params, group)
         finite = all_finite(terms.loss, tree_leaves(grads))  # the same on every rank: all skip or stop together

@@ -82,6 +82,17 @@ def weight_tensor(weight: float | torch.Tensor, params: PyTree) -> torch.Tensor:
     return torch.tensor(value, dtype=like.dtype, device=like.device)
 
 
+def compiled_noise(model: Layer, params: PyTree, eps: PyTree, inputs, targets, state=None) -> PyTree:
+    """``eps`` ready for a compiled gradient: per-example noise drawn here, outside the graph, as the
+    eager step draws it (:func:`fblitz.variational.per_example.draw_per_example`), and the batch
+    dimensions marked dynamic. Single-process and distributed compiled steps both call it, so that
+    compiled, eager, local and distributed training draw the same numbers from the same key.
+    """
+    eps = draw_per_example(model, params, eps, inputs, state)
+    _mark_dynamic(inputs, targets, eps)
+    return eps
+
+
 def _mark_dynamic(inputs: torch.Tensor, targets: torch.Tensor, eps: PyTree) -> None:
     """One compiled graph for every batch size (e.g. a smaller last batch), per-example noise included."""
     torch._dynamo.maybe_mark_dynamic(inputs, 0)
@@ -136,9 +147,7 @@ def make_train_step(
             eps = draw_noise(model, key, params, n_samples, estimator)
         weight = weight_tensor(weight, params)
         if compile:
-            # per-example noise is drawn here, outside the compiled graph, as the eager step draws it
-            eps = draw_per_example(model, params, eps, inputs, state)
-            _mark_dynamic(inputs, targets, eps)
+            eps = compiled_noise(model, params, eps, inputs, targets, state)
         grads, terms, state = loss_grad(params, state, eps, inputs, targets, weight, plans[structure])
         # the guard, read by the caller: one pass over the gradients, before the optimizer reads them
         finite = all_finite(terms.loss, tree_leaves(grads))
