@@ -251,5 +251,6 @@ def finite_result(what: str, value: torch.Tensor, *, hint: str | None = None) ->
         if hint is None:
             wider = "" if value.dtype == torch.float64 else "float64 or "
             hint = f"the values overflow {value.dtype}; use {wider}inputs of smaller magnitude"
-        raise NonFiniteError(f"{what} is not finite for finite inputs ({hint})")
+        verb = "are" if what.endswith("s") and not what.endswith("ss") else "is"
+        raise NonFiniteError(f"{what} {verb} not finite for finite inputs ({hint})")
     return value

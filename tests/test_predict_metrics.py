@@ -150,3 +150,16 @@ def test_quantile_interval_of_half_precision_samples():
     lower, upper = quantile_interval(samples.half(), 0.9)
     assert lower.dtype == upper.dtype == torch.float16
     assert (float(lower), float(upper)) == (5.0, 95.0)
+
+
+def test_non_finite_params_are_named_when_predictions_are_not_finite():
+    from fblitz.errors import NonFiniteError
+    from fblitz.prediction import predictive_moments
+
+    model = serial(linear(3, 4), relu, linear(4, 1))
+    params = model.init(0)
+    params["2"]["weight"]["rho"][0, 1] = float("nan")
+    with pytest.raises(NonFiniteError, match=r"the predictions are not finite: params at '2\.weight\.rho' hold NaN"):
+        predict(model, params, randn(1, 5, 3), key=0, n_samples=3)
+    with pytest.raises(NonFiniteError, match=r"moments are not finite: params at '2\.weight\.rho' hold NaN"):
+        predictive_moments(model, params, randn(1, 5, 3))

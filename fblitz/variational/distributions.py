@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from fblitz import _checks
 from fblitz.errors import FblitzValueError, NonFiniteError
-from fblitz.tree import gaussian_items, path_name
+from fblitz.tree import gaussian_items, path_name, tree_flatten_with_path
 
 LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 
@@ -82,6 +82,26 @@ def rho_range(dtype: torch.dtype) -> tuple[float, float]:
     """
     info = torch.finfo(dtype)
     return math.log(info.tiny), math.sqrt(info.max)
+
+
+def non_finite_params(params) -> str:
+    """Why ``params`` cannot give finite outputs, as one phrase ('' if nothing is wrong).
+
+    Names every floating leaf holding NaN or infinity, then every rho outside
+    :func:`rho_range` (:func:`rho_out_of_range`). Explains non-finite
+    predictions, for which the layers do not check values one by one.
+    """
+    paths, leaves, _ = tree_flatten_with_path(params)
+    found = [
+        f"params at '{path_name(path)}' hold NaN or infinity"
+        for path, leaf in zip(paths, leaves)
+        if isinstance(leaf, torch.Tensor)
+        and leaf.is_floating_point()
+        and _checks.eager(leaf)
+        and not bool(torch.isfinite(leaf.detach()).all())
+    ]
+    rho = rho_out_of_range(params)
+    return "; ".join(found + ([rho] if rho else []))
 
 
 def rho_out_of_range(params) -> str:
