@@ -30,7 +30,8 @@ def functional_step(case: Case, kl_mode: str) -> Runner:
     def run():
         carry["i"] += 1
         key = Key(2).fold_in(carry["i"])
-        carry["params"], carry["opt"], _ = step(carry["params"], carry["opt"], key, x, y, weight)
+        out = step(carry["params"], carry["opt"], key, x, y, weight)
+        carry["params"], carry["opt"] = out.params, out.opt_state
 
     return Runner(run)
 

@@ -7,7 +7,7 @@ ten operations per step. torch's fused Adam kernel (the one behind
 correction, parameter step -- in one call over all tensors, on CPU and CUDA.
 It updates in place, so it runs on fresh copies: the inputs of a step are
 never modified. The arithmetic is torch's, so results match the unfused
-update to rounding (``tests/test_optim.py``).
+update to rounding (``tests/test_fused.py``).
 
 :func:`all_finite` is the non-finite guard of a step in one kernel: the
 gradient check of ``torch.amp`` (one pass over all gradients) instead of a

@@ -7,7 +7,7 @@ step. Eagerly -- no ``torch.compile`` tracing and no enclosing functorch
 transform -- the same gradient is taken with ``torch.autograd.grad`` on
 detached copies of the leaves, which records the same graph without the
 wrapping. Inside a transform or a compiled function the ``torch.func`` path
-is used, as before. Both give the same numbers (``tests/test_grad.py``).
+is used, as before. Both give the same numbers (``tests/test_fused.py``).
 
 While the loss runs under autograd, values that depend on the params
 require grad; :func:`fblitz._checks.trusted` makes the value checks

@@ -261,6 +261,13 @@ def negative_elbo(
 ) -> ElboTerms:
     """The negative ELBO averaged over the S draws in ``eps`` (0-dim terms).
 
+    Per-example noise (local reparameterization, Flipout, dropout) is drawn
+    from its seeds with torch's generator when called eagerly on the CPU, and
+    by the counter-based hash of :mod:`fblitz.variational.seeded` inside a
+    ``torch.func`` transform or ``torch.compile``: the same ``eps`` gives the
+    same distribution, not the same numbers, in and out of a transform (see the
+    estimators guide). Plain weight sampling is the same in both.
+
     Same arguments as :func:`elbo_samples`. Differentiate ``.loss`` with
     ``torch.func.grad``::
 

@@ -1,6 +1,7 @@
 """Smoke tests of the benchmark harness (no timing assertions): records, references, peers, twins."""
 
 import json
+import sys
 
 import pytest
 import torch
@@ -105,3 +106,13 @@ def test_peer_runners_leave_the_global_rng_alone():
         runner = build(case if build is not predict_impls.bayesian_torch_predict else case._replace(task="predict"))
         with runner.context():
             runner.run()  # the conftest fixture checks the global RNG after the test
+
+
+def test_the_compat_kl_measurement_runs(monkeypatch, capsys):
+    from benchmarks import compat_kl
+
+    argv = ["compat_kl", "--model", "13-512-1", "--batch", "4", "--samples", "1", "--rounds", "1"]
+    monkeypatch.setattr(sys, "argv", argv)
+    compat_kl.main()
+    out = capsys.readouterr().out
+    assert "eager, closed-form KL" in out and "compat (BLiTZ's KL)" in out
