@@ -37,7 +37,11 @@ def default_device() -> str:
 def parse(argv=None) -> argparse.Namespace:
     """Command-line options; an invalid value is a usage error naming the option (exit status 2)."""
     p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="the target cases with fewer iterations (about 6 min on an idle 2-core machine)")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="the target cases with fewer iterations (about 6 min on an idle 2-core machine)",
+    )
     p.add_argument("--json", metavar="PATH", type=output_file, help="save the records as JSON")
     p.add_argument("--threads", type=integer(1), default=2, help="torch intra-op threads (default 2)")
     p.add_argument("--cases", metavar="PATTERN", help="comma-separated filter, e.g. '13-512-1,S16' or 'predict'")
