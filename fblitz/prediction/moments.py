@@ -22,10 +22,10 @@ from __future__ import annotations
 import torch
 
 from fblitz import _checks
-from fblitz.errors import FblitzValueError, NonFiniteError
+from fblitz.errors import FblitzValueError
 from fblitz.layers.params_check import check_params
 from fblitz.tree import PyTree
-from fblitz.variational.distributions import non_finite_params, shared_sigmas
+from fblitz.variational.distributions import blame_params, shared_sigmas
 from fblitz.variational.moments import POINT, Moments
 
 ROWS_PER_CALL = 128  # rows evaluated together: a few hidden layers of them stay in the CPU's cache
@@ -65,10 +65,7 @@ def predictive_moments(model, params: PyTree, inputs: torch.Tensor, *, batch_siz
         parts = [moments(params, Moments(rows, torch.zeros_like(rows), POINT)) for rows in inputs.split(batch_size)]
     mean = torch.cat([part.mean for part in parts]) if len(parts) > 1 else parts[0].mean
     var = torch.cat([part.var for part in parts]) if len(parts) > 1 else parts[0].var
-    if _checks.eager(mean) and not bool(torch.isfinite(mean).all() and torch.isfinite(var).all()):
-        cause = non_finite_params(params)  # the layers skip value checks here: name the params first
-        if cause:
-            raise NonFiniteError(f"the predictive moments are not finite: {cause}")
+    blame_params("the predictive moments", params, mean, var)  # the layers skip value checks here
     _checks.finite_result("the predictive mean", mean)
     _checks.finite_result("the predictive variance", var)
     return Moments(mean, var, parts[0].kind)

@@ -19,13 +19,13 @@ from __future__ import annotations
 import torch
 
 from fblitz import _checks
-from fblitz.errors import FblitzValueError, NonFiniteError
+from fblitz.errors import FblitzValueError
 from fblitz.layers.base import Layer, check_model, forward_with_state, noise_sample_count, sample_noise
 from fblitz.layers.params_check import check_params
 from fblitz.objectives import over_samples
 from fblitz.random import KeyLike
 from fblitz.tree import PyTree, tree_leaves, tree_map
-from fblitz.variational.distributions import non_finite_params
+from fblitz.variational.distributions import blame_params
 from fblitz.variational.per_example import draw_per_example
 
 ROWS_X_DRAWS_PER_CALL = 1536  # the default group size of predict_with_eps: rows x draws per vectorized call
@@ -117,10 +117,7 @@ def evaluate_in_groups(
     eps_groups = [tree_map(lambda t, i=i: t[i : i + size], eps) for i in range(0, count, size)]
     outputs = [torch.cat([mapped(params, rows, group) for rows in row_chunks], dim=1) for group in eps_groups]
     predictions = torch.cat(outputs, dim=0)
-    if _checks.eager(predictions) and not bool(torch.isfinite(predictions).all()):
-        cause = non_finite_params(params)  # the layers skip value checks here: name the params first
-        if cause:
-            raise NonFiniteError(f"the predictions are not finite: {cause}")
+    blame_params("the predictions", params, predictions)  # the layers skip value checks here
     return _checks.finite_result("the predictions", predictions)
 
 

@@ -104,6 +104,21 @@ def non_finite_params(params) -> str:
     return "; ".join(found + ([rho] if rho else []))
 
 
+def blame_params(what: str, params, *values: torch.Tensor) -> None:
+    """Raise :class:`NonFiniteError` naming the params when a tensor of ``values`` is not finite because of them.
+
+    For outputs computed without per-layer value checks (prediction, closed-form
+    moments): a NaN or infinite output is first blamed on what
+    :func:`non_finite_params` finds; when the params are sound, nothing is raised
+    here and the caller's own finiteness check speaks.
+    """
+    if all(not _checks.eager(v) or bool(torch.isfinite(v).all()) for v in values):
+        return
+    cause = non_finite_params(params)
+    if cause:
+        raise NonFiniteError(f"{what} are not finite: {cause}")
+
+
 def rho_out_of_range(params) -> str:
     """The Gaussian nodes of ``params`` whose rho leaves :func:`rho_range`, as one phrase ('' if none).
 
