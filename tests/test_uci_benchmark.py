@@ -9,7 +9,16 @@ import torch
 
 from fblitz.errors import FblitzValueError
 from fblitz.experiments import uci, uci_benchmark
-from fblitz.experiments.uci_table import END_MARKER, START_MARKER, render_table, replace_between_markers
+from fblitz.experiments.uci_table import (
+    CALIBRATION,
+    END_MARKER,
+    START_MARKER,
+    markers,
+    render_calibration,
+    render_table,
+    replace_between_markers,
+    update_page,
+)
 from tests.helpers import randn
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -31,6 +40,12 @@ def fake_summary(n_splits=20):
         "coverage_80": entry(0.796, 0.01),
         "coverage_90": entry(0.8921, 0.0123),
         "coverage_95": entry(0.947, 0.01),
+        "per_split": [
+            {"kl_weight": 1.0, "noise_factor": 0.5},
+            {"kl_weight": 0.1, "noise_factor": 2.0},
+            {"kl_weight": 1.0, "noise_factor": 0.25},
+            {"kl_weight": 1.0, "noise_factor": 1.0},
+        ],
     }
 
 
@@ -46,6 +61,36 @@ def test_the_table_sets_each_fblitz_row_under_the_published_ones():
     assert "| | fblitz BBB (runner defaults) | not run yet |" in "\n".join(table)  # the other four
     with pytest.raises(FblitzValueError, match="no published rows for"):
         render_table({"iris": fake_summary()})
+
+
+def test_the_calibration_table_gives_every_level_and_flags_misses_over_three_points():
+    yacht = fake_summary()
+    yacht["coverage_50"] = entry(0.467, 0.044)  # 3.3 points under: flagged
+    yacht["coverage_80"] = entry(0.77, 0.02)  # exactly 3 points under: within
+    table = render_calibration({"yacht": yacht, "energy": fake_summary(15)}).splitlines()
+    assert table[0] == (
+        "| data set | splits | 50% | 80% | 90% | 95% | KL weight kept (splits) | noise factor, median (range) |"
+    )
+    assert table[2:] == [  # the data sets in the results table's order, only those run
+        "| Energy | 15 | 51.4 ± 1.0 | 79.6 ± 1.0 | 89.2 ± 1.2 | 94.7 ± 1.0 | 1: 3, 0.1: 1 | 0.75 (0.25–2.00) |",
+        "| Yacht | 20 | **46.7 ± 4.4** | 77.0 ± 2.0 | 89.2 ± 1.2 | 94.7 ± 1.0 | 1: 3, 0.1: 1 | 0.75 (0.25–2.00) |",
+    ]
+    odd = fake_summary()
+    odd["per_split"] = odd["per_split"][:3]
+    assert render_calibration({"yacht": odd}).endswith("| 1: 2, 0.1: 1 | 0.50 (0.25–2.00) |")
+    with pytest.raises(FblitzValueError, match="no published rows for"):
+        render_calibration({"iris": fake_summary()})
+
+
+def test_a_page_gets_the_calibration_table_only_where_it_has_its_markers():
+    start, end = markers(CALIBRATION)
+    summaries = {"yacht": fake_summary()}
+    results_only = f"{START_MARKER}\n{END_MARKER}\n"
+    assert update_page(results_only, summaries) == f"{START_MARKER}\n{render_table(summaries)}\n{END_MARKER}\n"
+    both = update_page(f"{results_only}text\n{start}\nold\n{end}\n", summaries)
+    assert both.endswith(f"text\n{start}\n{render_calibration(summaries)}\n{end}\n")
+    with pytest.raises(FblitzValueError, match="must hold <!-- uci-calibration:start --> once"):
+        update_page(f"{results_only}{start}\n{start}\n{end}\n", summaries, "page.md")
 
 
 def test_the_table_replaces_only_the_text_between_the_markers():
@@ -72,7 +117,7 @@ def test_the_command_runs_resumes_and_writes_the_page(tmp_path, monkeypatch, cap
     resets = []
     monkeypatch.setattr(torch._dynamo, "reset", lambda: resets.append(1))
     page = tmp_path / "page.md"
-    page.write_text(f"# results\n{START_MARKER}\n{END_MARKER}\n")
+    page.write_text(f"# results\n{START_MARKER}\n{END_MARKER}\n" + "\n".join(markers(CALIBRATION)) + "\n")
     argv = ["--data-root", str(tmp_path / "data"), "--results", str(tmp_path / "results"), "--page", str(page)]
     argv += ["--datasets", "yacht", "--n-splits", "2", "--runner-args", QUICK]
     uci_benchmark.main(argv)
@@ -83,6 +128,7 @@ def test_the_command_runs_resumes_and_writes_the_page(tmp_path, monkeypatch, cap
     assert summary["n_splits"] == 2 and summary["splits"] == [0, 1] and summary["runner_args"] == QUICK.split()
     assert len(summary["calibration"]["observed"]) == 19
     assert f"**fblitz BBB ({QUICK})** | 2 |" in page.read_text()
+    assert "\n| Yacht | 2 | " in page.read_text()  # the calibration table too
     assert resets == [1]  # a fresh compile cache per data set
     # a second run finds both splits on disk and trains nothing; a third adds split 2 only
     calls = []
@@ -107,7 +153,7 @@ def test_the_pages_hold_the_table_of_the_saved_results():
         path = ROOT / "benchmarks" / "uci" / f"{name}.json"
         if path.exists():
             summaries[name] = json.loads(path.read_text())
-    table = render_table(summaries)
     for page in uci_benchmark.DEFAULT_PAGES:
         text = (ROOT / page).read_text()
-        assert replace_between_markers(text, table, page) == text, f"{page}: rerun uci_benchmark --render-only"
+        assert update_page(text, summaries, page) == text, f"{page}: rerun uci_benchmark --render-only"
+    assert markers(CALIBRATION)[0] in (ROOT / "docs" / "guides" / "uci-benchmark.md").read_text()

@@ -9,7 +9,10 @@ interrupted run resumes where it stopped, and two processes can share a run
 with ``--first-split``/``--n-splits``); each data set's summary goes to
 ``RESULTS/<name>.json``. The markdown table is then written between the
 markers ``<!-- uci-results:start -->`` and ``<!-- uci-results:end -->`` of every
-``--page`` (README.md and docs/guides/uci-benchmark.md by default).
+``--page`` (README.md and docs/guides/uci-benchmark.md by default), and the
+calibration table (coverage at every level, the KL weights and noise factors
+chosen) between ``<!-- uci-calibration:start -->`` and ``<!-- uci-calibration:end -->``
+of the pages that have those markers.
 ``--render-only`` rewrites the table from the saved summaries without training.
 Progress: one line (or a bar, on a terminal) per split to train, and the
 runner's training progress; ``--quiet`` turns both off.
@@ -29,7 +32,7 @@ from fblitz._argtypes import integer
 from fblitz._task_progress import TaskProgress
 from fblitz.errors import FblitzValueError
 from fblitz.experiments import uci
-from fblitz.experiments.uci_table import render_table, replace_between_markers
+from fblitz.experiments.uci_table import render_table, update_page
 
 DATASETS = ("boston", "concrete", "energy", "yacht", "wine-quality-red")
 DEFAULT_PAGES = ("README.md", "docs/guides/uci-benchmark.md")
@@ -179,7 +182,7 @@ def main(argv=None) -> str:
     table = render_table(summaries)
     for page in args.page or DEFAULT_PAGES:
         page = pathlib.Path(page)
-        page.write_text(replace_between_markers(page.read_text(), table, page))
+        page.write_text(update_page(page.read_text(), summaries, page))
     print(table)
     return table
 

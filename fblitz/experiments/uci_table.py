@@ -1,8 +1,10 @@
-"""The markdown results table of the UCI benchmark, beside the published rows.
+"""The markdown tables of the UCI benchmark: results beside the published rows, and calibration.
 
 :func:`render_table` turns the runner's summaries (one per data set, as saved by
-:mod:`fblitz.experiments.uci_benchmark`) into one table;
-:func:`replace_between_markers` puts it into a page.
+:mod:`fblitz.experiments.uci_benchmark`) into the results table and
+:func:`render_calibration` into the calibration table (coverage at every level,
+the KL weight and noise factor chosen per split); :func:`replace_between_markers`
+puts a table into a page between its markers.
 """
 
 from __future__ import annotations
@@ -12,8 +14,17 @@ from typing import NamedTuple
 
 from fblitz.errors import FblitzValueError
 
-START_MARKER = "<!-- uci-results:start -->"
-END_MARKER = "<!-- uci-results:end -->"
+RESULTS = "uci-results"
+CALIBRATION = "uci-calibration"
+START_MARKER = f"<!-- {RESULTS}:start -->"
+END_MARKER = f"<!-- {RESULTS}:end -->"
+LEVELS = (50, 80, 90, 95)
+TOLERANCE = 0.03  # the issue's target: observed coverage within 3 points of nominal
+
+
+def markers(name: str) -> tuple[str, str]:
+    """The start and end markers of the table called ``name`` (:data:`RESULTS` or :data:`CALIBRATION`)."""
+    return f"<!-- {name}:start -->", f"<!-- {name}:end -->"
 
 
 class Published(NamedTuple):
@@ -101,9 +112,68 @@ def render_table(summaries: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-def replace_between_markers(text: str, table: str, page: str | pathlib.Path = "the page") -> str:
-    """``text`` with everything between :data:`START_MARKER` and :data:`END_MARKER` replaced by ``table``."""
-    start, end = text.find(START_MARKER), text.find(END_MARKER)
-    if start < 0 or end < start or text.count(START_MARKER) != 1 or text.count(END_MARKER) != 1:
-        raise FblitzValueError(f"{page} must hold {START_MARKER} once, followed by {END_MARKER} once")
-    return text[: start + len(START_MARKER)] + "\n" + table + "\n" + text[end:]
+CALIBRATION_HEADER = (
+    "| data set | splits | 50% | 80% | 90% | 95% | KL weight kept (splits) | noise factor, median (range) |\n"
+    "|---|---|---|---|---|---|---|---|"
+)
+
+
+def _coverage_cell(entry: dict, level: int) -> str:
+    """Observed coverage in percent, mean ± standard error; bold when the mean misses nominal by over 3 points."""
+    text = _mean_se(entry, 1, 100)
+    return f"**{text}**" if abs(entry["mean"] - level / 100) > TOLERANCE + 1e-12 else text
+
+
+def _weights_kept(per_split: list[dict]) -> str:
+    counts: dict[float, int] = {}
+    for part in per_split:
+        counts[part["kl_weight"]] = counts.get(part["kl_weight"], 0) + 1
+    return ", ".join(f"{weight:g}: {count}" for weight, count in sorted(counts.items(), reverse=True))
+
+
+def _factor_summary(per_split: list[dict]) -> str:
+    factors = sorted(part["noise_factor"] for part in per_split)
+    middle = len(factors) // 2
+    median = factors[middle] if len(factors) % 2 else (factors[middle - 1] + factors[middle]) / 2
+    return f"{median:.2f} ({factors[0]:.2f}–{factors[-1]:.2f})"
+
+
+def render_calibration(summaries: dict[str, dict]) -> str:
+    """The calibration table: per data set run so far, the observed coverage of the central 50/80/90/95% intervals.
+
+    Each coverage is mean ± standard error over the splits, in percent of the
+    test rows, bold where the mean is more than 3 points from nominal; beside it
+    how often each KL weight was kept and the noise factors fitted on the
+    held-out training rows.
+    """
+    unknown = sorted(set(summaries) - set(PUBLISHED))
+    if unknown:
+        raise FblitzValueError(f"no published rows for {unknown}; known data sets: {sorted(PUBLISHED)}")
+    lines = [CALIBRATION_HEADER]
+    for name in PUBLISHED:
+        summary = summaries.get(name)
+        if summary is None:
+            continue
+        per_split = summary["per_split"]
+        cells = [TITLES[name], str(summary["n_splits"])]
+        cells += [_coverage_cell(summary[f"coverage_{level}"], level) for level in LEVELS]
+        cells += [_weights_kept(per_split), _factor_summary(per_split)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def replace_between_markers(text: str, table: str, page: str | pathlib.Path = "the page", name: str = RESULTS) -> str:
+    """``text`` with everything between the start and end markers of ``name`` replaced by ``table``."""
+    start_marker, end_marker = markers(name)
+    start, end = text.find(start_marker), text.find(end_marker)
+    if start < 0 or end < start or text.count(start_marker) != 1 or text.count(end_marker) != 1:
+        raise FblitzValueError(f"{page} must hold {start_marker} once, followed by {end_marker} once")
+    return text[: start + len(start_marker)] + "\n" + table + "\n" + text[end:]
+
+
+def update_page(text: str, summaries: dict[str, dict], page: str | pathlib.Path = "the page") -> str:
+    """``text`` with the results table and, where the page has its markers, the calibration table rewritten."""
+    text = replace_between_markers(text, render_table(summaries), page)
+    if markers(CALIBRATION)[0] in text:
+        text = replace_between_markers(text, render_calibration(summaries), page, CALIBRATION)
+    return text
