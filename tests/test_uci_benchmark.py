@@ -147,6 +147,41 @@ def test_the_command_runs_resumes_and_writes_the_page(tmp_path, monkeypatch, cap
     capsys.readouterr()
 
 
+def test_verify_reruns_a_saved_split_and_fails_when_this_code_gives_other_scores(tmp_path, capsys):
+    small_benchmark(tmp_path / "data", "yacht")
+    argv = ["--data-root", str(tmp_path / "data"), "--results", str(tmp_path / "results"), "--quiet"]
+    argv += ["--datasets", "yacht", "--runner-args", QUICK]
+    with pytest.raises(FblitzValueError, match=r"--verify-split 1: no saved split of yacht at .*split_01.json"):
+        uci_benchmark.main([*argv, "--verify-split", "1"])
+    page = tmp_path / "page.md"
+    page.write_text(f"{START_MARKER}\n{END_MARKER}\n")
+    uci_benchmark.main([*argv, "--n-splits", "2", "--page", str(page)])
+    capsys.readouterr()
+    assert uci_benchmark.main([*argv, "--verify-split", "1"]) == "yacht split 1: reproduced"
+    assert capsys.readouterr().out == "yacht split 1: reproduced\n"
+    uci_benchmark.main([*[a for a in argv if a != "--quiet"], "--verify-split", "0"])
+    assert capsys.readouterr().err == "yacht split 0: running it again to compare\n"
+    saved_path = tmp_path / "results" / "splits" / "yacht" / "split_01.json"
+    saved = json.loads(saved_path.read_text())
+    saved["per_split"][0]["rmse"] *= 1 + 1e-6  # as if an earlier version of the code had run it
+    saved["per_split"][0]["train_seconds"] += 100.0  # timings are not results
+    saved_path.write_text(json.dumps(saved))
+    with pytest.raises(FblitzValueError, match=r"other scores than the saved splits of \['yacht'\]; delete"):
+        uci_benchmark.main([*argv, "--verify-split", "1"])
+    line = capsys.readouterr().out
+    assert line.startswith("yacht split 1: differs: rmse ") and "train_seconds" not in line and ";" not in line
+    with pytest.raises(FblitzValueError, match="run with other runner arguments or defaults"):
+        uci_benchmark.main([*argv[:-1], "--epochs 3 --eval-samples 8 --no-compile", "--verify-split", "0"])
+
+
+def test_differences_name_every_changed_or_missing_score():
+    saved = {"rmse": 1.0, "log_likelihood": -2.0, "train_seconds": 5.0, "df": 3.0}
+    assert uci_benchmark.differences(saved, dict(saved, train_seconds=9.0)) == []
+    assert uci_benchmark.differences(saved, dict(saved, rmse=1.0 + 1e-12)) == []  # within rtol 1e-9
+    now = {"rmse": 1.1, "log_likelihood": -2.0, "train_seconds": 5.0, "noise_factor": 0.5}
+    assert uci_benchmark.differences(saved, now) == ["df 3.0 -> None", "noise_factor None -> 0.5", "rmse 1.0 -> 1.1"]
+
+
 def test_the_pages_hold_the_table_of_the_saved_results():
     summaries = {}
     for name in uci_benchmark.DATASETS:

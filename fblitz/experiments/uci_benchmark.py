@@ -14,6 +14,10 @@ calibration table (coverage at every level, the KL weights and noise factors
 chosen) between ``<!-- uci-calibration:start -->`` and ``<!-- uci-calibration:end -->``
 of the pages that have those markers.
 ``--render-only`` rewrites the table from the saved summaries without training.
+``--verify-split K`` reruns the saved split K of each data set and fails when
+today's code gives other scores (a resumed run mixes splits of the code that ran
+each; training is chaotic enough that a change in floating-point rounding moves
+a split's scores).
 Progress: one line (or a bar, on a terminal) per split to train, and the
 runner's training progress; ``--quiet`` turns both off.
 """
@@ -21,7 +25,10 @@ runner's training progress; ``--quiet`` turns both off.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
+import math
 import pathlib
 import shlex
 import sys
@@ -137,6 +144,67 @@ def merge_dataset(name: str, results: pathlib.Path, extra: list[str]) -> dict:
     }
 
 
+IGNORED_IN_VERIFY = ("train_seconds",)  # wall-clock time, not a result
+
+
+def differences(saved: dict, now: dict, *, rtol: float = 1e-9) -> list[str]:
+    """The scores of one split that differ between a saved run and a new one, as ``"metric saved -> now"``."""
+    changed = []
+    for metric in sorted(set(saved) | set(now)):
+        before, after = saved.get(metric), now.get(metric)
+        if metric in IGNORED_IN_VERIFY:
+            continue
+        if before is None or after is None or not math.isclose(before, after, rel_tol=rtol, abs_tol=rtol):
+            changed.append(f"{metric} {before!r} -> {after!r}")
+    return changed
+
+
+def verify_split(name: str, data_root: pathlib.Path, results: pathlib.Path, k: int, extra: list[str]) -> list[str]:
+    """Rerun the saved split ``k`` of ``name`` with this code; the scores that differ from the saved ones.
+
+    Raises:
+        FblitzValueError: no split ``k`` of ``name`` is saved under ``results``,
+            or it was run with other runner arguments or defaults.
+    """
+    path = _split_path(results, name, k)
+    if not path.exists():
+        raise FblitzValueError(f"--verify-split {k}: no saved split of {name} at {path}")
+    saved = json.loads(path.read_text())
+    if not _matches(saved, extra, _config_of(extra)):
+        raise FblitzValueError(
+            f"--verify-split {k}: {path} was run with other runner arguments or defaults "
+            f"(runner_args {saved.get('runner_args')}, now {extra}); there is nothing to compare"
+        )
+    with contextlib.redirect_stdout(io.StringIO()):  # the runner's JSON; the comparison is the output
+        summary = uci.main([*_run_arguments(name, data_root, extra), "--quiet", "--first-split", str(k)])
+    return differences(saved["per_split"][0], summary["per_split"][0])
+
+
+def verify(
+    names: list[str], data_root: pathlib.Path, results: pathlib.Path, k: int, extra: list[str], *, quiet: bool = False
+) -> str:
+    """Rerun saved split ``k`` of every data set of ``names``; a line per data set, an error when any differs.
+
+    Unless ``quiet``, a line on stderr names each split as its rerun starts.
+    """
+    lines, failed = [], []
+    for name in names:
+        if not quiet:
+            print(f"{name} split {k}: running it again to compare", file=sys.stderr, flush=True)
+        torch._dynamo.reset()
+        changed = verify_split(name, data_root, results, k, extra)
+        lines.append(f"{name} split {k}: " + ("differs: " + "; ".join(changed) if changed else "reproduced"))
+        print(lines[-1], flush=True)
+        if changed:
+            failed.append(name)
+    if failed:
+        raise FblitzValueError(
+            f"--verify-split {k}: this code gives other scores than the saved splits of {failed}; "
+            f"delete their split files under {results / 'splits'} and run again for a table of one code version"
+        )
+    return "\n".join(lines)
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-root", default="../shared/data/uci", help="folder holding the four benchmark folders")
@@ -145,7 +213,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--datasets", default=",".join(DATASETS), help="comma-separated subset to run")
     parser.add_argument("--n-splits", type=integer(1), default=20, help="splits per data set")
     parser.add_argument("--first-split", type=integer(0), default=0, help="run splits first .. first + n - 1 only")
-    parser.add_argument("--render-only", action="store_true", help="rewrite the table from the saved summaries")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--render-only", action="store_true", help="rewrite the table from the saved summaries")
+    mode.add_argument(
+        "--verify-split",
+        type=integer(0),
+        metavar="K",
+        help="rerun saved split K of each data set and fail when this code gives other scores",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress display on stderr")
     parser.add_argument(
         "--runner-args", default="", help="extra arguments for every run of the runner, e.g. '--epochs 500'"
@@ -161,6 +236,9 @@ def main(argv=None) -> str:
         raise FblitzValueError(f"--datasets must name some of {DATASETS}, got {unknown}")
     first, count = args.first_split, args.n_splits
     results = pathlib.Path(args.results)
+    if args.verify_split is not None:
+        extra = shlex.split(args.runner_args)
+        return verify(names, pathlib.Path(args.data_root), results, args.verify_split, extra, quiet=args.quiet)
     if not args.render_only:
         data_root = pathlib.Path(args.data_root)
         extra = shlex.split(args.runner_args)

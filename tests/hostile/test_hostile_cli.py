@@ -10,7 +10,7 @@ from benchmarks import run as benchmarks_run
 from fblitz.errors import FblitzValueError
 from fblitz.examples import boston, boston_ddp, digits, mnist1d, timeseries, toy_regression
 from fblitz.experiments import splits as splits_module
-from fblitz.experiments import uci
+from fblitz.experiments import uci, uci_benchmark
 from tests.hostile._expect import refuses, usage_error
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -174,6 +174,19 @@ BENCHMARKS = {
 def test_refuses_benchmark_option(capsys, case):
     argv, option, expected = case
     usage_error(benchmarks_run.main, argv, capsys, f"argument {option}", expected)
+
+
+UCI_BENCHMARK = {
+    "verify-negative": (["--verify-split", "-1"], "--verify-split", ">= 0"),
+    "verify-and-render": (["--verify-split", "1", "--render-only"], "--render-only", "not allowed with"),
+    "splits-zero": (["--n-splits", "0"], "--n-splits", ">= 1"),
+}
+
+
+@pytest.mark.parametrize("case", UCI_BENCHMARK.values(), ids=UCI_BENCHMARK.keys())
+def test_refuses_uci_benchmark_option(capsys, case):
+    argv, option, expected = case
+    usage_error(uci_benchmark.main, argv, capsys, f"argument {option}", expected)
 
 
 @pytest.mark.parametrize(
