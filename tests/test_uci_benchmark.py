@@ -174,6 +174,31 @@ def test_verify_reruns_a_saved_split_and_fails_when_this_code_gives_other_scores
         uci_benchmark.main([*argv[:-1], "--epochs 3 --eval-samples 8 --no-compile", "--verify-split", "0"])
 
 
+def test_workers_run_the_splits_in_processes_with_the_scores_of_one_process(tmp_path, capsys):
+    small_benchmark(tmp_path / "data", "yacht")
+    small_benchmark(tmp_path / "data", "energy")
+    page = tmp_path / "page.md"
+    page.write_text(f"{START_MARKER}\n{END_MARKER}\n")
+    common = ["--data-root", str(tmp_path / "data"), "--page", str(page), "--datasets", "yacht,energy"]
+    common += ["--n-splits", "2", "--runner-args", QUICK]
+    uci_benchmark.main([*common, "--results", str(tmp_path / "one"), "--quiet"])
+    capsys.readouterr()
+    uci_benchmark.main([*common, "--results", str(tmp_path / "two"), "--workers", "2"])
+    progress = capsys.readouterr().err
+    assert "4 splits to run in 2 processes" in progress and "energy split 1: {'rmse'" in progress
+    for name in ("yacht", "energy"):
+        one = json.loads((tmp_path / "one" / f"{name}.json").read_text())
+        two = json.loads((tmp_path / "two" / f"{name}.json").read_text())
+        strip = lambda parts: [{k: v for k, v in p.items() if k != "train_seconds"} for p in parts]  # noqa: E731
+        assert two["n_splits"] == 2 and strip(two["per_split"]) == strip(one["per_split"])
+    # a split that fails in a worker stops the run with its error
+    (tmp_path / "data" / "yacht" / "data.txt").write_text("1 2 3\n4 5\n")
+    with pytest.raises(FblitzValueError, match="expected 3 cells"):
+        uci_benchmark.main([*common, "--results", str(tmp_path / "three"), "--workers", "2", "--quiet"])
+    with pytest.raises(FblitzValueError, match="has no concrete/ directory"):  # before any process starts
+        uci_benchmark.main([*common[:4], "--datasets", "concrete", "--results", str(tmp_path), "--workers", "2"])
+
+
 def test_differences_name_every_changed_or_missing_score():
     saved = {"rmse": 1.0, "log_likelihood": -2.0, "train_seconds": 5.0, "df": 3.0}
     assert uci_benchmark.differences(saved, dict(saved, train_seconds=9.0)) == []

@@ -4,9 +4,10 @@
 runs :mod:`fblitz.experiments.uci` with its defaults (the recommended recipe) on
 Boston (built in) and on the ``concrete``, ``energy``, ``yacht`` and
 ``wine-quality-red`` benchmark directories under ``--data-root``, one split at a
-time. Each finished split is saved as JSON under ``--results`` (so an
-interrupted run resumes where it stopped, and two processes can share a run
-with ``--first-split``/``--n-splits``); each data set's summary goes to
+time, or ``--workers N`` splits at a time in N single-thread processes
+(:mod:`fblitz.experiments.uci_jobs`; the same scores either way). Each finished
+split is saved as JSON under ``--results`` (so an interrupted run resumes where
+it stopped); each data set's summary goes to
 ``RESULTS/<name>.json``. The markdown table is then written between the
 markers ``<!-- uci-results:start -->`` and ``<!-- uci-results:end -->`` of every
 ``--page`` (README.md and docs/guides/uci-benchmark.md by default), and the
@@ -18,8 +19,8 @@ of the pages that have those markers.
 today's code gives other scores (a resumed run mixes splits of the code that ran
 each; training is chaotic enough that a change in floating-point rounding moves
 a split's scores).
-Progress: one line (or a bar, on a terminal) per split to train, and the
-runner's training progress; ``--quiet`` turns both off.
+Progress: one line (or a bar, on a terminal) per split to train, and, in one
+process, the runner's training progress; ``--quiet`` turns both off.
 """
 
 from __future__ import annotations
@@ -39,28 +40,11 @@ from fblitz._argtypes import integer
 from fblitz._task_progress import TaskProgress
 from fblitz.errors import FblitzValueError
 from fblitz.experiments import uci
+from fblitz.experiments.uci_jobs import run_arguments, run_in_processes, run_split, split_path, write_atomically
 from fblitz.experiments.uci_table import render_table, update_page
 
 DATASETS = ("boston", "concrete", "energy", "yacht", "wine-quality-red")
 DEFAULT_PAGES = ("README.md", "docs/guides/uci-benchmark.md")
-
-
-def _data_arguments(name: str, data_root: pathlib.Path) -> list[str]:
-    if name == "boston":
-        return ["--dataset", "boston"]
-    directory = data_root / name
-    if not directory.is_dir():
-        raise FblitzValueError(f"--data-root {data_root} has no {name}/ directory (data.txt, index_*.txt)")
-    return ["--data", str(directory)]
-
-
-def _split_path(results: pathlib.Path, name: str, k: int) -> pathlib.Path:
-    return results / "splits" / name / f"split_{k:02d}.json"
-
-
-def _run_arguments(name: str, data_root: pathlib.Path, extra: list[str]) -> list[str]:
-    """The runner's arguments for every split of ``name`` (the split number is added per split)."""
-    return [*_data_arguments(name, data_root), "--n-splits", "1", "--json", *extra]
 
 
 def _config_of(extra: list[str]) -> dict:
@@ -73,17 +57,10 @@ def _matches(saved: dict, extra: list[str], config: dict) -> bool:
     return saved.get("runner_args") == extra and saved.get("config") == config
 
 
-def _write_atomically(path: pathlib.Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial")
-    partial.write_text(text)
-    partial.replace(path)
-
-
 def _to_run(name: str, results: pathlib.Path, splits: range, extra: list[str]) -> list[int]:
     """The splits of ``name`` in ``splits`` with no saved result of this configuration."""
     config = _config_of(extra)
-    saved = [_split_path(results, name, k) for k in splits]
+    saved = [split_path(results, name, k) for k in splits]
     return [
         k
         for k, path in zip(splits, saved)
@@ -99,19 +76,54 @@ def run_dataset(
     extra: list[str],
     tasks: TaskProgress | None = None,
 ) -> None:
-    """Run (or resume) splits ``splits`` of data set ``name``, one JSON file per split.
+    """Run (or resume) splits ``splits`` of data set ``name`` in this process, one JSON file per split.
 
     ``tasks`` names each split as it starts and counts it when done (its
     display off: the runner's training progress is off too).
     """
     tasks = TaskProgress(len(splits), "UCI splits", enabled=False) if tasks is None else tasks
-    arguments = [*_run_arguments(name, data_root, extra), *([] if tasks.enabled else ["--quiet"])]
     for k in _to_run(name, results, splits, extra):
         tasks.start(f"{name} split {k}")
-        summary = uci.main([*arguments, "--first-split", str(k)])
-        _write_atomically(_split_path(results, name, k), json.dumps({"runner_args": extra, **summary}, indent=1))
-        tasks.write(f"{name} split {k}: {summary['per_split'][0]}")
+        scores = run_split(name, data_root, results, k, extra, quiet=not tasks.enabled)
+        tasks.write(f"{name} split {k}: {scores}")
         tasks.done()
+
+
+def run_all(
+    names: list[str],
+    data_root: pathlib.Path,
+    results: pathlib.Path,
+    splits: range,
+    extra: list[str],
+    *,
+    workers: int = 1,
+    quiet: bool = False,
+) -> None:
+    """Run (or resume) ``splits`` of every data set of ``names``, then save each data set's merged summary.
+
+    With ``workers`` > 1 the missing splits run in that many single-thread
+    processes (a line as each finishes; no training progress), else one after
+    the other in this process.
+    """
+    jobs = [(name, k) for name in names for k in _to_run(name, results, splits, extra)]
+    with TaskProgress(len(jobs), "UCI splits", enabled=not quiet, out=sys.stderr) as tasks:
+        if workers > 1 and jobs:
+            if not quiet:
+                print(f"{len(jobs)} splits to run in {workers} processes", file=sys.stderr, flush=True)
+
+            def finished(name: str, k: int, scores: dict) -> None:
+                tasks.write(f"{name} split {k}: {scores}")
+                tasks.done()
+
+            run_in_processes(jobs, data_root, results, extra, workers, finished)
+        else:
+            for name in names:
+                # torch.compile keeps every shape it compiled the training step for; a fresh cache per data
+                # set stays under its recompile limit (past it, steps silently run eagerly, ~5x slower)
+                torch._dynamo.reset()
+                run_dataset(name, data_root, results, splits, extra, tasks)
+    for name in names:
+        write_atomically(results / f"{name}.json", json.dumps(merge_dataset(name, results, extra), indent=1))
 
 
 def merge_dataset(name: str, results: pathlib.Path, extra: list[str]) -> dict:
@@ -166,7 +178,7 @@ def verify_split(name: str, data_root: pathlib.Path, results: pathlib.Path, k: i
         FblitzValueError: no split ``k`` of ``name`` is saved under ``results``,
             or it was run with other runner arguments or defaults.
     """
-    path = _split_path(results, name, k)
+    path = split_path(results, name, k)
     if not path.exists():
         raise FblitzValueError(f"--verify-split {k}: no saved split of {name} at {path}")
     saved = json.loads(path.read_text())
@@ -176,7 +188,7 @@ def verify_split(name: str, data_root: pathlib.Path, results: pathlib.Path, k: i
             f"(runner_args {saved.get('runner_args')}, now {extra}); there is nothing to compare"
         )
     with contextlib.redirect_stdout(io.StringIO()):  # the runner's JSON; the comparison is the output
-        summary = uci.main([*_run_arguments(name, data_root, extra), "--quiet", "--first-split", str(k)])
+        summary = uci.main([*run_arguments(name, data_root, extra), "--quiet", "--first-split", str(k)])
     return differences(saved["per_split"][0], summary["per_split"][0])
 
 
@@ -221,6 +233,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         metavar="K",
         help="rerun saved split K of each data set and fail when this code gives other scores",
     )
+    parser.add_argument(
+        "--workers", type=integer(1), default=1, help="run the splits in this many single-thread processes"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress display on stderr")
     parser.add_argument(
         "--runner-args", default="", help="extra arguments for every run of the runner, e.g. '--epochs 500'"
@@ -240,18 +255,9 @@ def main(argv=None) -> str:
         extra = shlex.split(args.runner_args)
         return verify(names, pathlib.Path(args.data_root), results, args.verify_split, extra, quiet=args.quiet)
     if not args.render_only:
-        data_root = pathlib.Path(args.data_root)
-        extra = shlex.split(args.runner_args)
         splits = range(first, first + count)
-        total = sum(len(_to_run(name, results, splits, extra)) for name in names)
-        with TaskProgress(total, "UCI splits", enabled=not args.quiet, out=sys.stderr) as tasks:
-            for name in names:
-                # torch.compile keeps every shape it compiled the training step for; a fresh cache per data
-                # set stays under its recompile limit (past it, steps silently run eagerly, ~5x slower)
-                torch._dynamo.reset()
-                run_dataset(name, data_root, results, splits, extra, tasks)
-                summary = merge_dataset(name, results, extra)
-                _write_atomically(results / f"{name}.json", json.dumps(summary, indent=1))
+        extra = shlex.split(args.runner_args)
+        run_all(names, pathlib.Path(args.data_root), results, splits, extra, workers=args.workers, quiet=args.quiet)
     summaries = {}
     for name in DATASETS:
         path = results / f"{name}.json"

@@ -180,6 +180,7 @@ UCI_BENCHMARK = {
     "verify-negative": (["--verify-split", "-1"], "--verify-split", ">= 0"),
     "verify-and-render": (["--verify-split", "1", "--render-only"], "--render-only", "not allowed with"),
     "splits-zero": (["--n-splits", "0"], "--n-splits", ">= 1"),
+    "workers-zero": (["--workers", "0"], "--workers", ">= 1"),
 }
 
 
