@@ -40,7 +40,14 @@ from fblitz._argtypes import integer
 from fblitz._task_progress import TaskProgress
 from fblitz.errors import FblitzValueError
 from fblitz.experiments import uci
-from fblitz.experiments.uci_jobs import run_arguments, run_in_processes, run_split, split_path, write_atomically
+from fblitz.experiments.uci_jobs import (
+    data_arguments,
+    run_arguments,
+    run_in_processes,
+    run_split,
+    split_path,
+    write_atomically,
+)
 from fblitz.experiments.uci_table import render_table, update_page
 
 DATASETS = ("boston", "concrete", "energy", "yacht", "wine-quality-red")
@@ -106,6 +113,8 @@ def run_all(
     the other in this process.
     """
     jobs = [(name, k) for name in names for k in _to_run(name, results, splits, extra)]
+    for name in {name for name, _ in jobs}:
+        data_arguments(name, data_root)  # a missing data set stops the run before any split runs
     with TaskProgress(len(jobs), "UCI splits", enabled=not quiet, out=sys.stderr) as tasks:
         if workers > 1 and jobs:
             if not quiet:

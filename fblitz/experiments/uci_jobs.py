@@ -91,8 +91,6 @@ def run_in_processes(
     ``finished(name, k, scores)`` is called in this process as each split is saved.
     The first split that fails cancels the ones not started and raises its error here.
     """
-    for name in {name for name, _ in jobs}:
-        data_arguments(name, data_root)  # a missing data set stops the run before any process starts
     context = multiprocessing.get_context("spawn")  # no forked copy of this process's torch state
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         pending = {pool.submit(_worker_split, name, data_root, results, k, extra): (name, k) for name, k in jobs}

@@ -10,6 +10,7 @@ puts a table into a page between its markers.
 from __future__ import annotations
 
 import pathlib
+import statistics
 from typing import NamedTuple
 
 from fblitz.errors import FblitzValueError
@@ -65,6 +66,12 @@ def _signed(text: str) -> str:
     return text.replace("-", "−")
 
 
+def _check_known(summaries: dict[str, dict]) -> None:
+    unknown = sorted(set(summaries) - set(PUBLISHED))
+    if unknown:
+        raise FblitzValueError(f"no published rows for {unknown}; known data sets: {sorted(PUBLISHED)}")
+
+
 def fblitz_label(summary: dict) -> str:
     """ "fblitz BBB (runner defaults)", or with the runner arguments the benchmark added."""
     changed = summary.get("runner_args", [])
@@ -92,9 +99,7 @@ def render_table(summaries: dict[str, dict]) -> str:
         summaries: ``{name: summary}`` with the runner's JSON summary of each
             data set run so far (missing data sets get a "not run" row).
     """
-    unknown = sorted(set(summaries) - set(PUBLISHED))
-    if unknown:
-        raise FblitzValueError(f"no published rows for {unknown}; known data sets: {sorted(PUBLISHED)}")
+    _check_known(summaries)
     lines = [HEADER]
     for name, rows in PUBLISHED.items():
         summary = summaries.get(name)
@@ -132,10 +137,8 @@ def _weights_kept(per_split: list[dict]) -> str:
 
 
 def _factor_summary(per_split: list[dict]) -> str:
-    factors = sorted(part["noise_factor"] for part in per_split)
-    middle = len(factors) // 2
-    median = factors[middle] if len(factors) % 2 else (factors[middle - 1] + factors[middle]) / 2
-    return f"{median:.2f} ({factors[0]:.2f}–{factors[-1]:.2f})"
+    factors = [part["noise_factor"] for part in per_split]
+    return f"{statistics.median(factors):.2f} ({min(factors):.2f}–{max(factors):.2f})"
 
 
 def render_calibration(summaries: dict[str, dict]) -> str:
@@ -146,9 +149,7 @@ def render_calibration(summaries: dict[str, dict]) -> str:
     how often each KL weight was kept and the noise factors fitted on the
     held-out training rows.
     """
-    unknown = sorted(set(summaries) - set(PUBLISHED))
-    if unknown:
-        raise FblitzValueError(f"no published rows for {unknown}; known data sets: {sorted(PUBLISHED)}")
+    _check_known(summaries)
     lines = [CALIBRATION_HEADER]
     for name in PUBLISHED:
         summary = summaries.get(name)
