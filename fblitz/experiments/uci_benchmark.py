@@ -42,9 +42,9 @@ from fblitz.errors import FblitzValueError
 from fblitz.experiments import uci
 from fblitz.experiments.uci_jobs import (
     data_arguments,
-    run_arguments,
+    run_and_save,
     run_in_processes,
-    run_split,
+    run_runner,
     split_path,
     write_atomically,
 )
@@ -75,27 +75,6 @@ def _to_run(name: str, results: pathlib.Path, splits: range, extra: list[str]) -
     ]
 
 
-def run_dataset(
-    name: str,
-    data_root: pathlib.Path,
-    results: pathlib.Path,
-    splits: range,
-    extra: list[str],
-    tasks: TaskProgress | None = None,
-) -> None:
-    """Run (or resume) splits ``splits`` of data set ``name`` in this process, one JSON file per split.
-
-    ``tasks`` names each split as it starts and counts it when done (its
-    display off: the runner's training progress is off too).
-    """
-    tasks = TaskProgress(len(splits), "UCI splits", enabled=False) if tasks is None else tasks
-    for k in _to_run(name, results, splits, extra):
-        tasks.start(f"{name} split {k}")
-        scores = run_split(name, data_root, results, k, extra, quiet=not tasks.enabled)
-        tasks.write(f"{name} split {k}: {scores}")
-        tasks.done()
-
-
 def run_all(
     names: list[str],
     data_root: pathlib.Path,
@@ -110,7 +89,8 @@ def run_all(
 
     With ``workers`` > 1 the missing splits run in that many single-thread
     processes (a line as each finishes; no training progress), else one after
-    the other in this process.
+    the other in this process (the runner's training progress unless ``quiet``,
+    its JSON summary of each split on stdout).
     """
     jobs = [(name, k) for name in names for k in _to_run(name, results, splits, extra)]
     for name in {name for name, _ in jobs}:
@@ -126,11 +106,17 @@ def run_all(
 
             run_in_processes(jobs, data_root, results, extra, workers, finished)
         else:
-            for name in names:
-                # torch.compile keeps every shape it compiled the training step for; a fresh cache per data
-                # set stays under its recompile limit (past it, steps silently run eagerly, ~5x slower)
-                torch._dynamo.reset()
-                run_dataset(name, data_root, results, splits, extra, tasks)
+            previous = None
+            for name, k in jobs:
+                if name != previous:
+                    # torch.compile keeps every shape it compiled the training step for; a fresh cache per data
+                    # set stays under its recompile limit (past it, steps silently run eagerly, ~5x slower)
+                    torch._dynamo.reset()
+                    previous = name
+                tasks.start(f"{name} split {k}")
+                scores = run_and_save(name, data_root, results, k, extra, quiet=not tasks.enabled)
+                tasks.write(f"{name} split {k}: {scores}")
+                tasks.done()
     for name in names:
         write_atomically(results / f"{name}.json", json.dumps(merge_dataset(name, results, extra), indent=1))
 
@@ -197,7 +183,7 @@ def verify_split(name: str, data_root: pathlib.Path, results: pathlib.Path, k: i
             f"(runner_args {saved.get('runner_args')}, now {extra}); there is nothing to compare"
         )
     with contextlib.redirect_stdout(io.StringIO()):  # the runner's JSON; the comparison is the output
-        summary = uci.main([*run_arguments(name, data_root, extra), "--quiet", "--first-split", str(k)])
+        summary = run_runner(name, data_root, k, extra)
     return differences(saved["per_split"][0], summary["per_split"][0])
 
 

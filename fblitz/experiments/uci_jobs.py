@@ -52,16 +52,17 @@ def write_atomically(path: pathlib.Path, text: str) -> None:
     partial.replace(path)
 
 
-def run_split(
+def run_runner(name: str, data_root: pathlib.Path, k: int, extra: list[str], *, quiet: bool = True) -> dict:
+    """The runner's summary of split ``k`` of ``name`` (its JSON also on stdout; its training progress on
+    stderr unless ``quiet``)."""
+    return uci.main([*run_arguments(name, data_root, extra), *(["--quiet"] if quiet else []), "--first-split", str(k)])
+
+
+def run_and_save(
     name: str, data_root: pathlib.Path, results: pathlib.Path, k: int, extra: list[str], *, quiet: bool = True
 ) -> dict:
-    """Run split ``k`` of ``name`` with the runner and save it; its scores (the runner's ``per_split`` entry).
-
-    The runner's JSON summary goes to stdout and, unless ``quiet``, its training
-    progress to stderr.
-    """
-    arguments = [*run_arguments(name, data_root, extra), *(["--quiet"] if quiet else []), "--first-split", str(k)]
-    summary = uci.main(arguments)
+    """Run split ``k`` of ``name`` with the runner (:func:`run_runner`) and save it; its scores (``per_split[0]``)."""
+    summary = run_runner(name, data_root, k, extra, quiet=quiet)
     write_atomically(split_path(results, name, k), json.dumps({"runner_args": extra, **summary}, indent=1))
     return summary["per_split"][0]
 
@@ -75,7 +76,7 @@ def _worker_split(name: str, data_root: pathlib.Path, results: pathlib.Path, k: 
         torch._dynamo.reset()  # a fresh compile cache per data set, as the benchmark does in one process
         _compiled_for = name
     with contextlib.redirect_stdout(io.StringIO()):  # the runner's JSON is saved, not printed
-        return run_split(name, data_root, results, k, extra)
+        return run_and_save(name, data_root, results, k, extra)
 
 
 def run_in_processes(

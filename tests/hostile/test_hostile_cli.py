@@ -113,12 +113,6 @@ UCI = {
 }
 
 
-@pytest.mark.parametrize("case", UCI.values(), ids=UCI.keys())
-def test_refuses_uci_option(capsys, case):
-    argv, option, expected = case
-    usage_error(uci.main, argv, capsys, f"argument {option}", expected)
-
-
 def test_refuses_more_splits_than_on_disk(capsys, tmp_path):
     _write_split(tmp_path, 0, range(400), range(400, 506))
     line = usage_error(uci.main, ["--splits", str(tmp_path), "--n-splits", "5"], capsys, "argument --n-splits", "1")
@@ -170,12 +164,6 @@ BENCHMARKS = {
 }
 
 
-@pytest.mark.parametrize("case", BENCHMARKS.values(), ids=BENCHMARKS.keys())
-def test_refuses_benchmark_option(capsys, case):
-    argv, option, expected = case
-    usage_error(benchmarks_run.main, argv, capsys, f"argument {option}", expected)
-
-
 UCI_BENCHMARK = {
     "verify-negative": (["--verify-split", "-1"], "--verify-split", ">= 0"),
     "verify-and-render": (["--verify-split", "1", "--render-only"], "--render-only", "not allowed with"),
@@ -184,10 +172,21 @@ UCI_BENCHMARK = {
 }
 
 
-@pytest.mark.parametrize("case", UCI_BENCHMARK.values(), ids=UCI_BENCHMARK.keys())
-def test_refuses_uci_benchmark_option(capsys, case):
-    argv, option, expected = case
-    usage_error(uci_benchmark.main, argv, capsys, f"argument {option}", expected)
+# program -> its option cases (argv, option, what the message says)
+PROGRAM_OPTIONS = {
+    "uci": (uci.main, UCI),
+    "benchmark": (benchmarks_run.main, BENCHMARKS),
+    "uci_benchmark": (uci_benchmark.main, UCI_BENCHMARK),
+}
+OPTION_CASES = {
+    f"{program}-{case}": (main, *cases[case]) for program, (main, cases) in PROGRAM_OPTIONS.items() for case in cases
+}
+
+
+@pytest.mark.parametrize("case", OPTION_CASES.values(), ids=OPTION_CASES.keys())
+def test_refuses_program_option(capsys, case):
+    main, argv, option, expected = case
+    usage_error(main, argv, capsys, f"argument {option}", expected)
 
 
 @pytest.mark.parametrize(
